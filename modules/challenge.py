@@ -1,0 +1,221 @@
+"""Challenge splits in the RecSys Challenge 2018 protocol: seeds in, held-out tracks kept for scoring.
+
+``split_mpd`` cuts MPD slices into ``train/`` slices, ``challenge_set.json`` (official format) and
+``truth.json``; ``split_store`` does the same cut in memory on a store, which is how later stages carve a
+validation split out of their training data without touching the test split.
+
+A playlist is eligible for a category when it has the category's seeds plus a fair number of held-out tracks
+(``Category.min_tracks``: at least 10, and at least half as many as the seeds). Categories are filled from
+the most demanding down, so long playlists are not used up by the easy categories.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import shutil
+import tempfile
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import orjson
+
+from modules.mpd import find_slices, read_slice, write_challenge, write_slice
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Category:
+    """One of the ten official challenge categories."""
+
+    name: str
+    seeds: int
+    title: bool
+    random: bool = False
+
+    @property
+    def min_tracks(self) -> int:
+        return self.seeds + max(10, math.ceil(self.seeds / 2))
+
+
+CATEGORIES = (
+    Category("title_only", 0, True),
+    Category("title_first_1", 1, True),
+    Category("title_first_5", 5, True),
+    Category("first_5_no_title", 5, False),
+    Category("title_first_10", 10, True),
+    Category("first_10_no_title", 10, False),
+    Category("title_first_25", 25, True),
+    Category("title_random_25", 25, True, random=True),
+    Category("title_first_100", 100, True),
+    Category("title_random_100", 100, True, random=True),
+)
+CATEGORY_BY_NAME = {c.name: c for c in CATEGORIES}
+
+
+class SplitError(ValueError):
+    """The data cannot give the split asked for."""
+
+
+def assign_categories(pids, num_tracks, has_title, per_category: int, seed: int = 0,
+                      categories=CATEGORIES) -> dict[int, Category]:
+    """Choose ``per_category`` test playlists for each category; returns ``{pid: category}``.
+
+    Deterministic for the same inputs and ``seed``.
+    """
+    if per_category < 1:
+        raise SplitError(f"--per-category must be at least 1 (got {per_category}).")
+    pids = np.asarray(pids, dtype=np.int64)
+    order = np.argsort(pids, kind="stable")
+    pids, num_tracks, has_title = pids[order], np.asarray(num_tracks)[order], np.asarray(has_title)[order]
+    rng = np.random.default_rng(np.random.SeedSequence([seed, 2018]))
+    taken = np.zeros(len(pids), dtype=bool)
+    chosen: dict[int, Category] = {}
+    for cat in sorted(categories, key=lambda c: (-c.min_tracks, c.name)):
+        ok = (num_tracks >= cat.min_tracks) & ~taken
+        if cat.title:
+            ok &= has_title
+        eligible = np.flatnonzero(ok)
+        if len(eligible) < per_category:
+            raise SplitError(
+                f"category {cat.name} needs {per_category} playlists with at least {cat.min_tracks} tracks"
+                f"{' and a title' if cat.title else ''}; only {len(eligible)} are left. "
+                "Lower --per-category or use more playlists (e.g. a larger world).")
+        pick = np.sort(rng.choice(eligible, size=per_category, replace=False))
+        taken[pick] = True
+        for i in pick:
+            chosen[int(pids[i])] = cat
+    return chosen
+
+
+def cut_playlist(n_tracks: int, cat: Category, pid: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Positions of the seed tracks and of the held-out tracks of one playlist."""
+    positions = np.arange(n_tracks)
+    if cat.random:
+        rng = np.random.default_rng(np.random.SeedSequence([seed, pid, 25]))
+        seeds = np.sort(rng.choice(n_tracks, size=cat.seeds, replace=False))
+    else:
+        seeds = positions[: cat.seeds]
+    held = np.setdiff1d(positions, seeds, assume_unique=True)
+    return seeds, held
+
+
+def _challenge_entry(pl: dict, cat: Category, seed: int) -> tuple[dict, dict]:
+    tracks = pl["tracks"]
+    seeds, held = cut_playlist(len(tracks), cat, pl["pid"], seed)
+    entry = {"pid": pl["pid"]}
+    if cat.title and pl.get("name"):
+        entry["name"] = pl["name"]
+    entry.update({"num_tracks": len(tracks), "num_samples": len(seeds), "num_holdouts": len(held),
+                  "tracks": [dict(tracks[i], pos=int(i)) for i in seeds]})
+    truth = {"category": cat.name, "tracks": [tracks[i]["track_uri"] for i in held],
+             "artists": [str(tracks[i].get("artist_name") or "") for i in held]}
+    return entry, truth
+
+
+def _order(entries: list[dict], truth: dict) -> list[dict]:
+    rank = {c.name: i for i, c in enumerate(CATEGORIES)}
+    return sorted(entries, key=lambda e: (rank.get(truth[str(e["pid"])]["category"], 99), e["pid"]))
+
+
+def split_mpd(mpd_path: str | Path, out: str | Path, *, per_category: int = 100, seed: int = 0,
+              categories=CATEGORIES) -> dict:
+    """Split MPD slices into ``out/train/``, ``out/challenge_set.json``, ``out/truth.json`` and
+    ``out/track_artists.json`` (track URI → artist name, for the artist-credit R-precision).
+
+    Two streaming passes over the slices; the output directory is replaced only when all is written.
+    Returns a summary with the number of test playlists per category.
+    """
+    files = find_slices(mpd_path)
+    pids, lengths, titled = [], [], []
+    newest = 0
+    for f in files:
+        _, playlists = read_slice(f)
+        for pl in playlists:
+            pids.append(pl["pid"])
+            lengths.append(len(pl["tracks"]))
+            titled.append(bool((pl.get("name") or "").strip()))
+            newest = max(newest, int(pl.get("modified_at") or 0))
+    chosen = assign_categories(pids, lengths, titled, per_category, seed, categories)
+
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    tmp.chmod(0o755)
+    try:
+        (tmp / "train").mkdir()
+        entries, truth, artists = [], {}, {}
+        n_train = 0
+        for f in files:
+            info, playlists = read_slice(f)
+            keep = []
+            for pl in playlists:
+                for t in pl["tracks"]:
+                    artists.setdefault(t["track_uri"], str(t.get("artist_name") or ""))
+                cat = chosen.get(pl["pid"])
+                if cat is None:
+                    keep.append(pl)
+                    continue
+                entry, t = _challenge_entry(pl, cat, seed)
+                entries.append(entry)
+                truth[str(pl["pid"])] = t
+            n_train += len(keep)
+            write_slice(tmp / "train" / f.name, dict(info, split=f"train (seed {seed})"), keep)
+        doc = {"date": datetime.fromtimestamp(newest, timezone.utc).strftime("%Y-%m-%d %H:%M:%S"),
+               "version": f"split-v1 seed={seed} per_category={per_category}",
+               "playlists": _order(entries, truth)}
+        write_challenge(tmp / "challenge_set.json", doc)
+        (tmp / "truth.json").write_bytes(orjson.dumps(truth))
+        (tmp / "track_artists.json").write_bytes(orjson.dumps(artists, option=orjson.OPT_SORT_KEYS))
+        if out.exists():
+            shutil.rmtree(out)
+        tmp.rename(out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    per_cat = {c.name: sum(1 for v in truth.values() if v["category"] == c.name) for c in categories}
+    return {"train_playlists": n_train, "test_playlists": len(truth), "per_category": per_cat}
+
+
+@dataclass
+class Split:
+    """An in-memory split of a store: training pids, a challenge set and its truth."""
+
+    train_pids: np.ndarray
+    challenge: dict
+    truth: dict
+
+
+def split_store(store, *, per_category: int, seed: int = 0, categories=CATEGORIES,
+                pids=None) -> Split:
+    """The same cut as ``split_mpd`` over a ``PlaylistStore`` (optionally restricted to ``pids``).
+
+    Later stages use it to carve validation playlists from their training data.
+    """
+    pl = store.playlists
+    if pids is not None:
+        pl = pl.loc[pl["pid"].isin(np.asarray(pids))]
+    names = pl["name"].fillna("").astype(str).str.strip()
+    chosen = assign_categories(pl["pid"].to_numpy(), pl["num_tracks"].to_numpy(), (names != "").to_numpy(),
+                               per_category, seed, categories)
+    test_pids = np.array(sorted(chosen), dtype=np.int64)
+    entries_df = store.playlist_tracks
+    entries_df = entries_df.loc[entries_df["pid"].isin(test_pids)].sort_values(["pid", "pos"], kind="stable")
+    meta = store.tracks.set_index("track_uri")
+    name_of = dict(zip(pl["pid"].tolist(), pl["name"].tolist()))
+    entries, truth = [], {}
+    for pid, group in entries_df.groupby("pid", sort=True):
+        uris = group["track_uri"].tolist()
+        tr = [{"track_uri": u, "artist_name": a, "artist_uri": au, "album_uri": alb, "track_name": tn}
+              for u, a, au, alb, tn in zip(uris, meta.loc[uris, "artist_name"], meta.loc[uris, "artist_uri"],
+                                           meta.loc[uris, "album_uri"], meta.loc[uris, "track_name"])]
+        entry, t = _challenge_entry({"pid": int(pid), "name": name_of.get(pid), "tracks": tr}, chosen[int(pid)], seed)
+        entries.append(entry)
+        truth[str(int(pid))] = t
+    train = np.setdiff1d(pl["pid"].to_numpy(), test_pids)
+    doc = {"date": "", "version": f"split-v1 seed={seed} per_category={per_category}",
+           "playlists": _order(entries, truth)}
+    return Split(train, doc, truth)

@@ -1,0 +1,296 @@
+"""The playlist store: MPD slices ingested once into Parquet, read fast by every later stage.
+
+Layout of a store directory::
+
+    store.json            format, source files and sizes, fingerprint, counts
+    playlists.parquet     pid, name, collaborative, modified_at, num_* fields, duration_ms, description
+    playlist_tracks.parquet   pid, pos, track_uri (one row per playlist entry, in slice order)
+    tracks.parquet        track_uri, track_name, artist_uri, artist_name, album_uri, album_name,
+                          duration_ms, count (number of playlist entries)
+
+Ingest streams slice by slice: playlist rows go to Parquet as each slice is read; only the table of unique
+tracks grows with the data (it is bounded by the catalog, not by the number of slices). The store is
+written to a temporary sibling directory and renamed into place at the end, so a failure leaves either the
+previous store or nothing.
+"""
+
+from __future__ import annotations
+
+import atexit
+import hashlib
+import logging
+import os
+import shutil
+import tempfile
+import time
+from collections import Counter
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+import orjson
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+from scipy import sparse
+from tqdm import tqdm
+
+from modules import __version__
+from modules.mpd import MPDFormatError, find_slices, read_slice
+
+log = logging.getLogger(__name__)
+
+STORE_FORMAT = "playlist-store/1"
+MANIFEST = "store.json"
+
+PLAYLIST_SCHEMA = pa.schema([
+    ("pid", pa.int64()), ("name", pa.string()), ("collaborative", pa.bool_()), ("modified_at", pa.int64()),
+    ("num_tracks", pa.int32()), ("num_albums", pa.int32()), ("num_followers", pa.int32()),
+    ("num_edits", pa.int32()), ("duration_ms", pa.int64()), ("num_artists", pa.int32()),
+    ("description", pa.string()),
+])
+ENTRY_SCHEMA = pa.schema([("pid", pa.int64()), ("pos", pa.int32()), ("track_uri", pa.string())])
+TRACK_COLUMNS = ("track_name", "artist_uri", "artist_name", "album_uri", "album_name", "duration_ms")
+
+
+class StoreError(ValueError):
+    """A path that is not a usable playlist store."""
+
+
+def _int(v, default=0):
+    try:
+        return int(v) if v is not None else default
+    except (TypeError, ValueError):
+        return default
+
+
+def _slice_columns(playlists: list[dict], tracks: dict) -> tuple[pa.Table, pa.Table, int]:
+    """Columns of one validated slice; new tracks are added to ``tracks``. Returns (playlists, entries, n)."""
+    cols = {name: [] for name in PLAYLIST_SCHEMA.names}
+    e_pid, e_pos, e_uri = [], [], []
+    for pl in playlists:
+        pid = pl["pid"]
+        tr = pl["tracks"]
+        cols["pid"].append(pid)
+        cols["name"].append(pl.get("name"))
+        cols["collaborative"].append(str(pl.get("collaborative", "false")).lower() == "true")
+        cols["modified_at"].append(_int(pl.get("modified_at")))
+        cols["num_tracks"].append(len(tr))
+        cols["num_albums"].append(_int(pl.get("num_albums"), len({t["album_uri"] for t in tr})))
+        cols["num_followers"].append(_int(pl.get("num_followers"), 1))
+        cols["num_edits"].append(_int(pl.get("num_edits"), 1))
+        cols["duration_ms"].append(_int(pl.get("duration_ms")))
+        cols["num_artists"].append(_int(pl.get("num_artists"), len({t["artist_uri"] for t in tr})))
+        cols["description"].append(pl.get("description"))
+        n = len(tr)
+        e_pid.extend([pid] * n)
+        e_pos.extend(range(n))  # order in the file is the playlist order, whatever `pos` says
+        for t in tr:
+            uri = t["track_uri"]
+            e_uri.append(uri)
+            if uri not in tracks:
+                tracks[uri] = (str(t.get("track_name") or ""), t["artist_uri"], str(t.get("artist_name") or ""),
+                               t["album_uri"], str(t.get("album_name") or ""), _int(t.get("duration_ms")))
+    ptab = pa.table(cols, schema=PLAYLIST_SCHEMA)
+    etab = pa.table({"pid": e_pid, "pos": e_pos, "track_uri": e_uri}, schema=ENTRY_SCHEMA)
+    return ptab, etab, len(e_uri)
+
+
+def _fingerprint(files: list[Path]) -> str:
+    h = hashlib.sha256()
+    for f in files:
+        st = f.stat()
+        h.update(f"{f.name}\0{st.st_size}\0".encode())
+        with open(f, "rb") as fh:  # head and tail: cheap, and catches edits that keep the size
+            h.update(fh.read(65536))
+            if st.st_size > 65536:
+                fh.seek(-65536, os.SEEK_END)
+                h.update(fh.read(65536))
+    return h.hexdigest()[:16]
+
+
+def ingest(mpd_path: str | Path, out: str | Path, *, show_progress: bool = True) -> dict:
+    """Ingest every ``mpd.slice.*.json`` under ``mpd_path`` (or one slice file) into a store at ``out``.
+
+    Returns the summary written into ``store.json`` (counts, seconds, MB/s).
+
+    Raises
+    ------
+    MPDFormatError
+        For a malformed slice, naming the file, playlist and field; ``out`` is left as it was.
+    StoreError
+        When ``out`` exists and is neither empty nor a store (nothing is overwritten).
+    """
+    t0 = time.perf_counter()
+    files = find_slices(mpd_path)
+    out = Path(out)
+    if out.exists() and any(out.iterdir()) and not (out / MANIFEST).exists():
+        raise StoreError(f"{out} exists and is not a playlist store; choose an empty or new --out directory.")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    tmp.chmod(0o755)
+    tracks: dict[str, tuple] = {}
+    counts: Counter = Counter()
+    n_playlists = n_entries = n_bytes = 0
+    seen_pids: set[int] = set()
+    try:
+        pw = pq.ParquetWriter(tmp / "playlists.parquet", PLAYLIST_SCHEMA)
+        ew = pq.ParquetWriter(tmp / "playlist_tracks.parquet", ENTRY_SCHEMA, use_dictionary=["track_uri"])
+        bar = tqdm(files, unit="slice", desc="ingest", disable=not show_progress or len(files) < 2)
+        for f in bar:
+            n_bytes += f.stat().st_size
+            _, playlists = read_slice(f)
+            for i, pl in enumerate(playlists):
+                if pl["pid"] in seen_pids:
+                    raise MPDFormatError(f, "appears in an earlier slice too", index=i, pid=pl["pid"], field="pid")
+                seen_pids.add(pl["pid"])
+            ptab, etab, n = _slice_columns(playlists, tracks)
+            counts.update(etab.column("track_uri").to_pylist())
+            pw.write_table(ptab)
+            ew.write_table(etab)
+            n_playlists += ptab.num_rows
+            n_entries += n
+            bar.set_postfix(playlists=n_playlists)
+        pw.close()
+        ew.close()
+        uris = sorted(tracks)
+        tcols = list(zip(*(tracks[u] for u in uris))) if uris else [[] for _ in TRACK_COLUMNS]
+        ttab = pa.table({"track_uri": uris, **{c: list(v) for c, v in zip(TRACK_COLUMNS, tcols)},
+                         "count": [counts[u] for u in uris]})
+        pq.write_table(ttab, tmp / "tracks.parquet")
+        seconds = time.perf_counter() - t0
+        summary = {
+            "format": STORE_FORMAT, "created_with": __version__, "fingerprint": _fingerprint(files),
+            "source": [{"file": f.name, "bytes": f.stat().st_size} for f in files],
+            "playlists": n_playlists, "tracks": n_entries, "unique_tracks": len(uris),
+            "unique_artists": len(set(ttab.column("artist_uri").to_pylist())),
+            "unique_albums": len(set(ttab.column("album_uri").to_pylist())),
+            "seconds": round(seconds, 3), "mb_per_s": round(n_bytes / 1e6 / max(seconds, 1e-9), 1),
+            "json_bytes": n_bytes,
+        }
+        (tmp / MANIFEST).write_bytes(orjson.dumps(summary, option=orjson.OPT_INDENT_2))
+        _swap_into_place(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return summary
+
+
+def _swap_into_place(tmp: Path, out: Path) -> None:
+    if out.exists():
+        old = out.with_name(f".{out.name}.old-{os.getpid()}")
+        out.rename(old)
+        tmp.rename(out)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        tmp.rename(out)
+
+
+@dataclass
+class Interactions:
+    """Playlists × tracks as a sparse 0/1 matrix with its index maps.
+
+    ``matrix`` is CSR float32 of shape ``[n_playlists, n_tracks]``; row ``i`` is ``pids[i]``, column ``j`` is
+    ``track_uris[j]`` (sorted, so the same data always gives the same columns).
+    """
+
+    matrix: sparse.csr_matrix
+    pids: np.ndarray
+    track_uris: np.ndarray
+
+    @cached_property
+    def track_index(self) -> dict[str, int]:
+        return {u: i for i, u in enumerate(self.track_uris.tolist())}
+
+
+class PlaylistStore:
+    """Read access to a store written by ``ingest``; tables load lazily as pandas frames."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        manifest = self.path / MANIFEST
+        if not manifest.exists():
+            raise StoreError(f"{self.path} is not a playlist store (no {MANIFEST}); "
+                             f"create one with: python -m modules ingest MPD_DIR --out {self.path}")
+        self.manifest = orjson.loads(manifest.read_bytes())
+        if self.manifest.get("format") != STORE_FORMAT:
+            raise StoreError(f"{self.path} has store format {self.manifest.get('format')!r}, this code reads "
+                             f"{STORE_FORMAT!r}; re-run ingest.")
+
+    @cached_property
+    def playlists(self) -> pd.DataFrame:
+        return pd.read_parquet(self.path / "playlists.parquet")
+
+    @cached_property
+    def playlist_tracks(self) -> pd.DataFrame:
+        return pd.read_parquet(self.path / "playlist_tracks.parquet")
+
+    @cached_property
+    def tracks(self) -> pd.DataFrame:
+        return pd.read_parquet(self.path / "tracks.parquet")
+
+    @property
+    def fingerprint(self) -> str:
+        return self.manifest["fingerprint"]
+
+    def interactions(self, pids=None) -> Interactions:
+        """The playlist × track matrix, over all tracks of the store, for all playlists or the given pids."""
+        entries = self.playlist_tracks
+        uris = self.tracks["track_uri"].to_numpy()
+        if pids is not None:
+            entries = entries.loc[entries["pid"].isin(np.asarray(pids))]
+        row_pids, rows = np.unique(entries["pid"].to_numpy(), return_inverse=True)
+        cols = np.searchsorted(uris, entries["track_uri"].to_numpy())
+        m = sparse.csr_matrix((np.ones(len(rows), np.float32), (rows, cols)), shape=(len(row_pids), len(uris)))
+        m.sum_duplicates()
+        m.data[:] = 1.0
+        return Interactions(m, row_pids, uris)
+
+    def stats(self) -> dict:
+        """Dataset statistics comparable with the MPD's published ``stats.txt``."""
+        pl, tr = self.playlists, self.tracks
+        lengths = pl["num_tracks"].to_numpy()
+        names = pl["name"].fillna("")
+        normalized = names.str.lower().str.replace(r"[^\w\s]", "", regex=True).str.split().str.join(" ")
+        counts = tr["count"].to_numpy()
+        return {
+            "playlists": int(len(pl)),
+            "tracks": int(lengths.sum()),
+            "unique_tracks": int(len(tr)),
+            "unique_albums": int(tr["album_uri"].nunique()),
+            "unique_artists": int(tr["artist_uri"].nunique()),
+            "unique_titles": int(names.nunique()),
+            "unique_normalized_titles": int(normalized.nunique()),
+            "playlists_with_descriptions": int(pl["description"].notna().sum()),
+            "avg_playlist_length": float(lengths.mean()) if len(lengths) else 0.0,
+            "median_playlist_length": float(np.median(lengths)) if len(lengths) else 0.0,
+            "avg_artists_per_playlist": float(pl["num_artists"].mean()) if len(pl) else 0.0,
+            "avg_albums_per_playlist": float(pl["num_albums"].mean()) if len(pl) else 0.0,
+            "share_tracks_seen_once": float((counts == 1).mean()) if len(counts) else 0.0,
+            "share_entries_top_1pct_tracks": _top_share(counts, 0.01),
+            "top_titles": normalized.value_counts().head(20).to_dict(),
+        }
+
+
+def _top_share(counts: np.ndarray, frac: float) -> float:
+    if len(counts) == 0:
+        return 0.0
+    k = max(1, int(len(counts) * frac))
+    return float(np.sort(counts)[::-1][:k].sum() / counts.sum())
+
+
+_TEMP_STORES: list[Path] = []
+
+
+def open_store(path: str | Path, *, show_progress: bool = False) -> PlaylistStore:
+    """A store from a store directory, or from MPD slices (ingested into a temporary store for this process)."""
+    path = Path(path)
+    if (path / MANIFEST).exists():
+        return PlaylistStore(path)
+    tmp = Path(tempfile.mkdtemp(prefix="playlist-store-"))
+    if not _TEMP_STORES:
+        atexit.register(lambda: [shutil.rmtree(p, ignore_errors=True) for p in _TEMP_STORES])
+    _TEMP_STORES.append(tmp)
+    ingest(path, tmp / "store", show_progress=show_progress)
+    return PlaylistStore(tmp / "store")

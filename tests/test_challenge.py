@@ -1,0 +1,71 @@
+"""Challenge split: official format, ten categories, no leakage, deterministic."""
+
+import orjson
+import pytest
+
+from modules.challenge import CATEGORIES, CATEGORY_BY_NAME, SplitError, split_mpd, split_store
+from modules.mpd import find_slices, read_challenge
+
+
+def _all(path):
+    return {p["pid"]: p for f in find_slices(path) for p in orjson.loads(f.read_bytes())["playlists"]}
+
+
+def test_split_format_and_no_leakage(world_dir, split_dir):
+    full = _all(world_dir)
+    train = _all(split_dir / "train")
+    challenge = read_challenge(split_dir / "challenge_set.json")
+    truth = orjson.loads((split_dir / "truth.json").read_bytes())
+    test_pids = {p["pid"] for p in challenge["playlists"]}
+    assert len(test_pids) == 50 == len(truth)
+    assert not test_pids & set(train)
+    assert test_pids | set(train) == set(full)
+    assert [f.name for f in find_slices(split_dir / "train")] == [f.name for f in find_slices(world_dir)]
+    assert {"date", "version", "playlists"} <= set(challenge)
+    per_cat = {}
+    for p in challenge["playlists"]:
+        t = truth[str(p["pid"])]
+        cat = CATEGORY_BY_NAME[t["category"]]
+        per_cat[cat.name] = per_cat.get(cat.name, 0) + 1
+        orig = full[p["pid"]]["tracks"]
+        assert ("name" in p) == cat.title
+        assert p["num_samples"] == len(p["tracks"]) == cat.seeds
+        assert p["num_holdouts"] == len(t["tracks"]) == len(orig) - cat.seeds
+        assert p["num_tracks"] == len(orig) >= cat.min_tracks
+        seeds = [s["track_uri"] for s in p["tracks"]]
+        held = set(t["tracks"])
+        assert not held & set(seeds)
+        assert held | set(seeds) == {x["track_uri"] for x in orig}
+        assert t["artists"] == [x["artist_name"] for x in orig if x["track_uri"] in held]
+        if not cat.random:
+            assert seeds == [x["track_uri"] for x in orig[: cat.seeds]]
+            assert [s["pos"] for s in p["tracks"]] == list(range(cat.seeds))
+        else:
+            assert [s["track_uri"] for s in p["tracks"]] == [orig[s["pos"]]["track_uri"] for s in p["tracks"]]
+    assert per_cat == {c.name: 5 for c in CATEGORIES}
+    assert any(s["pos"] >= 25 for p in challenge["playlists"] if truth[str(p["pid"])]["category"] ==
+               "title_random_25" for s in p["tracks"])
+    artists = orjson.loads((split_dir / "track_artists.json").read_bytes())
+    assert all(artists[x["track_uri"]] == x["artist_name"] for p in full.values() for x in p["tracks"])
+
+
+def test_split_is_deterministic_and_seed_dependent(world_dir, split_dir, tmp_path):
+    split_mpd(world_dir, tmp_path / "again", per_category=5, seed=0)
+    for name in ("challenge_set.json", "truth.json"):
+        assert (tmp_path / "again" / name).read_bytes() == (split_dir / name).read_bytes()
+    split_mpd(world_dir, tmp_path / "other", per_category=5, seed=1)
+    assert (tmp_path / "other" / "truth.json").read_bytes() != (split_dir / "truth.json").read_bytes()
+
+
+def test_split_store_cuts_like_split_mpd(store, split_dir):
+    s = split_store(store, per_category=5, seed=0)
+    truth = orjson.loads((split_dir / "truth.json").read_bytes())
+    assert s.truth == truth
+    assert len(s.train_pids) == 400 - 50
+    assert not set(s.train_pids) & {int(p) for p in truth}
+
+
+def test_too_few_playlists_says_what_to_do(world_dir, tmp_path):
+    with pytest.raises(SplitError, match="title_first_100 needs 40 playlists with at least 150 tracks.*Lower"):
+        split_mpd(world_dir, tmp_path / "x", per_category=40)
+    assert not (tmp_path / "x").exists()
