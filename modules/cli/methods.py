@@ -1,0 +1,53 @@
+"""``submit``: fit any recommender on training playlists and write an official submission."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    from modules.methods import METHODS
+
+    p = sub.add_parser("submit", help="fit a method (baseline or model) and write a challenge submission",
+                       description="Fit METHOD on the training playlists (MPD slices or a store) and write "
+                       "500 recommendations per challenge playlist as an official submission CSV. Score it "
+                       "with `python -m modules evaluate`.")
+    p.add_argument("method", choices=sorted(METHODS), metavar="METHOD",
+                   help="one of: " + ", ".join(sorted(METHODS)))
+    p.add_argument("--train", required=True, type=Path, metavar="MPD_DIR_OR_STORE", help="training playlists")
+    p.add_argument("--challenge", required=True, type=Path, metavar="CHALLENGE.json")
+    p.add_argument("--out", required=True, type=Path, metavar="SUBMISSION.csv")
+    p.add_argument("--params", default="{}", metavar="JSON",
+                   help='constructor parameters as JSON, e.g. \'{"factors": 64}\'')
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.set_defaults(func=cmd_submit)
+
+
+def cmd_submit(args) -> int:
+    from modules.base import recommend_challenge
+    from modules.methods import make_method
+    from modules.mpd import read_challenge
+    from modules.store import open_store
+
+    try:
+        params = json.loads(args.params)
+    except json.JSONDecodeError as err:
+        raise ValueError(f"--params is not valid JSON ({err}): {args.params!r}") from None
+    if not isinstance(params, dict):
+        raise ValueError(f"--params must be a JSON object, got {args.params!r}")
+    params.setdefault("seed", args.seed)
+    challenge = read_challenge(args.challenge)
+    store = open_store(args.train, show_progress=True)
+    rec = make_method(args.method, **params)
+    t0 = time.perf_counter()
+    rec.fit(store)
+    fit_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    rows = recommend_challenge(rec, challenge, args.out)
+    rec_s = time.perf_counter() - t0
+    print(f"submit {args.method}: fit {fit_s:.1f} s, {len(rows)} playlists in {rec_s:.1f} s "
+          f"({1000 * rec_s / max(len(rows), 1):.1f} ms each) -> {args.out}")
+    return 0
