@@ -1,0 +1,118 @@
+"""Quality benchmark: every method side by side on one world split, every number from `modules evaluate`.
+
+    python benchmarks/quality.py --playlists 3000 --per-category 30 --methods popularity,itemknn,als
+    python benchmarks/quality.py --playlists 3000 --per-category 30 --report   # table from saved results
+
+Steps (each cached under data/bench/, rebuilt when missing): world → challenge split → train store; then for
+each method ``python -m modules submit`` (fit on train only) and ``python -m modules evaluate --json``. One
+result file per method lands in benchmarks/results/quality-<playlists>-s<seed>/<method>.json, so methods can
+be run separately and the table assembled afterwards.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from modules.challenge import CATEGORIES  # noqa: E402
+
+PY = sys.executable
+
+
+def run(*args: str) -> subprocess.CompletedProcess:
+    print("$", " ".join(args), flush=True)
+    return subprocess.run(args, cwd=ROOT, check=True, capture_output=True, text=True)
+
+
+def prepare(playlists: int, per_category: int, seed: int) -> Path:
+    base = ROOT / "data" / "bench" / f"world-{playlists}-s{seed}"
+    world, split, store = base / "mpd", base / f"split-{per_category}", base / f"train-store-{per_category}"
+    if not any(world.glob("mpd.slice.*.json")):
+        run(PY, "-m", "modules", "-q", "world", "--playlists", str(playlists), "--seed", str(seed), "--out", str(world),
+            "--jobs", "2")
+    if not (split / "truth.json").exists():
+        run(PY, "-m", "modules", "-q", "challenge", str(world), "--out", str(split), "--per-category",
+            str(per_category), "--seed", str(seed))
+    if not (store / "store.json").exists():
+        run(PY, "-m", "modules", "-q", "ingest", str(split / "train"), "--out", str(store))
+    return base
+
+
+def results_dir(playlists: int, seed: int, per_category: int) -> Path:
+    return ROOT / "benchmarks" / "results" / f"quality-{playlists}-s{seed}-pc{per_category}"
+
+
+def run_method(method: str, base: Path, per_category: int, seed: int, params: str, out_dir: Path,
+               label: str | None = None) -> dict:
+    split, store = base / f"split-{per_category}", base / f"train-store-{per_category}"
+    label = label or method
+    sub = base / f"submission-{label}.csv"
+    t0 = time.perf_counter()
+    fit = run(PY, "-m", "modules", "-q", "submit", method, "--train", str(store), "--challenge",
+              str(split / "challenge_set.json"), "--out", str(sub), "--seed", str(seed), "--params", params)
+    seconds = time.perf_counter() - t0
+    ev = run(PY, "-m", "modules", "evaluate", str(sub), "--truth", str(split / "truth.json"), "--json")
+    result = {"method": method, "label": label, "params": json.loads(params), "seed": seed,
+              "submit_output": fit.stdout.strip(), "wall_seconds": round(seconds, 1),
+              "evaluate_warnings": ev.stderr.strip(), "metrics": json.loads(ev.stdout)}
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / f"{label}.json").write_text(json.dumps(result, indent=2))
+    return result
+
+
+def table(out_dir: Path, order: list[str] | None = None) -> str:
+    results = {p.stem: json.loads(p.read_text()) for p in sorted(out_dir.glob("*.json"))}
+    labels = [m for m in (order or []) if m in results] + sorted(set(results) - set(order or []))
+    lines = ["| method | R-prec | R-prec (artist) | NDCG | clicks | recall@500 |", "|---|---|---|---|---|---|"]
+    for m in labels:
+        a = results[m]["metrics"]["ALL"]
+        lines.append(f"| {m} | {a['r_precision']:.4f} | {a['r_precision_artist']:.4f} | {a['ndcg']:.4f} | "
+                     f"{a['clicks']:.2f} | {a['recall']:.4f} |")
+    lines += ["", "NDCG per category:", "",
+              "| method | " + " | ".join(c.name for c in CATEGORIES) + " |",
+              "|---|" + "---|" * len(CATEGORIES)]
+    for m in labels:
+        met = results[m]["metrics"]
+        lines.append(f"| {m} | " + " | ".join(f"{met[c.name]['ndcg']:.4f}" if c.name in met else "-"
+                                              for c in CATEGORIES) + " |")
+    lines += ["", "R-precision per category:", "",
+              "| method | " + " | ".join(c.name for c in CATEGORIES) + " |",
+              "|---|" + "---|" * len(CATEGORIES)]
+    for m in labels:
+        met = results[m]["metrics"]
+        lines.append(f"| {m} | " + " | ".join(f"{met[c.name]['r_precision']:.4f}" if c.name in met else "-"
+                                              for c in CATEGORIES) + " |")
+    return "\n".join(lines)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--playlists", type=int, default=3000)
+    ap.add_argument("--per-category", type=int, default=30)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--methods", default="", help="comma-separated method names (see `python -m modules submit -h`)")
+    ap.add_argument("--params", default="{}", help="JSON constructor parameters (applies to every method listed)")
+    ap.add_argument("--label", help="name the result file (e.g. als-f128) instead of the method name")
+    ap.add_argument("--report", action="store_true", help="print the markdown table of saved results")
+    args = ap.parse_args()
+    base = prepare(args.playlists, args.per_category, args.seed)
+    out_dir = results_dir(args.playlists, args.seed, args.per_category)
+    for m in [m for m in args.methods.split(",") if m]:
+        r = run_method(m, base, args.per_category, args.seed, args.params, out_dir, args.label)
+        a = r["metrics"]["ALL"]
+        print(f"{r['label']}: NDCG {a['ndcg']:.4f}  R-prec {a['r_precision']:.4f}  clicks {a['clicks']:.2f}  "
+              f"recall@500 {a['recall']:.4f}  ({r['wall_seconds']} s)", flush=True)
+    if args.report:
+        print(table(out_dir))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
