@@ -16,7 +16,7 @@ import math
 import shutil
 import tempfile
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -164,7 +164,7 @@ def split_mpd(mpd_path: str | Path, out: str | Path, *, per_category: int = 100,
                 truth[str(pl["pid"])] = t
             n_train += len(keep)
             write_slice(tmp / "train" / f.name, dict(info, split=f"train (seed {seed})"), keep)
-        doc = {"date": datetime.fromtimestamp(newest, timezone.utc).strftime("%Y-%m-%d %H:%M:%S"),
+        doc = {"date": datetime.fromtimestamp(newest, UTC).strftime("%Y-%m-%d %H:%M:%S"),
                "version": f"split-v1 seed={seed} per_category={per_category}",
                "playlists": _order(entries, truth)}
         write_challenge(tmp / "challenge_set.json", doc)

@@ -65,8 +65,11 @@ def _int(v, default=0):
         return default
 
 
-def _slice_columns(playlists: list[dict], tracks: dict) -> tuple[pa.Table, pa.Table, int]:
-    """Columns of one validated slice; new tracks are added to ``tracks``. Returns (playlists, entries, n)."""
+def _slice_columns(playlists: list[dict], tracks: dict) -> tuple[pa.Table, pa.Table, list[str]]:
+    """Columns of one validated slice; new tracks are added to ``tracks``.
+
+    Returns the playlists table, the entries table and the entries' track URIs (for counting).
+    """
     cols = {name: [] for name in PLAYLIST_SCHEMA.names}
     e_pid, e_pos, e_uri = [], [], []
     for pl in playlists:
@@ -94,7 +97,7 @@ def _slice_columns(playlists: list[dict], tracks: dict) -> tuple[pa.Table, pa.Ta
                                t["album_uri"], str(t.get("album_name") or ""), _int(t.get("duration_ms")))
     ptab = pa.table(cols, schema=PLAYLIST_SCHEMA)
     etab = pa.table({"pid": e_pid, "pos": e_pos, "track_uri": e_uri}, schema=ENTRY_SCHEMA)
-    return ptab, etab, len(e_uri)
+    return ptab, etab, e_uri
 
 
 def _fingerprint(files: list[Path]) -> str:
@@ -145,12 +148,12 @@ def ingest(mpd_path: str | Path, out: str | Path, *, show_progress: bool = True)
                 if pl["pid"] in seen_pids:
                     raise MPDFormatError(f, "appears in an earlier slice too", index=i, pid=pl["pid"], field="pid")
                 seen_pids.add(pl["pid"])
-            ptab, etab, n = _slice_columns(playlists, tracks)
-            counts.update(etab.column("track_uri").to_pylist())
+            ptab, etab, uris = _slice_columns(playlists, tracks)
+            counts.update(uris)
             pw.write_table(ptab)
             ew.write_table(etab)
             n_playlists += ptab.num_rows
-            n_entries += n
+            n_entries += len(uris)
             bar.set_postfix(playlists=n_playlists)
         pw.close()
         ew.close()

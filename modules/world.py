@@ -60,8 +60,8 @@ GENRE_SYNONYMS = {
 }
 GENERIC_TITLES = ("my playlist", "favorites", "music", "new", "jams", "throwback", "throwbacks", "car",
                   "road trip", "random", "songs", "mix", "my songs", "good stuff", "playlist", "vibes")
-GENRE_TEMPLATES = ("{g}", "{g}", "{g}", "{g}", "{g} mix", "{g} vibes", "best of {g}", "my {g}", "{g} {year}", "{g} & {h}",
-                   "{g} songs", "{g} favorites")
+GENRE_TEMPLATES = ("{g}", "{g}", "{g}", "{g}", "{g} mix", "{g} vibes", "best of {g}", "my {g}", "{g} {year}",
+                   "{g} & {h}", "{g} songs", "{g} favorites")
 MOOD_TEMPLATES = ("{m}", "{m}", "{m}", "{m}", "{m} {g}", "{g} {m}", "{m} mix", "{m} songs", "{m} {year}")
 
 
