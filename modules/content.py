@@ -57,12 +57,14 @@ LISTENER_WORDS: dict[str, tuple[str, str, str, str]] = {
     "valence": ("happier", "sadder", "happy", "sad"),
     "tempo": ("faster", "slower", "fast", "slow"),
     "duration_ms": ("longer", "shorter", "long", "short"),
-    "mode": ("more often in a major key", "more often in a minor key", "major-key", "minor-key"),
+    "mode": ("in a major key", "in a minor key", "major-key", "minor-key"),
 }
 # Continuous features used for the 2-D map (key, mode, time_signature are categories, not distances).
 MAP_FEATURES = ("danceability", "energy", "loudness", "speechiness", "acousticness", "instrumentalness",
                 "liveness", "valence", "tempo", "duration_ms")
 _NON_WORD = re.compile(r"[^\w&]+")
+# n-grams that start or end with one of these say nothing the single words do not ("best of", "of anime")
+_NGRAM_EDGE_STOP = frozenset({"a", "an", "and", "&", "best", "for", "in", "my", "of", "on", "the", "to"})
 
 
 class ContentError(ValueError):
@@ -78,7 +80,8 @@ def title_tokens(title: str | None, ngrams: int = 2) -> list[str]:
     words = _NON_WORD.sub(" ", str(title or "").lower().replace("_", " ")).split()
     out = list(words)
     for n in range(2, ngrams + 1):
-        out += [" ".join(words[i:i + n]) for i in range(len(words) - n + 1)]
+        out += [" ".join(words[i:i + n]) for i in range(len(words) - n + 1)
+                if words[i] not in _NGRAM_EDGE_STOP and words[i + n - 1] not in _NGRAM_EDGE_STOP]
     return out
 
 
@@ -283,6 +286,14 @@ class ContentModel(BaseEstimator):
         self.labels_ = np.array(list(a_labels) + list(g_labels) + list(t_keys), dtype=object)
         self.uris_ = uris
         self.index_ = index
+        names = np.full(n, "", dtype=object)
+        if store is not None:
+            st_names = store.tracks["track_name"].fillna("").astype(str) + " — " + pd.Series(st_artists).fillna("")
+            names[np.fromiter((index[u] for u in st_uris), dtype=np.int64, count=len(st_uris))] = st_names.to_numpy()
+        if "track_name" in cat.columns:
+            artists = cat["artists"].astype(str).str.replace(";", ", ", regex=False)
+            names[cat_rows] = (cat["track_name"].fillna("").astype(str) + " — " + artists).to_numpy()
+        self.names_ = names
         self._finish()
         log.info("content model: %d tracks (%d with audio features, %d with tags); tags: %d artists, %d genres, "
                  "%d title words; %.1f s", n, self.has_num_.sum(), self.has_text_.sum(), len(a_keys), len(g_keys),
@@ -445,6 +456,30 @@ class ContentModel(BaseEstimator):
         num, text = self._score(q, rows)
         return {"num": num, "text": text, "combined": self._combine(num, text)}
 
+    def nearest(self, seed_uris: Sequence[str] = (), k: int = 10, feature_weights=None, *, title: str | None = None,
+                seed_weights=None, prior: np.ndarray | None = None) -> tuple[list[str], np.ndarray]:
+        """The ``k`` tracks of the whole model closest to the playlist (seeds excluded), best first.
+
+        ``prior`` (shape ``(n_tracks,)``, aligned with ``uris_``) is added to the combined similarity, e.g. a
+        popularity prior. Returns ``(uris, scores)``; empty when neither seeds nor title are known.
+        """
+        q = self._query(seed_uris, seed_weights, title, feature_weights)
+        if q.num is None and q.text is None:
+            return [], np.zeros(0, dtype=np.float32)
+        score = self._combine(*self._score(q))
+        if prior is not None:
+            score = score + prior
+        score = np.where(np.isnan(score), -np.inf, score)
+        seed_rows = self._rows(seed_uris)
+        score[seed_rows[seed_rows >= 0]] = -np.inf
+        k = max(0, min(int(k), len(score)))
+        if k == 0:
+            return [], np.zeros(0, dtype=np.float32)
+        top = np.argpartition(-score, k - 1)[:k]
+        top = top[np.lexsort((top, -score[top]))]
+        top = top[np.isfinite(score[top])]
+        return self.uris_[top].tolist(), score[top].astype(np.float32)
+
     def rerank(self, seed_uris: Sequence[str], candidate_uris: Sequence[str], k: int | None = None,
                **kwargs) -> tuple[list[str], np.ndarray]:
         """Candidates sorted by ``combined`` similarity (NaN last), best first: ``(uris, scores)``."""
@@ -468,7 +503,7 @@ class ContentModel(BaseEstimator):
             Per candidate: ``track_uri``, ``num``, ``text``, ``combined`` (floats, NaN when missing),
             ``differences`` (up to ``top`` of ``{"feature", "z", "phrase"}``: ``z`` is the candidate minus the
             centre in catalog standard deviations, only where ``|z| >= threshold``), ``shared`` (up to 3
-            tag labels) and ``text`` (the sentence ``explain`` returns).
+            tag labels) and ``reason`` (the sentence ``explain`` returns).
         """
         q = self._query(seed_uris, seed_weights, title, feature_weights)
         rows = self._rows(candidate_uris)
@@ -483,8 +518,11 @@ class ContentModel(BaseEstimator):
                         if f in LISTENER_WORDS and q.weights[j] > 0 and abs(d[j]) >= threshold]
                 for f, z in sorted(cand, key=lambda x: -abs(x[1]) * q.weights[self.feature_index_[x[0]]])[:top]:
                     more, less = LISTENER_WORDS[f][:2]
-                    size = "a bit " if abs(z) < 1 else ("" if abs(z) < 2 else "much ")
-                    diffs.append({"feature": f, "z": round(float(z), 2), "phrase": size + (more if z > 0 else less)})
+                    if f == "mode":  # a track is in a major key or not: no "a bit"
+                        phrase = "in a major key" if z > 0 else "in a minor key"
+                    else:
+                        phrase = ("a bit " if abs(z) < 1 else "" if abs(z) < 2 else "much ") + (more if z > 0 else less)
+                    diffs.append({"feature": f, "z": round(float(z), 2), "phrase": phrase})
             if r >= 0 and q.text is not None and self.has_text_[r]:
                 lo, hi = self.text_.indptr[r], self.text_.indptr[r + 1]
                 cols, vals = self.text_.indices[lo:hi], self.text_.data[lo:hi] * q.text[self.text_.indices[lo:hi]]
@@ -493,7 +531,7 @@ class ContentModel(BaseEstimator):
                         shared.append(_tag_label(self.vocab_[j], self.labels_[j]))
             item = {"track_uri": uri, "num": float(num[i]), "text": float(text[i]), "combined": float(combined[i]),
                     "differences": diffs, "shared": shared}
-            item["text"] = _sentence(item, known=r >= 0)
+            item["reason"] = _sentence(item, known=r >= 0, has_num=r >= 0 and bool(self.has_num_[r]))
             out.append(item)
         return out
 
@@ -501,7 +539,7 @@ class ContentModel(BaseEstimator):
                 **kwargs) -> list[str]:
         """One sentence per candidate, e.g. ``"sound 0.91, tags 0.40: a bit more energetic, much less
         acoustic; shares genre indie, artist Phoebe Bridgers"``."""
-        return [e["text"] for e in self.explanations(seed_uris, candidate_uris, feature_weights, **kwargs)]
+        return [e["reason"] for e in self.explanations(seed_uris, candidate_uris, feature_weights, **kwargs)]
 
     # -- persistence -------------------------------------------------------------------------------------------
 
@@ -519,7 +557,8 @@ class ContentModel(BaseEstimator):
                  base_weights=self.base_weights_)
         sparse.save_npz(path / "text.npz", self.text_)
         (path / "tokens.json").write_bytes(orjson.dumps({"uris": self.uris_.tolist(), "vocab": self.vocab_.tolist(),
-                                                         "labels": self.labels_.tolist()}))
+                                                         "labels": self.labels_.tolist(),
+                                                         "names": self.names_.tolist()}))
         (path / "manifest.json").write_bytes(orjson.dumps(manifest, option=orjson.OPT_INDENT_2))
         return path
 
@@ -547,6 +586,7 @@ class ContentModel(BaseEstimator):
         model.uris_ = np.array(tokens["uris"], dtype=object)
         model.vocab_ = np.array(tokens["vocab"], dtype=object)
         model.labels_ = np.array(tokens["labels"], dtype=object)
+        model.names_ = np.array(tokens["names"], dtype=object)
         model.index_ = {u: i for i, u in enumerate(tokens["uris"])}
         model._finish()
         return model
@@ -585,7 +625,7 @@ def _tag_label(token: str, label: str) -> str:
     return f"'{label}' playlists"
 
 
-def _sentence(e: dict, known: bool) -> str:
+def _sentence(e: dict, known: bool, has_num: bool) -> str:
     if not known:
         return "unknown track: no audio features or tags to compare"
     parts = []
@@ -594,15 +634,16 @@ def _sentence(e: dict, known: bool) -> str:
     if not np.isnan(e["text"]):
         parts.append(f"tags {e['text']:.2f}")
     head = ", ".join(parts) if parts else "nothing to compare"
-    if np.isnan(e["num"]):
-        body = "no audio features"
+    body = []
+    if not has_num:
+        body.append("no audio features")
     elif e["differences"]:
-        body = ", ".join(d["phrase"] for d in e["differences"])
-    else:
-        body = "sounds like the playlist"
+        body.append(", ".join(d["phrase"] for d in e["differences"]))
+    elif not np.isnan(e["num"]):
+        body.append("sounds like the playlist")
     if e["shared"]:
-        body += "; shares " + ", ".join(e["shared"])
-    return f"{head}: {body}"
+        body.append("shares " + ", ".join(e["shared"]))
+    return f"{head}: {'; '.join(body)}" if body else head
 
 
 def _catalog_frame(catalog) -> pd.DataFrame:
@@ -684,22 +725,8 @@ class ContentRecommender(PlaylistRecommender):
         return self
 
     def _recommend(self, seeds: list[str], title: str | None, k: int) -> tuple[list[str], np.ndarray]:
-        model = self.model_
-        q = model._query(seeds, title=title)
-        if q.num is None and q.text is None:
-            return [], np.zeros(0, dtype=np.float32)  # nothing known: the base class pads by popularity
-        num, text = model._score(q)
-        score = model._combine(num, text)
-        if self.popularity_weight:
-            score = score + self.popularity_weight * self.popularity_
-        score = np.where(np.isnan(score), -np.inf, score)
-        seed_rows = model._rows(seeds)
-        score[seed_rows[seed_rows >= 0]] = -np.inf
-        k = min(k, len(score))
-        top = np.argpartition(-score, k - 1)[:k]
-        top = top[np.lexsort((top, -score[top]))]
-        top = top[np.isfinite(score[top])]
-        return model.uris_[top].tolist(), score[top]
+        prior = self.popularity_weight * self.popularity_ if self.popularity_weight else None
+        return self.model_.nearest(seeds, k, title=title, prior=prior)
 
 
 # -- the Explore map -----------------------------------------------------------------------------------------------

@@ -58,8 +58,11 @@ META_COLUMNS = ("track_name", "artist_name", "artists", "album_name", "popularit
                 "album_art_url")
 
 
-_POS = {c: i for i, c in enumerate(COLUMNS)}  # position in a cached row (found, *COLUMNS[1:])
 _NUMERIC = {*FEATURE_COLUMNS, *INT_COLUMNS, "fetched_at", "meta_fetched_at"}
+_NUM_COLS = [c for c in COLUMNS[1:] if c in _NUMERIC]
+_OBJ_COLS = [c for c in COLUMNS[1:] if c not in _NUMERIC]
+_NUM_INDEX = {c: i for i, c in enumerate(_NUM_COLS)}
+_OBJ_INDEX = {c: i for i, c in enumerate(_OBJ_COLS)}
 
 
 class FeatureStoreError(ValueError):
@@ -106,7 +109,7 @@ class FeatureStore:
         self.cache_rows = int(cache_rows)
         self._local = threading.local()
         self._cache_lock = threading.Lock()
-        self._cache: dict[str, tuple] = {}
+        self._block = _Block()
         self._generation = 0
         if not self.path.exists():
             if not create:
@@ -292,9 +295,9 @@ class FeatureStore:
     def get_many(self, uris: Sequence[str], columns: Sequence[str] | None = None) -> pd.DataFrame:
         """Rows for ``uris``, in the order asked (duplicates repeated), never raising for unknown URIs.
 
-        Rows come from the in-process row cache when warm, otherwise from one SQL query over the unique
-        URIs (probed in sorted order: neighbouring keys share B-tree pages). The cache is emptied whenever
-        any connection commits a change, so a reader never sees data older than its previous call.
+        Rows come from the in-process row cache (columnar, so a warm lookup is a few array takes) when warm,
+        otherwise from one SQL query over the unique missing URIs. The cache is emptied whenever any
+        connection, in any process, commits a change, so a reader never sees data older than its last call.
 
         Parameters
         ----------
@@ -314,44 +317,71 @@ class FeatureStore:
             raise TypeError("uris must be a list of track URIs, not one string; wrap it in a list.")
         cols = self._check_columns(columns)
         uris = [u if isinstance(u, str) else str(u) for u in uris]
-        rows = self._rows(uris)
-        colvals = list(zip(*rows, strict=True)) if rows else [()] * len(COLUMNS)
-        picked = [colvals[0]] + [colvals[_POS[c]] for c in cols]
-        return _frame(uris, picked, cols)
+        block, pos = self._lookup(uris)
+        data: dict[str, object] = {"track_uri": pd.Series(np.array(uris, dtype=object), dtype=object),
+                                   "found": block.found[pos]}
+        num, obj = block.num[pos], block.obj[pos]
+        for c in cols:
+            if c in _NUM_INDEX:
+                data[c] = num[:, _NUM_INDEX[c]]
+            elif c == "genres":
+                data[c] = pd.Series([list(g) for g in obj[:, _OBJ_INDEX[c]]], dtype=object)
+            else:
+                data[c] = pd.Series(obj[:, _OBJ_INDEX[c]], dtype=object)
+        return pd.DataFrame(data, copy=False)
 
-    def _rows(self, uris: list[str]) -> list[tuple]:
-        """Full rows ``(found, *COLUMNS[1:])`` for ``uris``, through the row cache."""
+    def _lookup(self, uris: list[str]) -> tuple[_Block, np.ndarray]:
+        """A column block holding every URI of ``uris`` and their positions in it.
+
+        Warm: the shared block (the row cache). Cold: one SQL query over the unique missing URIs, whose rows
+        are added to the shared block, or to a block of this call only when the cache is off, full, or was
+        invalidated by a write in the meantime.
+        """
         conn = self._conn()
         with self._cache_lock:
             version = conn.execute("PRAGMA data_version").fetchone()[0]
             if getattr(self._local, "data_version", version) != version:
                 self._invalidate()
             self._local.data_version = version
-            cache, generation = self._cache, self._generation
-            missing = {u for u in uris if u not in cache} if self.cache_rows else set(uris)
-        fetched: dict[str, tuple] = {}
-        if missing:
-            keys = sorted(missing)
-            sql = (f"SELECT j.value, t.track_uri IS NOT NULL, {', '.join('t.' + c for c in COLUMNS[1:])} "
-                   "FROM json_each(?) AS j LEFT JOIN tracks AS t ON t.track_uri = j.value")
-            g = _POS["genres"] + 1
-            for row in conn.execute(sql, (orjson.dumps(keys).decode(),)):
-                genres = tuple(row[g].split(";")) if row[g] else ()
-                fetched[row[0]] = (*row[1:g], genres, *row[g + 1:])
-            if self.cache_rows:
-                with self._cache_lock:
-                    if self._generation == generation:
-                        if len(cache) + len(fetched) > self.cache_rows:
-                            cache.clear()
-                        cache.update(fetched)
-        if not fetched:
-            return [cache[u] for u in uris]
-        get_f, get_c = fetched.get, cache.get
-        return [get_f(u) or get_c(u) for u in uris]
+            block, generation = self._block, self._generation
+            get = block.pos.get
+            pos = np.fromiter((get(u, -1) for u in uris), dtype=np.int64, count=len(uris))
+        miss = pos < 0
+        if not miss.any():
+            return block, pos
+        missing = sorted({uris[i] for i in np.flatnonzero(miss)})
+        rows = self._fetch(conn, missing)
+        with self._cache_lock:
+            shared = (self.cache_rows > 0 and self._generation == generation
+                      and block.size + len(rows) <= self.cache_rows)
+            if shared:
+                block.add(rows)
+                get = block.pos.get
+                pos[miss] = [get(uris[i]) for i in np.flatnonzero(miss)]
+                return block, pos
+        # this call only: all its URIs in a fresh block (the shared one is reset when it is full)
+        rest = sorted(set(uris) - set(missing))
+        local = _Block(len(missing) + len(rest))
+        local.add(rows)
+        if rest:
+            local.add(self._fetch(conn, rest))
+        if self.cache_rows > 0 and self._generation == generation and len(uris) <= self.cache_rows:
+            with self._cache_lock:
+                if self._generation == generation:
+                    self._block = local
+        get = local.pos.get
+        return local, np.fromiter((get(u) for u in uris), dtype=np.int64, count=len(uris))
+
+    @staticmethod
+    def _fetch(conn: sqlite3.Connection, keys: list[str]) -> list[tuple]:
+        """``(uri, found, *COLUMNS[1:])`` per key, probed in sorted order (neighbouring keys share B-tree pages)."""
+        sql = (f"SELECT j.value, t.track_uri IS NOT NULL, {', '.join('t.' + c for c in COLUMNS[1:])} "
+               "FROM json_each(?) AS j LEFT JOIN tracks AS t ON t.track_uri = j.value")
+        return conn.execute(sql, (orjson.dumps(keys).decode(),)).fetchall()
 
     def _invalidate(self) -> None:
         """Forget cached rows (call with ``_cache_lock`` held)."""
-        self._cache = {}
+        self._block = _Block()
         self._generation += 1
 
     def get(self, uri: str) -> dict | None:
@@ -422,6 +452,49 @@ class _write:
         else:
             self.conn.execute("ROLLBACK")
         return False
+
+
+class _Block:
+    """Rows held column-wise for fast lookups: ``pos`` (URI → row), a float matrix of the numeric columns, an
+    object matrix of the text columns (genres as tuples), and ``found``. Grows by doubling."""
+
+    def __init__(self, capacity: int = 1024):
+        capacity = max(int(capacity), 1)
+        self.pos: dict[str, int] = {}
+        self.num = np.empty((capacity, len(_NUM_COLS)))
+        self.obj = np.empty((capacity, len(_OBJ_COLS)), dtype=object)
+        self.found = np.zeros(capacity, dtype=bool)
+        self.size = 0
+
+    def add(self, rows: list[tuple]) -> None:
+        """Append ``(uri, found, *COLUMNS[1:])`` rows (as ``FeatureStore._fetch`` returns them)."""
+        n = len(rows)
+        if not n:
+            return
+        end = self.size + n
+        if end > len(self.found):
+            cap = max(end, 2 * len(self.found))
+            for name in ("num", "obj", "found"):
+                old = getattr(self, name)
+                new = np.empty((cap, *old.shape[1:]), dtype=old.dtype)
+                new[: self.size] = old[: self.size]
+                setattr(self, name, new)
+        cols = list(zip(*rows, strict=True))
+        sl = slice(self.size, end)
+        self.found[sl] = np.array(cols[1], dtype=bool)
+        for j, c in enumerate(_NUM_COLS):
+            self.num[sl, j] = np.array(cols[1 + COLUMNS.index(c)], dtype=np.float64)
+        for j, c in enumerate(_OBJ_COLS):
+            vals = cols[1 + COLUMNS.index(c)]
+            if c == "genres":
+                target = self.obj[:, j]
+                for i, g in enumerate(vals, start=self.size):
+                    target[i] = tuple(g.split(";")) if g else ()
+            else:
+                self.obj[sl, j] = vals
+        start = self.size
+        self.size = end
+        self.pos.update(zip(cols[0], range(start, end), strict=True))
 
 
 def _like_escape(word: str) -> str:

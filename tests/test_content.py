@@ -60,6 +60,8 @@ def test_title_tokens():
     assert title_tokens("Chill  Vibes!!") == ["chill", "vibes", "chill vibes"]
     assert title_tokens("R&B_2017", ngrams=1) == ["r&b", "2017"]
     assert title_tokens(None) == []
+    assert title_tokens("best of the 80s") == ["best", "of", "the", "80s"]  # no "of the", "best of", "the 80s"
+    assert "rock classics" in title_tokens("Rock Classics 2017")
 
 
 def test_known_similarities(tiny_model):
@@ -101,10 +103,12 @@ def test_explanations_in_listener_words(tiny_model):
     phrases = [d["phrase"] for d in a["differences"]]
     assert phrases and all(p.startswith("much ") for p in phrases)
     assert {"much more energetic", "much less acoustic", "much faster"} & set(phrases)
-    assert a["text"].startswith("sound ") and "much" in a["text"]
-    assert exp[1]["text"].startswith("tags ") and "no audio features" in exp[1]["text"]
+    assert a["reason"].startswith("sound ") and "much" in a["reason"]
+    assert exp[1]["reason"].startswith("tags ") and "no audio features" in exp[1]["reason"]
     assert "genre ambient" in exp[1]["shared"]
-    assert exp[2]["text"].startswith("unknown track")
+    assert exp[2]["reason"].startswith("unknown track")
+    title_only = m.explanations([], [uri("A")], title=None)[0]
+    assert title_only["reason"] == "nothing to compare"
     close = m.explain([uri("A")], [uri("B")])[0]
     assert "sounds like the playlist" in close
     assert m.explain([uri("A")], [uri("D")])[0].endswith("shares artist Alpha, genre rock")

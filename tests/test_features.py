@@ -63,6 +63,17 @@ def test_get_many_order_missing_and_values(full_store, catalog):
         full_store.get_many(uris[0])
 
 
+def test_row_cache_paths_agree(full_store, catalog):
+    """Warm, cold, cache off and cache overflow give the same frame."""
+    uris = catalog["track_uri"].iloc[::997].tolist() + [UNKNOWN]
+    reference = FeatureStore(full_store.path, cache_rows=0).get_many(uris)
+    small = FeatureStore(full_store.path, cache_rows=30)
+    for store in (full_store, full_store, small, small):
+        pd.testing.assert_frame_equal(store.get_many(uris), reference)
+    pd.testing.assert_frame_equal(small.get_many(uris[:20]), reference.iloc[:20])
+    pd.testing.assert_frame_equal(small.get_many(uris[10:25]), reference.iloc[10:25].reset_index(drop=True))
+
+
 def test_import_idempotent_and_upsert(tmp_path, small_catalog):
     fs = FeatureStore(tmp_path / "f.sqlite", create=True)
     first = fs.import_catalog(small_catalog, source="catalog:test")
