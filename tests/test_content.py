@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -235,3 +236,23 @@ def test_cli_map_from_a_catalog_file(tmp_path):
     data, info = read_feature_map(tmp_path / "map.parquet")
     assert len(data) == info["tracks"] > 2000 and {"x", "y", "cluster", "cluster_label"} <= set(data.columns)
     assert write_feature_map  # the library entry point the CLI calls
+
+
+def test_cli_fit_and_similar(store, tmp_path, capsys):
+    from modules.cli import main
+    from modules.cli.content import parse_weights
+
+    assert parse_weights("energy=3, valence=0.5") == {"energy": 3.0, "valence": 0.5} and parse_weights("") is None
+    with pytest.raises(ValueError, match="feature=number"):
+        parse_weights("energy")
+    assert main(["-q", "content", "fit", "--train", str(store.path), "--out", str(tmp_path / "m")]) == 0
+    assert "tags in" in capsys.readouterr().out
+    pt = store.playlist_tracks
+    seeds = pt.loc[pt["pid"] == pt["pid"].iloc[0], "track_uri"].tolist()[:3]
+    assert main(["-q", "content", "similar", "--model", str(tmp_path / "m"), *seeds, "-k", "4",
+                 "--weight", "energy=2", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert len(rows) == 4 and not {r["track_uri"] for r in rows} & set(seeds)
+    assert all(r["reason"].startswith("sound ") and " — " in r["name"] for r in rows)
+    assert main(["content", "similar", "--model", str(tmp_path / "m")]) == 2
+    assert "give seed track URIs" in capsys.readouterr().err
