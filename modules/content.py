@@ -24,6 +24,7 @@ import logging
 import os
 import re
 import time
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -773,16 +774,7 @@ def feature_map(frame: pd.DataFrame, *, n_clusters: int = 12, seed: int = 0,
     km = KMeans(n_clusters=n_clusters, n_init=3, random_state=seed).fit(z)
     pca = PCA(n_components=2, random_state=seed).fit(z)
     xy = pca.transform(z)
-    labels = []
-    for c in km.cluster_centers_:
-        top = [i for i in np.argsort(-np.abs(c)) if feats[i] in LISTENER_WORDS][:2]
-        words = [LISTENER_WORDS[feats[i]][2 if c[i] > 0 else 3] for i in top if abs(c[i]) >= 0.3]
-        labels.append(", ".join(words) or "middle of the road")
-    seen: dict[str, int] = {}
-    for i, lab in enumerate(labels):  # two clusters with the same words get numbered
-        seen[lab] = seen.get(lab, 0) + 1
-        if labels.count(lab) > 1:
-            labels[i] = f"{lab} ({seen[lab]})"
+    labels = _cluster_labels(km.cluster_centers_, feats)
     cluster = km.labels_.astype(np.int32)
     genres = data["genres"] if "genres" in data.columns else pd.Series([[]] * len(data))
     out = pd.DataFrame({
@@ -801,6 +793,24 @@ def feature_map(frame: pd.DataFrame, *, n_clusters: int = 12, seed: int = 0,
             "clusters": [{"cluster": i, "label": labels[i], "size": int(sizes[i])} for i in range(n_clusters)],
             "features": feats, "seed": seed, "tracks": len(out)}
     return out, info
+
+
+def _cluster_labels(centres: np.ndarray, feats: list[str]) -> list[str]:
+    """Each cluster centre's two most distinctive features in words ("acoustic, calm"); clusters that would
+    share a label get their third feature too, and a number if that is still not enough."""
+    words = []
+    for c in centres:
+        top = [i for i in np.argsort(-np.abs(c)) if feats[i] in LISTENER_WORDS and abs(c[i]) >= 0.3][:3]
+        words.append([LISTENER_WORDS[feats[i]][2 if c[i] > 0 else 3] for i in top])
+    labels = [", ".join(w[:2]) or "middle of the road" for w in words]
+    counts = Counter(labels)
+    labels = [", ".join(w) if counts[lab] > 1 and len(w) > 2 else lab for lab, w in zip(labels, words, strict=True)]
+    counts, seen = Counter(labels), Counter()
+    out = []
+    for lab in labels:
+        seen[lab] += 1
+        out.append(f"{lab} ({seen[lab]})" if counts[lab] > 1 else lab)
+    return out
 
 
 def write_feature_map(out: str | os.PathLike, *, store=None, catalog=None, n_clusters: int = 12,

@@ -228,3 +228,36 @@ def test_readers_and_a_writer_do_not_lock(tmp_path, small_catalog, catalog):
         assert r.returncode == 0, stderr[-2000:]
         assert "locked" not in stderr and int(stdout) > 0
     assert writes > 1
+
+
+def test_threads_share_one_store(tmp_path, small_catalog, capsys):
+    """The app serves sessions from threads: one FeatureStore, a connection per thread, a shared row cache."""
+    import threading
+
+    from modules.cli import main
+
+    fs = FeatureStore(tmp_path / "f.sqlite", create=True)
+    fs.import_catalog(small_catalog)
+    uris = small_catalog["track_uri"].tolist()
+    errors: list[BaseException] = []
+
+    def read():
+        try:
+            for i in range(30):
+                got = fs.get_many(uris[i % 7::7])
+                assert got["found"].all() and got["track_uri"].tolist() == uris[i % 7::7]
+        except BaseException as err:  # reported below
+            errors.append(err)
+
+    threads = [threading.Thread(target=read) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for i in range(10):
+        fs.upsert_metadata([{"track_uri": uris[i], "album_art_url": f"https://img/{i}.jpg"}])
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert fs.get(uris[9])["album_art_url"] == "https://img/9.jpg"
+    assert main(["features", "stats", "--store", str(fs.path)]) == 0
+    out = capsys.readouterr().out
+    assert f"{len(uris):,} tracks, {len(uris):,} with audio features, 10 with album art" in out
