@@ -117,11 +117,20 @@ class FeatureStore:
                     f"no feature store at {self.path}; create one with: "
                     f"python -m modules features import CATALOG --store {self.path}")
             self.path.parent.mkdir(parents=True, exist_ok=True)
-        conn = self._conn()
-        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        if self.path.is_dir():
+            raise FeatureStoreError(f"{self.path} is a directory; the feature store is one file, e.g. "
+                                    f"{self.path / 'features.sqlite'}.")
+        try:
+            conn = self._conn()
+            tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        except sqlite3.DatabaseError as err:
+            self.close()
+            raise FeatureStoreError(f"{self.path} is not an SQLite feature store ({err}); pass the file written "
+                                    "by `python -m modules features import`.") from None
         if "tracks" not in tables:
-            if not create:
-                raise FeatureStoreError(f"{self.path} is an SQLite file but not a feature store (no tracks table).")
+            if not create or tables:
+                raise FeatureStoreError(f"{self.path} is an SQLite file but not a feature store (no tracks table); "
+                                        "choose another --store path.")
             self._create_schema(conn)
         else:
             version = conn.execute("SELECT value FROM meta WHERE key='schema'").fetchone()

@@ -127,6 +127,13 @@ def test_open_errors(tmp_path):
     sqlite3.connect(other).execute("CREATE TABLE x (a)").connection.close()
     with pytest.raises(FeatureStoreError, match="not a feature store"):
         FeatureStore(other)
+    with pytest.raises(FeatureStoreError, match="not a feature store"):
+        FeatureStore(other, create=True)  # never adds tables to someone else's database
+    (tmp_path / "notes.txt").write_text("not a database at all, just some text " * 20)
+    with pytest.raises(FeatureStoreError, match="is not an SQLite feature store"):
+        FeatureStore(tmp_path / "notes.txt")
+    with pytest.raises(FeatureStoreError, match="is a directory"):
+        FeatureStore(tmp_path)
 
 
 def test_parse_column_map():
