@@ -28,7 +28,9 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from numbers import Integral, Real
 from pathlib import Path
@@ -36,6 +38,7 @@ from pathlib import Path
 import numpy as np
 import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from scipy import sparse
 from tqdm import tqdm
@@ -57,6 +60,9 @@ AGGREGATIONS = ("max_confidence", "sum_confidence", "max_lift", "sum_lift", "noi
 _FP_NODE_BYTES = 420
 _ITEMSET_BYTES = 420
 _RULE_BYTES = 900
+# How the sparse engine cuts the playlists of a track when counting triples: "auto" takes the cheaper of
+# "rows" (copy those playlists) and "columns" (walk the partners' columns); tests force each way.
+_TRIPLE_WAY = "auto"
 
 
 class RulesError(ValueError):
@@ -108,34 +114,57 @@ def _binary_csr(rows, cols, shape) -> sparse.csr_matrix:
 def load_transactions(store, pids=None) -> Transactions:
     """The playlists of a ``PlaylistStore`` (all, or those in ``pids``) as ``Transactions``.
 
-    Reads ``playlist_tracks.parquet`` with Arrow dictionary encoding, so a million playlists (66 M entries)
-    load in seconds and about 1 GB, without one Python string per entry.
+    Reads ``playlist_tracks.parquet`` one row group at a time with Arrow dictionary encoding, so a million
+    playlists (64 M entries) load in about 15 s and 1.5 GB, without one Python string per entry
+    (``PlaylistStore.interactions`` makes a pandas string column of all entries: fine for small stores).
     """
     all_pids = np.sort(store.playlists["pid"].to_numpy().astype(np.int64))
     row_pids = all_pids if pids is None else np.intersect1d(all_pids, np.asarray(pids, dtype=np.int64))
     uris = store.tracks["track_uri"].to_numpy().astype(object)
-    table = pq.read_table(store.path / "playlist_tracks.parquet", columns=["pid", "track_uri"],
-                          read_dictionary=["track_uri"])
-    rows_parts, cols_parts = [], []
-    pid_chunks = table.column("pid").chunks
-    for pid_chunk, uri_chunk in zip(pid_chunks, table.column("track_uri").chunks, strict=True):
-        pid_arr = pid_chunk.to_numpy()
-        # entries of one playlist are contiguous: look the pid up once per run, not once per entry
-        starts = np.flatnonzero(np.r_[True, pid_arr[1:] != pid_arr[:-1]])
-        run_rows = np.searchsorted(row_pids, pid_arr[starts])
-        run_ok = (run_rows < len(row_pids)) & (row_pids[np.minimum(run_rows, len(row_pids) - 1)] == pid_arr[starts])
-        lengths = np.diff(np.r_[starts, len(pid_arr)])
-        rows = np.repeat(np.where(run_ok, run_rows, -1), lengths)
-        dictionary = uri_chunk.dictionary.to_numpy(zero_copy_only=False).astype(object)
-        mapping = np.searchsorted(uris, dictionary)
-        cols = mapping[uri_chunk.indices.to_numpy()]
-        keep = rows >= 0
-        rows_parts.append(rows[keep].astype(np.int32))
-        cols_parts.append(cols[keep].astype(np.int32))
-    del table
-    rows = np.concatenate(rows_parts) if rows_parts else np.zeros(0, np.int32)
-    cols = np.concatenate(cols_parts) if cols_parts else np.zeros(0, np.int32)
-    return Transactions(_binary_csr(rows, cols, (len(row_pids), len(uris))), row_pids, uris)
+    uri_array = pa.array(uris, pa.string())
+    pf = pq.ParquetFile(store.path / "playlist_tracks.parquet", read_dictionary=["track_uri"])
+    run_pids, run_lengths, col_parts = [], [], []
+    batch = 64  # row groups (slices) read together; their dictionaries are unified and mapped once
+    for g in range(0, pf.num_row_groups, batch):
+        part = pf.read_row_groups(range(g, min(g + batch, pf.num_row_groups)), columns=["pid", "track_uri"])
+        part = part.unify_dictionaries()
+        pid_arr = part.column("pid").to_numpy()
+        # the entries of one playlist are contiguous (ingest writes them so): one run per playlist
+        starts = np.flatnonzero(np.r_[True, pid_arr[1:] != pid_arr[:-1]]) if len(pid_arr) else np.zeros(0, int)
+        run_pids.append(pid_arr[starts])
+        run_lengths.append(np.diff(np.r_[starts, len(pid_arr)]))
+        mapping = None
+        for chunk in part.column("track_uri").chunks:
+            if mapping is None:
+                mapping = pc.index_in(chunk.dictionary, value_set=uri_array).to_numpy().astype(np.int32)
+            col_parts.append(mapping[chunk.indices.to_numpy()])
+        del part
+    run_pid = np.concatenate(run_pids) if run_pids else np.zeros(0, np.int64)
+    length = np.concatenate(run_lengths).astype(np.int64) if run_lengths else np.zeros(0, np.int64)
+    cols = np.concatenate(col_parts) if col_parts else np.zeros(0, np.int32)
+    del col_parts
+    pos = np.searchsorted(row_pids, run_pid)
+    ok = (pos < len(row_pids)) & (row_pids[np.minimum(pos, max(len(row_pids) - 1, 0))] == run_pid) \
+        if len(row_pids) else np.zeros(len(run_pid), bool)
+    if not ok.all():
+        cols = cols[np.repeat(ok, length)]
+        pos, length = pos[ok], length[ok]
+    shape = (len(row_pids), len(uris))
+    if len(np.unique(pos)) != len(pos):  # a playlist in several runs: not written by ingest; take the slow path
+        return Transactions(_binary_csr(np.repeat(pos, length), cols, shape), row_pids, uris)
+    if np.any(np.diff(pos) < 0):  # runs out of pid order: move them into row order
+        order = np.argsort(pos, kind="stable")
+        run_start = np.r_[0, np.cumsum(length)[:-1]]
+        new_start = np.r_[0, np.cumsum(length[order])[:-1]]
+        cols = cols[np.repeat(run_start[order] - new_start, length[order]) + np.arange(len(cols))]
+        pos, length = pos[order], length[order]
+    per_row = np.zeros(len(row_pids), np.int64)
+    per_row[pos] = length
+    indptr = np.r_[0, np.cumsum(per_row)]
+    m = sparse.csr_matrix((np.ones(len(cols), np.int32), cols, indptr), shape=shape)
+    m.sum_duplicates()  # sorts each row; a track listed twice in a playlist counts once
+    m.data[:] = 1
+    return Transactions(m, row_pids, uris)
 
 
 def _as_transactions(data, pids=None) -> Transactions:
@@ -211,30 +240,37 @@ def _frequent_items(tx: Transactions, min_support: float) -> tuple[np.ndarray, n
     return counts, items
 
 
-def _pair_counts(xf_csc: sparse.csc_matrix, n: int, min_support: float, minsup: int,
+def _pair_counts(xf_csc: sparse.csc_matrix, n: int, min_support: float, minsup: int, n_jobs: int = 1,
                  block_entries: int = 1 << 25) -> tuple[np.ndarray, np.ndarray]:
     """Frequent pairs (local column numbers, a < b) from ``X^T X``, computed in column blocks.
 
     Only the upper triangle is formed (rows ``< end`` of each block), and each block is filtered before the
-    next, so peak memory is bounded by ``block_entries`` rather than by the number of co-occurring pairs.
+    next, so peak memory is bounded by ``block_entries`` per worker rather than by the number of co-occurring
+    pairs. scipy's sparse product releases the GIL, so ``n_jobs`` threads run blocks side by side.
     """
     n1 = xf_csc.shape[1]
     xt = xf_csc.T.tocsr()  # [n1, n]
     block = max(1, min(n1, block_entries // max(n1, 1)))
-    out_a, out_b, out_c = [], [], []
-    for s in range(0, n1, block):
+
+    def one_block(s: int):
         e = min(n1, s + block)
-        c = (xt[:e] @ xf_csc[:, s:e]).tocoo()
-        a, b, v = c.row.astype(np.int64), c.col.astype(np.int64) + s, c.data.astype(np.int64)
-        keep = a < b
-        a, b, v = a[keep], b[keep], v[keep]
-        keep = _itemset_ok(v, n, min_support, minsup)
-        out_a.append(a[keep])
-        out_b.append(b[keep])
-        out_c.append(v[keep])
-    if not out_a:
+        c = xt[:e] @ xf_csc[:, s:e]  # CSR [e, e - s]
+        hit = np.flatnonzero(c.data >= minsup)
+        a = np.searchsorted(c.indptr, hit, side="right").astype(np.int64) - 1
+        b = c.indices[hit].astype(np.int64) + s
+        v = c.data[hit].astype(np.int64)
+        keep = (a < b) & _itemset_ok(v, n, min_support, minsup)
+        return a[keep], b[keep], v[keep]
+
+    starts = range(0, n1, block)
+    if n_jobs > 1 and len(starts) > 1:
+        with ThreadPoolExecutor(n_jobs) as ex:
+            parts = list(ex.map(one_block, starts))
+    else:
+        parts = [one_block(s) for s in starts]
+    if not parts:
         return np.zeros((0, 2), np.int64), np.zeros(0, np.int64)
-    a, b, v = np.concatenate(out_a), np.concatenate(out_b), np.concatenate(out_c)
+    a, b, v = (np.concatenate([p[i] for p in parts]) for i in range(3))
     order = np.lexsort((b, a))
     return np.column_stack([a[order], b[order]]), v[order]
 
@@ -262,7 +298,8 @@ def _forward_neighbours(pairs: np.ndarray, item_counts_local: np.ndarray) -> tup
 
 def _triple_counts(xf_csr: sparse.csr_matrix, xf_csc: sparse.csc_matrix, pairs: np.ndarray,
                    item_counts_local: np.ndarray, n: int, min_support: float, minsup: int,
-                   max_candidate_triples: float, show_progress: bool) -> tuple[np.ndarray, np.ndarray, int]:
+                   max_candidate_triples: float, show_progress: bool,
+                   n_jobs: int = 1) -> tuple[np.ndarray, np.ndarray, int]:
     """Frequent triples (local columns, sorted) counted inside the playlists of their rarest item.
 
     For item ``a`` with forward partners ``N(a)``: ``S = X[rows(a)][:, N(a)]``, and ``S^T S`` counts
@@ -278,21 +315,56 @@ def _triple_counts(xf_csr: sparse.csr_matrix, xf_csc: sparse.csc_matrix, pairs: 
             f"the sparse engine would examine {candidates:,} candidate triples (pairs of frequent partners of "
             f"one track), more than the bound of {int(max_candidate_triples):,}; raise --min-support, or use "
             "--max-len 2 (pair rules only).")
-    out = []
+    row_len = np.diff(xf_csr.indptr)
+    col_len = np.diff(xf_csc.indptr)
     work_items = np.flatnonzero(degree >= 2)
-    for a in tqdm(work_items, desc="triples", unit="track", disable=not show_progress, mininterval=1.0):
+    local = threading.local()
+
+    def one_item(a: int):
         nb = nbrs[indptr[a]:indptr[a + 1]]
         rows = xf_csc.indices[xf_csc.indptr[a]:xf_csc.indptr[a + 1]]
-        sub = xf_csr[rows][:, nb]
+        by_rows = row_len[rows].sum() <= col_len[nb].sum() if _TRIPLE_WAY == "auto" else _TRIPLE_WAY == "rows"
+        if by_rows:
+            # few or short playlists: cut the playlists of a, keep the partner columns
+            sub = xf_csr[rows][:, nb]
+        else:
+            # many playlists, few partners: walk the partners' columns, keep the playlists of a
+            if not hasattr(local, "pos"):
+                local.pos = np.full(n, -1, np.int64)
+            pos = local.pos
+            pos[rows] = np.arange(len(rows))
+            lens = col_len[nb]
+            starts = xf_csc.indptr[nb]
+            idx = np.repeat(starts - np.r_[0, np.cumsum(lens)[:-1]], lens) + np.arange(int(lens.sum()))
+            r = pos[xf_csc.indices[idx]]
+            keep = r >= 0
+            cols = np.repeat(np.arange(len(nb)), lens)[keep]
+            sub = sparse.csr_matrix((np.ones(int(keep.sum()), np.int32), (r[keep], cols)),
+                                    shape=(len(rows), len(nb)))
+            pos[rows] = -1
         t = sparse.triu(sub.T @ sub, k=1).tocoo()
-        if t.nnz == 0:
-            continue
         v = t.data.astype(np.int64)
         keep = _itemset_ok(v, n, min_support, minsup)
         if not keep.any():
-            continue
+            return None
         trip = np.column_stack([np.full(int(keep.sum()), a), nb[t.row[keep]], nb[t.col[keep]]])
-        out.append((np.sort(trip, axis=1), v[keep]))
+        return np.sort(trip, axis=1), v[keep]
+
+    bar = tqdm(total=len(work_items), desc="triples", unit="track", disable=not show_progress, mininterval=1.0)
+    out = []
+    if n_jobs > 1:
+        with ThreadPoolExecutor(n_jobs) as ex:
+            for res in ex.map(one_item, work_items.tolist(), chunksize=1):
+                bar.update()
+                if res is not None:
+                    out.append(res)
+    else:
+        for a in work_items.tolist():
+            res = one_item(a)
+            bar.update()
+            if res is not None:
+                out.append(res)
+    bar.close()
     if not out:
         return np.zeros((0, 3), np.int64), np.zeros(0, np.int64), candidates
     trip = np.concatenate([t for t, _ in out])
@@ -301,28 +373,30 @@ def _triple_counts(xf_csr: sparse.csr_matrix, xf_csc: sparse.csc_matrix, pairs: 
     return trip[order], cnt[order], candidates
 
 
-def count_itemsets(tx: Transactions, min_support: float, max_len: int = 3, *,
-                   max_candidate_triples: float = 2e9, show_progress: bool = False) -> _Counts:
+def count_itemsets(tx: Transactions, min_support: float, max_len: int = 3, *, max_candidate_triples: float = 2e9,
+                   n_jobs: int = 1, show_progress: bool = False) -> _Counts:
     """Exact counts of every frequent itemset of up to ``max_len`` (2 or 3) tracks, as mlxtend defines them."""
     n = tx.n_playlists
     if n == 0:
         raise RulesError("there are no playlists to mine; check the --mpd path (slices or a store).")
     counts, items = _frequent_items(tx, min_support)
     minsup = _min_count(min_support, n)
+    t0 = time.perf_counter()
     xf_csc = tx.matrix[:, items].tocsc() if len(items) else sparse.csc_matrix((n, 0), dtype=np.int32)
-    pairs_local, pair_counts = _pair_counts(xf_csc, n, min_support, minsup)
+    pairs_local, pair_counts = _pair_counts(xf_csc, n, min_support, minsup, n_jobs=n_jobs)
     res = _Counts(n, counts, items, items[pairs_local] if len(pairs_local) else pairs_local, pair_counts,
                   max_len=min(int(max_len), 3))
-    log.info("%d playlists: %d frequent tracks, %d frequent pairs (min count %d)", n, len(items), len(pair_counts),
-             minsup)
+    log.info("%d playlists: %d frequent tracks, %d frequent pairs (min count %d) in %.1f s", n, len(items),
+             len(pair_counts), minsup, time.perf_counter() - t0)
     if max_len >= 3 and len(pair_counts):
+        t0 = time.perf_counter()
         xf_csr = xf_csc.tocsr()
         trip, tcounts, cands = _triple_counts(xf_csr, xf_csc, pairs_local, counts[items], n, min_support, minsup,
-                                              max_candidate_triples, show_progress)
+                                              max_candidate_triples, show_progress, n_jobs=n_jobs)
         res.triples = items[trip] if len(trip) else trip
         res.triple_counts = tcounts
         res.candidate_triples = cands
-        log.info("%d frequent triples (%d candidates)", len(tcounts), cands)
+        log.info("%d frequent triples (%d candidates) in %.1f s", len(tcounts), cands, time.perf_counter() - t0)
     return res
 
 
@@ -519,12 +593,14 @@ def _compact(rs: RuleSet, track_uris: np.ndarray) -> RuleSet:
 
 
 def mine_sparse(tx: Transactions, min_support: float, min_confidence: float, max_len: int = 3, *,
-                max_candidate_triples: float = 2e9, show_progress: bool = False) -> RuleSet:
+                max_candidate_triples: float = 2e9, n_jobs: int = 1, show_progress: bool = False) -> RuleSet:
     """Exact rules of up to three tracks from sparse co-occurrence counts (the scalable engine)."""
-    counts = count_itemsets(tx, min_support, max_len, max_candidate_triples=max_candidate_triples,
+    counts = count_itemsets(tx, min_support, max_len, max_candidate_triples=max_candidate_triples, n_jobs=n_jobs,
                             show_progress=show_progress)
-    rs = _rules_from_counts(counts, min_confidence)
-    return _compact(rs, tx.track_uris).sorted()
+    t0 = time.perf_counter()
+    rs = _compact(_rules_from_counts(counts, min_confidence), tx.track_uris).sorted()
+    log.info("%d rules in %.1f s", len(rs), time.perf_counter() - t0)
+    return rs
 
 
 def _available_memory() -> int:
@@ -539,14 +615,15 @@ def _available_memory() -> int:
 
 
 def estimate_mlxtend(tx: Transactions, min_support: float, max_len: int | None = 3,
-                     counts: _Counts | None = None) -> dict:
+                     counts: _Counts | None = None, min_confidence: float | None = None) -> dict:
     """Predict the memory mlxtend's ``fpgrowth`` + ``association_rules`` need on these transactions.
 
     Exact parts: frequent tracks ``n1`` and frequent pairs (sparse counts, fast), and the dense
     ``n_playlists x n1`` boolean array fpgrowth makes internally (``df.values``). Bounded parts: FP-tree nodes
     (at most one per playlist entry of a frequent track) and itemsets of 3+ tracks (for ``max_len`` 3, the
     exact number of frequent triples when ``counts`` includes them; otherwise the number of sets whose pairs
-    are all frequent, an upper bound). Rules: every split of every itemset (the confidence filter comes after).
+    are all frequent, an upper bound). Rules: exact when the itemsets are (``max_len`` <= 3 with
+    ``min_confidence`` given), else every split of every itemset.
     """
     n = tx.n_playlists
     if counts is None:
@@ -573,11 +650,12 @@ def estimate_mlxtend(tx: Transactions, min_support: float, max_len: int | None =
         exact = False
     itemsets = n1 + n2 + bigger
     rules = 2.0 * n2 + bigger_rules
+    if exact and min_confidence is not None:
+        rules = float(len(_rules_from_counts(counts, min_confidence)))
     parts = {"dense_values": n * n1, "sparse_frame": nnz * 24 + n1 * 2000, "fp_tree": nnz * _FP_NODE_BYTES,
              "itemsets": itemsets * _ITEMSET_BYTES, "rules": rules * _RULE_BYTES}
     return {"playlists": n, "frequent_tracks": n1, "frequent_pairs": n2, "entries": nnz,
-            "larger_itemsets": bigger, "larger_itemsets_exact": exact, "itemsets": itemsets,
-            "candidate_rules": rules, "bytes": float(sum(parts.values())), "parts": parts}
+            "larger_itemsets": bigger, "larger_itemsets_exact": exact, "itemsets": itemsets, "rules": rules, "bytes": float(sum(parts.values())), "parts": parts}
 
 
 def mine_mlxtend(tx: Transactions, min_support: float, min_confidence: float, max_len: int | None = 3, *,
@@ -605,7 +683,7 @@ def mine_mlxtend(tx: Transactions, min_support: float, min_confidence: float, ma
             base = count_itemsets(tx, min_support, max_len=3, max_candidate_triples=5e7)
         except MemoryBudgetError:
             pass
-    est = estimate_mlxtend(tx, min_support, max_len, counts=base)
+    est = estimate_mlxtend(tx, min_support, max_len, counts=base, min_confidence=min_confidence)
     log.info("mlxtend estimate: %.2f GB for %d frequent tracks, %d pairs, %.3g larger itemsets (budget %.2f GB)",
              est["bytes"] / 1e9, est["frequent_tracks"], est["frequent_pairs"], est["larger_itemsets"], budget / 1e9)
     if est["bytes"] > budget:
@@ -622,8 +700,7 @@ def mine_mlxtend(tx: Transactions, min_support: float, min_confidence: float, ma
     xf = tx.matrix[:, items].astype(bool).tocsc()
     frame = pd.DataFrame.sparse.from_spmatrix(xf, columns=[str(u) for u in tx.track_uris[items]])
     t0 = time.perf_counter()
-    itemsets = fpgrowth(frame, min_support=min_support, use_colnames=True, max_len=max_len,
-                        verbose=int(show_progress))
+    itemsets = fpgrowth(frame, min_support=min_support, use_colnames=True, max_len=max_len)
     log.info("fpgrowth: %d itemsets in %.1f s", len(itemsets), time.perf_counter() - t0)
     if itemsets.empty:
         return _empty_ruleset(n)
@@ -653,7 +730,7 @@ def _empty_ruleset(n: int) -> RuleSet:
 
 def mine_rules(data, *, engine: str = "sparse", min_support: float = 0.005, min_confidence: float = 0.1,
                max_len: int | None = 3, pids=None, memory_budget: float | None = None,
-               max_candidate_triples: float = 2e9, show_progress: bool = False) -> RuleSet:
+               max_candidate_triples: float = 2e9, n_jobs: int = 1, show_progress: bool = False) -> RuleSet:
     """Association rules of playlists, from either engine.
 
     Parameters
@@ -674,6 +751,8 @@ def mine_rules(data, *, engine: str = "sparse", min_support: float = 0.005, min_
         Bytes the mlxtend engine may use (default 80% of the available memory).
     max_candidate_triples : float, default=2e9
         The sparse engine's bound on the triples it examines (its time and memory).
+    n_jobs : int, default=1
+        Threads for the sparse engine's products (scipy releases the GIL there).
 
     Returns
     -------
@@ -681,12 +760,15 @@ def mine_rules(data, *, engine: str = "sparse", min_support: float = 0.005, min_
         Sorted by lift (ties by confidence, support, then URIs); ``meta`` records the parameters.
     """
     check_params(min_support, min_confidence, max_len, engine)
+    if isinstance(n_jobs, bool) or not isinstance(n_jobs, Integral) or n_jobs < 1:
+        raise RulesError(f"n_jobs (--jobs) must be a positive integer (got {n_jobs!r}).")
     t0 = time.perf_counter()
     tx = _as_transactions(data, pids)
     load_s = time.perf_counter() - t0
+    log.info("loaded %d playlists, %d entries in %.1f s", tx.n_playlists, tx.matrix.nnz, load_s)
     if engine == "sparse":
         rs = mine_sparse(tx, float(min_support), float(min_confidence), int(max_len),
-                         max_candidate_triples=max_candidate_triples, show_progress=show_progress)
+                         max_candidate_triples=max_candidate_triples, n_jobs=n_jobs, show_progress=show_progress)
     else:
         rs = mine_mlxtend(tx, float(min_support), float(min_confidence), max_len, memory_budget=memory_budget,
                           show_progress=show_progress)
@@ -772,8 +854,11 @@ class RuleModel:
         self.confidence_ = r.confidence[self.rule_ids_]
         self.lift_ = r.lift[self.rule_ids_]
         a0, a1 = a0[order], a1[order]
-        starts = np.flatnonzero(np.r_[True, (a0[1:] != a0[:-1]) | (a1[1:] != a1[:-1])]) if len(a0) else np.zeros(0, int)
-        ends = np.r_[starts[1:], len(a0)].astype(np.int64)
+        if len(a0):
+            starts = np.flatnonzero(np.r_[True, (a0[1:] != a0[:-1]) | (a1[1:] != a1[:-1])])
+            ends = np.r_[starts[1:], len(a0)]
+        else:
+            starts = ends = np.zeros(0, np.int64)
         self.single_: dict[int, tuple[int, int]] = {}
         self.pair_: dict[tuple[int, int], tuple[int, int]] = {}
         for s, e, x, y in zip(starts.tolist(), ends.tolist(), a0[starts].tolist(), a1[starts].tolist(), strict=True):

@@ -230,6 +230,12 @@ def test_rule_recommender_fills_500_deterministically(train_store, split_dir):
     assert title_only == rec.fallback_[:500]
 
 
+def test_rule_recommender_without_rules_is_popularity(train_store):
+    rec = RuleRecommender(min_support=1.0).fit(train_store)
+    assert rec.model_.n_rules == 0
+    assert rec.recommend([rec.fallback_[0]], k=20)[0] == rec.fallback_[1:21]
+
+
 def test_rule_recommender_min_count_is_exact(train_store):
     rec = RuleRecommender(min_count=3, max_len=2, min_confidence=0.01).fit(train_store)
     assert rec.model_.rules.count.min() == 3
@@ -293,3 +299,37 @@ def test_cli_bad_input_is_one_line(store, tmp_path, args, match):
     assert res.returncode == 2
     assert match in res.stderr and "Traceback" not in res.stderr
     assert not (tmp_path / "r.parquet").exists()
+
+
+def test_threads_give_the_same_rules(store):
+    tx = load_transactions(store)
+    one = mine_rules(tx, min_support=0.0075, min_confidence=0.1, max_len=3)
+    two = mine_rules(tx, min_support=0.0075, min_confidence=0.1, max_len=3, n_jobs=2)
+    assert len(one) > 0
+    assert_same_rules(one, two)
+
+
+def test_transactions_from_several_slices(tmp_path, catalog):
+    from modules.store import PlaylistStore, ingest
+    from modules.world import write_world
+
+    write_world(tmp_path / "w", 2100, seed=3, catalog=catalog, show_progress=False)  # three slice files
+    ingest(tmp_path / "w", tmp_path / "s", show_progress=False)
+    st = PlaylistStore(tmp_path / "s")
+    pids = st.playlists["pid"].to_numpy()[::3]
+    for sel in (None, pids):
+        tx, inter = load_transactions(st, sel), st.interactions(sel)
+        assert np.array_equal(tx.pids, inter.pids)
+        assert (tx.matrix != inter.matrix.astype(np.int32)).nnz == 0
+
+
+@pytest.mark.parametrize("way", ["rows", "columns"])
+def test_both_triple_counting_ways_agree_with_mlxtend(store, monkeypatch, way):
+    import modules.rules as rules_module
+
+    tx = load_transactions(store)
+    m = mine_rules(tx, engine="mlxtend", min_support=0.0075, min_confidence=0.1, max_len=3)
+    monkeypatch.setattr(rules_module, "_TRIPLE_WAY", way)
+    s = mine_rules(tx, min_support=0.0075, min_confidence=0.1, max_len=3)
+    assert (np.array([len(a) for a in s.to_frame()["antecedents"]]) == 2).any()
+    assert_same_rules(s, m)

@@ -26,6 +26,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="keep rules with at least this confidence, in (0, 1] (default 0.1)")
     p.add_argument("--max-len", type=int, default=3, metavar="L",
                    help="largest itemset, antecedent plus consequent (default 3: A -> C and {A, B} -> C)")
+    p.add_argument("--jobs", type=int, default=1, metavar="N",
+                   help="sparse engine: threads for the sparse products (default 1)")
     p.add_argument("--memory-budget", type=float, metavar="GB",
                    help="mlxtend engine: refuse when the estimated need exceeds this many GB "
                    "(default: 80%% of the memory available now)")
@@ -42,7 +44,7 @@ def cmd_rules(args) -> int:
     store = open_store(args.mpd, show_progress=True)
     budget = args.memory_budget * 1e9 if args.memory_budget is not None else None
     rules = mine_rules(store, engine=args.engine, min_support=args.min_support, min_confidence=args.min_confidence,
-                       max_len=args.max_len, memory_budget=budget, show_progress=True)
+                       max_len=args.max_len, memory_budget=budget, n_jobs=args.jobs, show_progress=True)
     rules.write(args.out)
     m = rules.meta
     print(f"rules ({args.engine}): {len(rules):,} rules from {m['n_playlists']:,} playlists "
