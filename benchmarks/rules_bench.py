@@ -158,13 +158,13 @@ def cmd_latency(args) -> int:
 
 def cmd_tune(args) -> int:
     import numpy as np
+    from quality import prepare
 
     from modules.base import recommend_challenge
     from modules.challenge import split_store
     from modules.metrics import evaluate
     from modules.rules import AGGREGATIONS, RuleRecommender
     from modules.store import PlaylistStore
-    from quality import prepare
 
     base = prepare(args.playlists, args.per_category, args.seed)
     store = PlaylistStore(base / f"train-store-{args.per_category}")

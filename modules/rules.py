@@ -655,7 +655,8 @@ def estimate_mlxtend(tx: Transactions, min_support: float, max_len: int | None =
     parts = {"dense_values": n * n1, "sparse_frame": nnz * 24 + n1 * 2000, "fp_tree": nnz * _FP_NODE_BYTES,
              "itemsets": itemsets * _ITEMSET_BYTES, "rules": rules * _RULE_BYTES}
     return {"playlists": n, "frequent_tracks": n1, "frequent_pairs": n2, "entries": nnz,
-            "larger_itemsets": bigger, "larger_itemsets_exact": exact, "itemsets": itemsets, "rules": rules, "bytes": float(sum(parts.values())), "parts": parts}
+            "larger_itemsets": bigger, "larger_itemsets_exact": exact, "itemsets": itemsets, "rules": rules,
+            "bytes": float(sum(parts.values())), "parts": parts}
 
 
 def mine_mlxtend(tx: Transactions, min_support: float, min_confidence: float, max_len: int | None = 3, *,
