@@ -237,7 +237,7 @@ def main() -> int:
     p.add_argument("--store", required=True, help="where the seed playlists come from")
     p.add_argument("--seeds", type=int, default=100)
     p.add_argument("--playlists", type=int, default=200)
-    p.add_argument("--aggregation", default="max_confidence")
+    p.add_argument("--aggregation", default="sum_confidence")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--label", required=True)
     p.set_defaults(func=cmd_latency)
