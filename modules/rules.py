@@ -616,6 +616,14 @@ def _available_memory() -> int:
     return 8 << 30
 
 
+def _mlxtend_parts(n: int, n_items: int, entries: int, itemsets: float, rules: float) -> dict:
+    """Bytes of mlxtend's structures: ``df.values`` (dense bool), the sparse frame and its CSR copy, the
+    FP-tree (at most one node per entry), the frequent itemsets and the rules."""
+    return {"dense_values": float(n) * n_items, "sparse_frame": entries * 24.0 + n_items * 2000.0,
+            "fp_tree": entries * float(_FP_NODE_BYTES), "itemsets": itemsets * _ITEMSET_BYTES,
+            "rules": rules * _RULE_BYTES}
+
+
 def estimate_mlxtend(tx: Transactions, min_support: float, max_len: int | None = 3,
                      counts: _Counts | None = None, min_confidence: float | None = None) -> dict:
     """Predict the memory mlxtend's ``fpgrowth`` + ``association_rules`` need on these transactions.
@@ -631,7 +639,7 @@ def estimate_mlxtend(tx: Transactions, min_support: float, max_len: int | None =
     if counts is None:
         counts = count_itemsets(tx, min_support, max_len=2)
     n1, n2 = len(counts.items), len(counts.pair_counts)
-    nnz = int(tx.matrix[:, counts.items].nnz) if n1 else 0
+    nnz = int(counts.item_counts[counts.items].sum())
     if max_len is not None and max_len <= 2:
         bigger, bigger_rules, exact = 0.0, 0.0, True
     elif max_len == 3 and counts.max_len >= 3:
@@ -654,8 +662,7 @@ def estimate_mlxtend(tx: Transactions, min_support: float, max_len: int | None =
     rules = 2.0 * n2 + bigger_rules
     if exact and min_confidence is not None:
         rules = float(len(_rules_from_counts(counts, min_confidence)))
-    parts = {"dense_values": n * n1, "sparse_frame": nnz * 24 + n1 * 2000, "fp_tree": nnz * _FP_NODE_BYTES,
-             "itemsets": itemsets * _ITEMSET_BYTES, "rules": rules * _RULE_BYTES}
+    parts = _mlxtend_parts(n, n1, nnz, itemsets, rules)
     return {"playlists": n, "frequent_tracks": n1, "frequent_pairs": n2, "entries": nnz,
             "larger_itemsets": bigger, "larger_itemsets_exact": exact, "itemsets": itemsets, "rules": rules,
             "bytes": float(sum(parts.values())), "parts": parts}
@@ -679,13 +686,24 @@ def mine_mlxtend(tx: Transactions, min_support: float, min_confidence: float, ma
     from mlxtend.frequent_patterns import association_rules, fpgrowth
 
     n = tx.n_playlists
+    if n == 0:
+        raise RulesError("there are no playlists to mine; check the --mpd path (slices or a store).")
     budget = float(memory_budget) if memory_budget is not None else 0.8 * _available_memory()
-    base = count_itemsets(tx, min_support, max_len=2)
-    if max_len == 3 and len(base.pair_counts):
-        try:  # exact triples are cheap to count and make the estimate exact for the default max_len
-            base = count_itemsets(tx, min_support, max_len=3, max_candidate_triples=5e7)
-        except MemoryBudgetError:
-            pass
+    # cheap floor first (item counts only): the dense array inside fpgrowth and the FP-tree
+    item_counts, items = _frequent_items(tx, min_support)
+    entries = int(item_counts[items].sum())
+    floor = _mlxtend_parts(n, len(items), entries, 0, 0)
+    if sum(floor.values()) > budget:
+        raise MemoryBudgetError(
+            f"the mlxtend engine would need at least {sum(floor.values()) / 1e9:.1f} GB for {n:,} playlists at "
+            f"min_support {min_support:g} (a dense {n:,} x {len(items):,} array of the frequent tracks inside "
+            f"fpgrowth, and an FP-tree of up to {entries:,} nodes), before any itemset; the budget is "
+            f"{budget / 1e9:.1f} GB. Use --engine sparse (exact, same rules for max_len <= 3), or raise "
+            "--min-support.")
+    try:  # exact triples are cheap to count and make the estimate exact for max_len <= 3
+        base = count_itemsets(tx, min_support, max_len=3 if max_len == 3 else 2, max_candidate_triples=5e7)
+    except MemoryBudgetError:
+        base = count_itemsets(tx, min_support, max_len=2)
     est = estimate_mlxtend(tx, min_support, max_len, counts=base, min_confidence=min_confidence)
     log.info("mlxtend estimate: %.2f GB for %d frequent tracks, %d pairs, %.3g larger itemsets (budget %.2f GB)",
              est["bytes"] / 1e9, est["frequent_tracks"], est["frequent_pairs"], est["larger_itemsets"], budget / 1e9)

@@ -258,9 +258,25 @@ def test_bad_thresholds_say_what_to_do(kwargs, match):
         check_params(**args)
 
 
-def test_mlxtend_refuses_over_budget_before_running(store):
-    with pytest.raises(MemoryBudgetError, match=r"would need about .* GB .* --engine sparse .* --min-support"):
-        mine_rules(store, engine="mlxtend", min_support=0.005, min_confidence=0.1, memory_budget=1e6)
+def test_mlxtend_refuses_over_budget_before_running(store, monkeypatch):
+    import modules.rules as rules_module
+
+    # far over budget: refused from item counts alone, before any pair is counted
+    def no_counting(*args, **kwargs):
+        raise AssertionError("counted itemsets before refusing")
+
+    with monkeypatch.context() as m:
+        m.setattr(rules_module, "count_itemsets", no_counting)
+        with pytest.raises(MemoryBudgetError, match=r"would need at least .* GB .* --engine sparse .* --min-support"):
+            mine_rules(store, engine="mlxtend", min_support=0.005, min_confidence=0.1, memory_budget=1e6)
+    # the floor fits, the itemsets and rules do not: refused after the exact counts
+    tx = load_transactions(store)
+    est = rules_module.estimate_mlxtend(tx, 0.005, 3, min_confidence=0.1)
+    floor = sum(rules_module._mlxtend_parts(400, est["frequent_tracks"], est["entries"], 0, 0).values())
+    assert floor < est["bytes"]
+    with pytest.raises(MemoryBudgetError, match=r"would need about .* GB .* frequent pairs"):
+        mine_rules(tx, engine="mlxtend", min_support=0.005, min_confidence=0.1,
+                   memory_budget=(floor + est["bytes"]) / 2)
 
 
 def test_sparse_bounds_triples():
