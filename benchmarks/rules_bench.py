@@ -157,6 +157,31 @@ def cmd_latency(args) -> int:
     return 0
 
 
+def cmd_estimate(args) -> int:
+    """The mlxtend engine's go / no-go (``check_mlxtend_budget``) for the first N playlists of a store."""
+    import numpy as np
+
+    from modules.rules import MemoryBudgetError, _available_memory, check_mlxtend_budget, load_transactions
+    from modules.store import PlaylistStore
+
+    store = PlaylistStore(args.store)
+    pids = np.sort(store.playlists["pid"].to_numpy())[: args.playlists] if args.playlists else None
+    tx = load_transactions(store, pids)
+    budget = 0.8 * _available_memory()
+    result = {"store": args.store, "playlists": tx.n_playlists, "min_support": args.min_support,
+              "min_confidence": args.min_confidence, "max_len": args.max_len, "budget_gb": round(budget / 1e9, 2)}
+    try:
+        est, _ = check_mlxtend_budget(tx, args.min_support, args.min_confidence, args.max_len, budget)
+        result.update(refused=False, estimate_gb=round(est["bytes"] / 1e9, 2),
+                      parts_gb={k: round(v / 1e9, 2) for k, v in est["parts"].items()},
+                      frequent_tracks=est["frequent_tracks"], frequent_pairs=est["frequent_pairs"])
+    except MemoryBudgetError as err:
+        result.update(refused=True, message=str(err))
+    print(json.dumps(result, indent=2))
+    save("estimate", args.label, result)
+    return 0
+
+
 def cmd_tune(args) -> int:
     import numpy as np
     from quality import prepare
@@ -242,6 +267,13 @@ def main() -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--label", required=True)
     p.set_defaults(func=cmd_latency)
+
+    p = sub.add_parser("estimate", help="mlxtend memory estimate for the first N playlists of a store")
+    p.add_argument("--store", required=True)
+    p.add_argument("--playlists", type=int, help="first N playlists by pid (default all)")
+    p.add_argument("--label", required=True)
+    thresholds(p)
+    p.set_defaults(func=cmd_estimate)
 
     p = sub.add_parser("tune", help="aggregation and thresholds on a validation split of the training playlists")
     p.add_argument("--playlists", type=int, default=3000)

@@ -13,8 +13,8 @@ Two miners give the same rules, number for number:
 
 * ``engine="mlxtend"``: ``fpgrowth`` + ``association_rules`` of mlxtend on a *sparse* one-hot frame. The
   reference implementation, any ``max_len``, but pure Python: it fits a few tens of thousands of playlists.
-  Before it runs, ``estimate_mlxtend`` predicts its memory from exact counts of frequent items and pairs and
-  refuses (``MemoryBudgetError``) instead of being OOM-killed.
+  Before it runs, ``check_mlxtend_budget`` predicts its memory (first from item counts alone, then from exact
+  counts of frequent pairs and triples) and refuses (``MemoryBudgetError``) instead of being OOM-killed.
 * ``engine="sparse"``: exact item, pair and triple counts with ``scipy.sparse`` (``X^T X`` in column blocks,
   then for each item the co-occurrences inside its playlists, restricted to its frequent-pair partners).
   Rules with at most three items (``max_len`` 2 or 3): 1→1, 2→1 and 1→2. It reproduces mlxtend 0.25's
@@ -668,23 +668,14 @@ def estimate_mlxtend(tx: Transactions, min_support: float, max_len: int | None =
             "bytes": float(sum(parts.values())), "parts": parts}
 
 
-def mine_mlxtend(tx: Transactions, min_support: float, min_confidence: float, max_len: int | None = 3, *,
-                 memory_budget: float | None = None, show_progress: bool = False) -> RuleSet:
-    """Rules from mlxtend's ``fpgrowth`` + ``association_rules`` on a sparse one-hot frame.
+def check_mlxtend_budget(tx: Transactions, min_support: float, min_confidence: float, max_len: int | None,
+                         memory_budget: float | None = None) -> tuple[dict, _Counts]:
+    """Refuse (``MemoryBudgetError``) when the mlxtend engine would not fit; else its estimate and the counts.
 
-    Only the columns of frequent tracks go into the frame (a track below ``min_support`` is in no frequent
-    itemset, and the row count, hence every support, is unchanged): fpgrowth densifies its input
-    (``df.values``), so this keeps that array at ``n_playlists x n_frequent`` booleans.
-
-    Raises
-    ------
-    MemoryBudgetError
-        When ``estimate_mlxtend`` predicts more than ``memory_budget`` bytes (default: 80% of the memory
-        available now); nothing is run.
+    First a floor from item counts alone (the dense array inside fpgrowth and the FP-tree), so data far too
+    large is refused in seconds; then the full estimate from exact pair (and, for ``max_len`` 3, triple) counts.
+    ``memory_budget`` defaults to 80% of the memory available now.
     """
-    import pandas as pd
-    from mlxtend.frequent_patterns import association_rules, fpgrowth
-
     n = tx.n_playlists
     if n == 0:
         raise RulesError("there are no playlists to mine; check the --mpd path (slices or a store).")
@@ -715,6 +706,31 @@ def mine_mlxtend(tx: Transactions, min_support: float, min_confidence: float, ma
             f"{'' if est['larger_itemsets_exact'] else 'up to '}{est['larger_itemsets']:.3g} larger itemsets); "
             f"the budget is {budget / 1e9:.1f} GB. Use --engine sparse (exact, same rules for max_len <= 3), "
             f"or raise --min-support, or lower --max-len.")
+    return est, base
+
+
+def mine_mlxtend(tx: Transactions, min_support: float, min_confidence: float, max_len: int | None = 3, *,
+                 memory_budget: float | None = None, show_progress: bool = False) -> RuleSet:
+    """Rules from mlxtend's ``fpgrowth`` + ``association_rules`` on a sparse one-hot frame.
+
+    Only the columns of frequent tracks go into the frame (a track below ``min_support`` is in no frequent
+    itemset, and the row count, hence every support, is unchanged): fpgrowth densifies its input
+    (``df.values``), so this keeps that array at ``n_playlists x n_frequent`` booleans.
+
+    ``show_progress`` is accepted for symmetry with the sparse engine; mlxtend has no progress bar (its
+    ``verbose`` prints one line per conditional tree).
+
+    Raises
+    ------
+    MemoryBudgetError
+        When ``check_mlxtend_budget`` predicts more than ``memory_budget`` bytes (default: 80% of the memory
+        available now); nothing is run.
+    """
+    import pandas as pd
+    from mlxtend.frequent_patterns import association_rules, fpgrowth
+
+    n = tx.n_playlists
+    est, base = check_mlxtend_budget(tx, min_support, min_confidence, max_len, memory_budget)
     items = base.items
     if len(items) == 0:
         return _empty_ruleset(n)
