@@ -129,6 +129,9 @@ def cmd_latency(args) -> int:
     t0 = time.perf_counter()
     model = RuleModel.load(args.rules, args.aggregation)
     load_s = time.perf_counter() - t0
+    import resource
+
+    rss_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6  # peak so far: mostly the model
     store = PlaylistStore(args.store)
     pl = store.playlists
     rng = np.random.default_rng(args.seed)
@@ -148,7 +151,8 @@ def cmd_latency(args) -> int:
         cands.append(len(res))
     ms = np.array(times) * 1000
     result = {"rules_file": args.rules, "rules": len(model.rules), "indexed_rules": model.n_rules,
-              "aggregation": args.aggregation, "load_seconds": round(load_s, 2), "playlists": len(seed_lists),
+              "aggregation": args.aggregation, "load_seconds": round(load_s, 2),
+              "peak_rss_gb_after_load": round(rss_gb, 2), "playlists": len(seed_lists),
               "seeds": args.seeds, "ms_median": round(float(np.median(ms)), 3),
               "ms_p95": round(float(np.percentile(ms, 95)), 3), "ms_max": round(float(ms.max()), 3),
               "firing_rules_median": float(np.median(fired)), "candidates_median": float(np.median(cands))}

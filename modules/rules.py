@@ -404,16 +404,43 @@ def count_itemsets(tx: Transactions, min_support: float, max_len: int = 3, *, ma
 
 
 def _as_2d(arr) -> np.ndarray:
-    arr = np.asarray(arr, dtype=np.int64)
+    arr = np.asarray(arr, dtype=np.int32)  # track columns: < 2**31 tracks
     return arr if arr.ndim == 2 else arr.reshape(len(arr), -1) if len(arr) else arr.reshape(0, 1)
+
+
+def rule_metrics(antecedent_count, consequent_count, count, n_playlists: int,
+                 names=None) -> dict[str, np.ndarray]:
+    """Supports, confidence, lift, leverage and conviction from counts, term for term as mlxtend 0.25's
+    ``association_rules`` computes them (its "disabled" counts are 0 without null values), so that both engines
+    agree to the last bit. ``names`` limits the result to some of them (less memory on millions of rules)."""
+    names = set(names or RULE_COLUMNS[5:])
+    n = float(n_playlists)
+    s_a = np.asarray(antecedent_count) / n
+    s_c = np.asarray(consequent_count) / n
+    s_ac = np.asarray(count) / n
+    out = {"antecedent_support": s_a, "consequent_support": s_c, "support": s_ac}
+    if names & {"confidence", "lift", "conviction"}:
+        out["confidence"] = (s_ac * n) / (s_a * n)
+    if "lift" in names:
+        out["lift"] = out["confidence"] / s_c
+    if "leverage" in names:
+        out["leverage"] = s_ac - s_a * s_c
+    if "conviction" in names:
+        conviction = np.full(len(s_ac), np.inf)
+        below = out["confidence"] < 1.0
+        conviction[below] = (1.0 - s_c[below]) / (1.0 - out["confidence"][below])
+        out["conviction"] = conviction
+    return {k: v for k, v in out.items() if k in names}
 
 
 @dataclass
 class RuleSet:
     """Rules as arrays (the in-memory form both engines produce; ``to_frame``/``write`` give the table form).
 
-    ``antecedents`` and ``consequents`` are int arrays ``[n_rules, width]`` of track columns, each row sorted
+    ``antecedents`` and ``consequents`` are int32 arrays ``[n_rules, width]`` of track columns, each row sorted
     ascending and padded with -1; ``track_uris`` maps columns to URIs (sorted, so column order is URI order).
+    Only counts are stored (20 bytes per pair rule); ``support``, ``confidence``, ``lift``, ``leverage``,
+    ``conviction`` and the two side supports are computed from them when asked (``rule_metrics``).
     Rows are sorted by lift, then confidence, then support (all descending), then antecedent and consequent
     URIs: the same data always gives the same order.
     """
@@ -426,30 +453,28 @@ class RuleSet:
     n_playlists: int
     track_uris: np.ndarray
     meta: dict = field(default_factory=dict)
-    antecedent_support: np.ndarray = field(init=False)
-    consequent_support: np.ndarray = field(init=False)
-    support: np.ndarray = field(init=False)
-    confidence: np.ndarray = field(init=False)
-    lift: np.ndarray = field(init=False)
-    leverage: np.ndarray = field(init=False)
-    conviction: np.ndarray = field(init=False)
 
     def __post_init__(self):
         self.antecedents = _as_2d(self.antecedents)
         self.consequents = _as_2d(self.consequents)
-        n = float(self.n_playlists)
-        s_a = np.asarray(self.antecedent_count, np.int64) / n
-        s_c = np.asarray(self.consequent_count, np.int64) / n
-        s_ac = np.asarray(self.count, np.int64) / n
-        self.antecedent_support, self.consequent_support, self.support = s_a, s_c, s_ac
-        # mlxtend 0.25 association_rules, term for term (its "disabled" counts are 0 without null values)
-        self.confidence = (s_ac * n) / (s_a * n)
-        self.lift = self.confidence / s_c
-        self.leverage = s_ac - s_a * s_c
-        conviction = np.full(len(s_ac), np.inf)
-        below = self.confidence < 1.0
-        conviction[below] = (1.0 - s_c[below]) / (1.0 - self.confidence[below])
-        self.conviction = conviction
+        dtype = np.int32 if self.n_playlists < 2**31 else np.int64
+        self.antecedent_count = np.asarray(self.antecedent_count, dtype)
+        self.consequent_count = np.asarray(self.consequent_count, dtype)
+        self.count = np.asarray(self.count, dtype)
+
+    def metrics(self, rows=None, names=None) -> dict[str, np.ndarray]:
+        """The metric columns (all, or ``names``), for all rules or only ``rows``."""
+        sel = slice(None) if rows is None else rows
+        return rule_metrics(self.antecedent_count[sel], self.consequent_count[sel], self.count[sel],
+                            self.n_playlists, names)
+
+    antecedent_support = property(lambda self: self.metrics(names=["antecedent_support"])["antecedent_support"])
+    consequent_support = property(lambda self: self.metrics(names=["consequent_support"])["consequent_support"])
+    support = property(lambda self: self.metrics(names=["support"])["support"])
+    confidence = property(lambda self: self.metrics(names=["confidence"])["confidence"])
+    lift = property(lambda self: self.metrics(names=["lift"])["lift"])
+    leverage = property(lambda self: self.metrics(names=["leverage"])["leverage"])
+    conviction = property(lambda self: self.metrics(names=["conviction"])["conviction"])
 
     def __len__(self) -> int:
         return len(self.count)
@@ -462,11 +487,12 @@ class RuleSet:
         """Sorted by lift, confidence, support (descending), then antecedent, consequent URIs (ascending)."""
         keys = [self.consequents[:, j] for j in range(self.consequents.shape[1] - 1, -1, -1)]
         keys += [self.antecedents[:, j] for j in range(self.antecedents.shape[1] - 1, -1, -1)]
-        keys += [-self.support, -self.confidence, -self.lift]
+        m = self.metrics(names=["support", "confidence", "lift"])
+        keys += [-m["support"], -m["confidence"], -m["lift"]]
         return self._take(np.lexsort(keys)) if len(self) else self
 
     def filter_confidence(self, min_confidence: float) -> RuleSet:
-        return self._take(np.flatnonzero(self.confidence >= min_confidence))
+        return self._take(np.flatnonzero(self.confidence >= min_confidence))  # mlxtend: score >= min_threshold
 
     def uri_lists(self, which: str = "antecedents") -> list[list[str]]:
         arr = getattr(self, which)
@@ -482,8 +508,9 @@ class RuleSet:
             flat = arr[valid]
             values = pa.array(self.track_uris[flat] if len(flat) else np.array([], dtype=object), type=pa.string())
             cols[name] = pa.ListArray.from_arrays(pa.array(offsets, pa.int32()), values)
+        m = self.metrics()
         for name in RULE_COLUMNS[2:]:
-            cols[name] = pa.array(getattr(self, name))
+            cols[name] = pa.array(m[name] if name in m else getattr(self, name))
         meta = dict(self.meta, format=RULES_FORMAT, n_playlists=self.n_playlists)
         return pa.table(cols).replace_schema_metadata({"rules": orjson.dumps(meta)})
 
@@ -492,7 +519,8 @@ class RuleSet:
         import pandas as pd
 
         data = {"antecedents": self.uri_lists("antecedents"), "consequents": self.uri_lists("consequents")}
-        data.update({name: getattr(self, name) for name in RULE_COLUMNS[2:]})
+        m = self.metrics()
+        data.update({name: m[name] if name in m else getattr(self, name) for name in RULE_COLUMNS[2:]})
         return pd.DataFrame(data, columns=list(RULE_COLUMNS))
 
     def write(self, path: str | Path) -> Path:
@@ -511,29 +539,39 @@ def read_rules(path: str | Path) -> RuleSet:
     if not path.exists():
         raise FileNotFoundError(f"{path} does not exist; mine rules first: python -m modules rules --mpd DIR "
                                 f"--out {path}")
-    table = pq.read_table(path)
-    missing = [c for c in RULE_COLUMNS if c not in table.column_names]
+    names = pq.read_schema(path).names
+    missing = [c for c in RULE_COLUMNS if c not in names]
     if missing:
         raise RulesError(f"{path} is not a rules file (missing columns {', '.join(missing)}); write one with "
                          "python -m modules rules.")
+    # the metrics are recomputed from the counts: read only what is needed, URIs dictionary-encoded
+    table = pq.read_table(path, columns=["antecedents", "consequents", "antecedent_count", "consequent_count",
+                                         "count"],
+                          read_dictionary=["antecedents.list.element", "consequents.list.element"])
     meta = orjson.loads((table.schema.metadata or {}).get(b"rules", b"{}"))
     n = meta.get("n_playlists")
     if not n:
         raise RulesError(f"{path} has no n_playlists in its metadata; re-mine it with python -m modules rules.")
-    lists = {name: table.column(name).combine_chunks() for name in ("antecedents", "consequents")}
-    # URIs sorted (byte order of UTF-8 = code point order, as Python sorts), looked up with Arrow's hash join
-    uniq = pc.unique(pa.chunked_array([lists[k].flatten() for k in lists], type=pa.string()))
+    chunks = {name: table.column(name).chunks for name in ("antecedents", "consequents")}
+    # URIs sorted (UTF-8 byte order = code point order, as Python sorts); each chunk's dictionary mapped once
+    dictionaries = [c.flatten().dictionary for name in chunks for c in chunks[name]]
+    uniq = pc.unique(pa.chunked_array(dictionaries, type=pa.string())) if dictionaries else pa.array([], pa.string())
     uniq = uniq.take(pc.sort_indices(uniq))
     uris = uniq.to_numpy(zero_copy_only=False).astype(object)
     arrays = {}
-    for name, lst in lists.items():
-        flat = pc.index_in(lst.flatten(), value_set=uniq).to_numpy(zero_copy_only=False).astype(np.int64)
-        offsets = lst.offsets.to_numpy().astype(np.int64)
-        lengths = np.diff(offsets)
-        width = int(lengths.max()) if len(lengths) else 1
-        arr = np.full((len(lengths), width), -1, np.int64)
-        pos = np.arange(len(flat)) - np.repeat(offsets[:-1] - offsets[0], lengths)
-        arr[np.repeat(np.arange(len(lengths)), lengths), pos] = flat  # lists are written URI-sorted
+    for name, parts in chunks.items():
+        flats, lengths = [], []
+        for lst in parts:
+            flat = lst.flatten()
+            mapping = pc.index_in(flat.dictionary, value_set=uniq).to_numpy(zero_copy_only=False).astype(np.int32)
+            flats.append(mapping[flat.indices.to_numpy(zero_copy_only=False)])
+            lengths.append(np.diff(lst.offsets.to_numpy()))
+        flat = np.concatenate(flats) if flats else np.zeros(0, np.int32)
+        length = np.concatenate(lengths).astype(np.int64) if lengths else np.zeros(0, np.int64)
+        width = int(length.max()) if len(length) else 1
+        arr = np.full((len(length), width), -1, np.int32)
+        pos = np.arange(len(flat)) - np.repeat(np.r_[0, np.cumsum(length)[:-1]], length)
+        arr[np.repeat(np.arange(len(length)), length), pos] = flat  # lists are written URI-sorted
         arrays[name] = arr
     counts = {c: table.column(c).to_numpy() for c in ("antecedent_count", "consequent_count", "count")}
     return RuleSet(arrays["antecedents"], arrays["consequents"], counts["antecedent_count"],
@@ -881,16 +919,18 @@ class RuleModel:
         usable = np.flatnonzero((n_cons == 1) & (n_ante >= 1) & (n_ante <= 2))
         if len(usable) < len(r):
             log.debug("RuleModel indexes %d of %d rules (one consequent, 1-2 antecedent tracks)", len(usable), len(r))
-        a0 = ante[usable, 0]
-        a1 = ante[usable, 1] if ante.shape[1] > 1 else np.full(len(usable), -1)
-        conf = r.confidence[usable]
-        lift = r.lift[usable]
-        # group by antecedent; inside a group, strongest rule first
-        order = np.lexsort((usable, -lift, -conf, a1, a0))
+        a0 = ante[usable, 0].astype(np.int64)
+        a1 = ante[usable, 1].astype(np.int64) if ante.shape[1] > 1 else np.full(len(usable), -1, np.int64)
+        m = r.metrics(usable, names=["confidence", "lift"])
+        conf, lift = m["confidence"], m["lift"]
+        del m
+        # group by antecedent; inside a group, strongest rule first (lexsort is stable: then by rule row)
+        order = np.lexsort((-lift, -conf, a0 * (len(r.track_uris) + 1) + (a1 + 1)))
         self.rule_ids_ = usable[order]
-        self.consequent_ = cons[self.rule_ids_, 0]
-        self.confidence_ = r.confidence[self.rule_ids_]
-        self.lift_ = r.lift[self.rule_ids_]
+        self.consequent_ = cons[self.rule_ids_, 0].astype(np.int64)
+        self.confidence_ = conf[order]
+        self.lift_ = lift[order]
+        del conf, lift
         a0, a1 = a0[order], a1[order]
         if len(a0):
             starts = np.flatnonzero(np.r_[True, (a0[1:] != a0[:-1]) | (a1[1:] != a1[:-1])])
@@ -1009,8 +1049,9 @@ class RuleModel:
         r = self.rules
         out = {"antecedents": [r.track_uris[i] for i in r.antecedents[row] if i >= 0],
                "consequents": [r.track_uris[i] for i in r.consequents[row] if i >= 0]}
+        m = r.metrics([row])
         for name in RULE_COLUMNS[2:]:
-            v = getattr(r, name)[row]
+            v = m[name][0] if name in m else getattr(r, name)[row]
             out[name] = int(v) if name.endswith("count") else float(v)
         return out
 
