@@ -1,0 +1,298 @@
+"""Association-rule benchmarks: miner speed and memory, sparse vs mlxtend, scoring latency, aggregation choice.
+
+    # miner time and peak memory (one `python -m modules rules` run, measured from outside)
+    python benchmarks/rules_bench.py mine --store data/bench/world-1000000-s0/store --engine sparse \
+        --min-support 0.001 --min-confidence 0.1 --label sparse-1m
+    # both engines on the same data: identical rules? time ratio
+    python benchmarks/rules_bench.py compare --store data/bench/world-20000-s0/store --min-support 0.001
+    # RuleModel.score latency for playlists of 100 seeds
+    python benchmarks/rules_bench.py latency --rules data/bench/rules-1m.parquet --store STORE --seeds 100
+    # choose the aggregation and thresholds on a validation split carved from the TRAINING playlists
+    python benchmarks/rules_bench.py tune --playlists 3000 --per-category 30
+
+Results land in benchmarks/results/rules/<kind>-<label>.json (committed: they are the evidence for the numbers
+in docs/rules.md). Timings are wall-clock on a shared 2-core machine: other jobs make them noisy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+RESULTS = ROOT / "benchmarks" / "results" / "rules"
+PY = sys.executable
+
+
+def save(kind: str, label: str, result: dict) -> Path:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    result = dict(result, kind=kind, label=label, command=" ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]]),
+                  machine={"cpus": os.cpu_count(), "python": platform.python_version()},
+                  date=time.strftime("%Y-%m-%d %H:%M:%S"))
+    path = RESULTS / f"{kind}-{label}.json"
+    path.write_text(json.dumps(result, indent=2))
+    print(f"-> {path.relative_to(ROOT)}")
+    return path
+
+
+def run_measured(args: list[str]) -> dict:
+    """Run a command; wall seconds and the peak RSS of that process alone (``os.wait4``)."""
+    load_before = [round(x, 2) for x in os.getloadavg()]
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(args, cwd=ROOT, stdout=out, stderr=err, text=True)
+        _, status, usage = os.wait4(proc.pid, 0)
+        seconds = time.perf_counter() - t0
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        stdout, stderr = out.read(), err.read()
+    log = [line.split("\r")[-1] for line in stderr.splitlines() if "INFO" in line or "WARNING" in line
+           or "error" in line]
+    return {"returncode": proc.returncode, "seconds": round(seconds, 2),
+            "cpu_seconds": round(usage.ru_utime + usage.ru_stime, 2), "peak_rss_gb": round(usage.ru_maxrss / 1e6, 3),
+            "load_average_before": list(load_before),
+            "stdout": stdout.strip(), "log": log}
+
+
+def rules_cmd(store: str, out: Path, engine: str, min_support: float, min_confidence: float, max_len: int,
+              extra=()) -> list[str]:
+    return [PY, "-m", "modules", "rules", "--mpd", str(store), "--out", str(out), "--engine", engine,
+            "--min-support", str(min_support), "--min-confidence", str(min_confidence), "--max-len", str(max_len),
+            *extra]
+
+
+def cmd_mine(args) -> int:
+    out = Path(args.out) if args.out else ROOT / "data" / "bench" / f"rules-{args.label}.parquet"
+    r = run_measured(rules_cmd(args.store, out, args.engine, args.min_support, args.min_confidence, args.max_len,
+                               ["--jobs", str(args.jobs)]))
+    print(r["stdout"] or "\n".join(r["log"][-3:]))
+    print(f"{args.engine}: {r['seconds']} s wall, {r['cpu_seconds']} s CPU, peak RSS {r['peak_rss_gb']} GB "
+          f"(exit {r['returncode']})")
+    save("mine", args.label, {"store": args.store, "engine": args.engine, "jobs": args.jobs,
+                              "min_support": args.min_support,
+                              "min_confidence": args.min_confidence, "max_len": args.max_len, **r})
+    return r["returncode"]
+
+
+def cmd_compare(args) -> int:
+    import numpy as np
+    import pandas as pd
+
+    label = args.label or f"{Path(args.store).parent.name}-s{args.min_support:g}"
+    runs, frames = {}, {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for engine in ("sparse", "mlxtend"):
+            out = Path(tmp) / f"{engine}.parquet"
+            runs[engine] = run_measured(rules_cmd(args.store, out, engine, args.min_support, args.min_confidence,
+                                                  args.max_len))
+            print(f"{engine}: {runs[engine]['seconds']} s, peak {runs[engine]['peak_rss_gb']} GB: "
+                  f"{runs[engine]['stdout'] or runs[engine]['log'][-1:]}")
+            if runs[engine]["returncode"] == 0:
+                frames[engine] = pd.read_parquet(out)
+    same = None
+    if len(frames) == 2:
+        s, m = frames["sparse"], frames["mlxtend"]
+        keys = [list(zip(f["antecedents"].map(tuple), f["consequents"].map(tuple), strict=True)) for f in (s, m)]
+        diffs = {c: float(np.nanmax(np.abs(np.where(np.isinf(s[c]), 0, s[c]) - np.where(np.isinf(m[c]), 0, m[c]))))
+                 if len(s) and keys[0] == keys[1] else None
+                 for c in ("support", "confidence", "lift", "leverage", "conviction")}
+        same = {"rules": [len(s), len(m)], "same_rules_same_order": keys[0] == keys[1], "max_abs_diff": diffs,
+                "same_inf": bool(len(s) == len(m) and (np.isinf(s["conviction"]) == np.isinf(m["conviction"])).all())}
+        print(same)
+    ratio = (runs["mlxtend"]["seconds"] / runs["sparse"]["seconds"]) if len(frames) == 2 else None
+    cpu_ratio = (runs["mlxtend"]["cpu_seconds"] / runs["sparse"]["cpu_seconds"]) if len(frames) == 2 else None
+    if ratio:
+        print(f"mlxtend / sparse time: {ratio:.1f}x wall, {cpu_ratio:.1f}x CPU")
+    save("compare", label, {"store": args.store, "min_support": args.min_support, "min_confidence":
+                            args.min_confidence, "max_len": args.max_len, "runs": runs, "equality": same,
+                            "time_ratio_mlxtend_over_sparse": ratio, "cpu_ratio_mlxtend_over_sparse": cpu_ratio})
+    return 0
+
+
+def cmd_latency(args) -> int:
+    import numpy as np
+
+    from modules.rules import RuleModel
+    from modules.store import PlaylistStore
+
+    t0 = time.perf_counter()
+    model = RuleModel.load(args.rules, args.aggregation)
+    load_s = time.perf_counter() - t0
+    import resource
+
+    rss_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6  # peak so far: mostly the model
+    store = PlaylistStore(args.store)
+    pl = store.playlists
+    rng = np.random.default_rng(args.seed)
+    long = np.sort(pl.loc[pl["num_tracks"] >= args.seeds, "pid"].to_numpy())
+    pids = np.sort(rng.choice(long, size=min(args.playlists, len(long)), replace=False))
+    entries = store.playlist_tracks
+    entries = entries.loc[entries["pid"].isin(pids)].sort_values(["pid", "pos"], kind="stable")
+    seed_lists = [g["track_uri"].tolist()[: args.seeds] for _, g in entries.groupby("pid", sort=True)]
+    for s in seed_lists[:5]:  # warm-up
+        model.score(s, k=500)
+    times, fired, cands = [], [], []
+    for s in seed_lists:
+        t = time.perf_counter()
+        res = model.score(s, k=500)
+        times.append(time.perf_counter() - t)
+        fired.append(len(res.firing))
+        cands.append(len(res))
+    ms = np.array(times) * 1000
+    result = {"rules_file": args.rules, "rules": len(model.rules), "indexed_rules": model.n_rules,
+              "aggregation": args.aggregation, "load_seconds": round(load_s, 2),
+              "peak_rss_gb_after_load": round(rss_gb, 2), "playlists": len(seed_lists),
+              "seeds": args.seeds, "ms_median": round(float(np.median(ms)), 3),
+              "ms_p95": round(float(np.percentile(ms, 95)), 3), "ms_max": round(float(ms.max()), 3),
+              "firing_rules_median": float(np.median(fired)), "candidates_median": float(np.median(cands))}
+    print(json.dumps(result, indent=2))
+    save("latency", args.label, result)
+    return 0
+
+
+def cmd_estimate(args) -> int:
+    """The mlxtend engine's go / no-go (``check_mlxtend_budget``) for the first N playlists of a store."""
+    import numpy as np
+
+    from modules.rules import MemoryBudgetError, _available_memory, check_mlxtend_budget, load_transactions
+    from modules.store import PlaylistStore
+
+    store = PlaylistStore(args.store)
+    pids = np.sort(store.playlists["pid"].to_numpy())[: args.playlists] if args.playlists else None
+    tx = load_transactions(store, pids)
+    budget = 0.8 * _available_memory()
+    result = {"store": args.store, "playlists": tx.n_playlists, "min_support": args.min_support,
+              "min_confidence": args.min_confidence, "max_len": args.max_len, "budget_gb": round(budget / 1e9, 2)}
+    try:
+        est, _ = check_mlxtend_budget(tx, args.min_support, args.min_confidence, args.max_len, budget)
+        result.update(refused=False, estimate_gb=round(est["bytes"] / 1e9, 2),
+                      parts_gb={k: round(v / 1e9, 2) for k, v in est["parts"].items()},
+                      frequent_tracks=est["frequent_tracks"], frequent_pairs=est["frequent_pairs"])
+    except MemoryBudgetError as err:
+        result.update(refused=True, message=str(err))
+    print(json.dumps(result, indent=2))
+    save("estimate", args.label, result)
+    return 0
+
+
+def cmd_tune(args) -> int:
+    import numpy as np
+    from quality import prepare
+
+    from modules.base import recommend_challenge
+    from modules.challenge import split_store
+    from modules.metrics import evaluate
+    from modules.rules import AGGREGATIONS, RuleRecommender
+    from modules.store import PlaylistStore
+
+    base = prepare(args.playlists, args.per_category, args.seed)
+    store = PlaylistStore(base / f"train-store-{args.per_category}")
+    # validation playlists come out of the TRAINING store; the test split is never read here
+    split = split_store(store, per_category=args.val_per_category, seed=args.seed + 1)
+    artist_of = dict(zip(store.tracks["track_uri"], store.tracks["artist_name"], strict=True))
+    rows = []
+    grid = [(mc, ml, conf) for mc in args.min_counts for ml in args.max_lens for conf in args.min_confidences]
+    pop = RuleRecommender(min_support=1.0).fit(store, split.train_pids)  # no rules: popularity only
+    pop_eval = evaluate(recommend_challenge(pop, split.challenge, show_progress=False), split.truth,
+                        artist_of=artist_of).summary()
+    rows.append({"config": "popularity (no rules)", "metrics": pop_eval})
+    print(f"{'popularity':40s} NDCG {pop_eval['ALL']['ndcg']:.4f}  R-prec {pop_eval['ALL']['r_precision']:.4f}")
+    for mc, ml, conf in grid:
+        t0 = time.perf_counter()
+        rec = RuleRecommender(min_count=mc, max_len=ml, min_confidence=conf).fit(store, split.train_pids)
+        fit_s = time.perf_counter() - t0
+        for agg in AGGREGATIONS:
+            rec.model_.aggregation = agg
+            t0 = time.perf_counter()
+            summary = evaluate(recommend_challenge(rec, split.challenge, show_progress=False), split.truth,
+                               artist_of=artist_of).summary()
+            a = summary["ALL"]
+            cfg = {"min_count": mc, "max_len": ml, "min_confidence": conf, "aggregation": agg}
+            rows.append({"config": cfg, "rules": len(rec.model_.rules), "fit_seconds": round(fit_s, 2),
+                         "recommend_seconds": round(time.perf_counter() - t0, 2), "metrics": summary})
+            print(f"min_count={mc} max_len={ml} conf={conf:<5} {agg:15s} NDCG {a['ndcg']:.4f}  "
+                  f"R-prec {a['r_precision']:.4f}  clicks {a['clicks']:.2f}  ({len(rec.model_.rules):,} rules)",
+                  flush=True)
+    tuned = [r for r in rows if isinstance(r["config"], dict)]
+    best = max(tuned, key=lambda r: (r["metrics"]["ALL"]["ndcg"], r["metrics"]["ALL"]["r_precision"]))
+    by_agg = {agg: float(np.mean([r["metrics"]["ALL"]["ndcg"] for r in tuned if r["config"]["aggregation"] == agg]))
+              for agg in AGGREGATIONS}
+    print("best:", best["config"], "NDCG", round(best["metrics"]["ALL"]["ndcg"], 4))
+    print("mean NDCG over the grid per aggregation:", {k: round(v, 4) for k, v in by_agg.items()})
+    save("tune", args.label or f"{args.playlists}-s{args.seed}-pc{args.per_category}",
+         {"world_playlists": args.playlists, "test_per_category": args.per_category,
+          "validation_per_category": args.val_per_category, "train_playlists_for_fit": int(len(split.train_pids)),
+          "validation_playlists": len(split.truth), "best": best["config"], "mean_ndcg_by_aggregation": by_agg,
+          "rows": rows})
+    return 0
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="cmd", required=True)
+
+    def thresholds(p, support=0.001, confidence=0.1):
+        p.add_argument("--min-support", type=float, default=support)
+        p.add_argument("--min-confidence", type=float, default=confidence)
+        p.add_argument("--max-len", type=int, default=3)
+
+    p = sub.add_parser("mine", help="time and peak memory of one rules run")
+    p.add_argument("--store", required=True)
+    p.add_argument("--engine", default="sparse", choices=("sparse", "mlxtend"))
+    p.add_argument("--out", help="rules file (default data/bench/rules-<label>.parquet)")
+    p.add_argument("--label", required=True)
+    p.add_argument("--jobs", type=int, default=1)
+    thresholds(p)
+    p.set_defaults(func=cmd_mine)
+
+    p = sub.add_parser("compare", help="sparse vs mlxtend on the same data: equality and time ratio")
+    p.add_argument("--store", required=True)
+    p.add_argument("--label")
+    thresholds(p)
+    p.set_defaults(func=cmd_compare)
+
+    p = sub.add_parser("latency", help="RuleModel.score time for playlists of N seeds")
+    p.add_argument("--rules", required=True)
+    p.add_argument("--store", required=True, help="where the seed playlists come from")
+    p.add_argument("--seeds", type=int, default=100)
+    p.add_argument("--playlists", type=int, default=200)
+    p.add_argument("--aggregation", default="sum_confidence")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--label", required=True)
+    p.set_defaults(func=cmd_latency)
+
+    p = sub.add_parser("estimate", help="mlxtend memory estimate for the first N playlists of a store")
+    p.add_argument("--store", required=True)
+    p.add_argument("--playlists", type=int, help="first N playlists by pid (default all)")
+    p.add_argument("--label", required=True)
+    thresholds(p)
+    p.set_defaults(func=cmd_estimate)
+
+    p = sub.add_parser("tune", help="aggregation and thresholds on a validation split of the training playlists")
+    p.add_argument("--playlists", type=int, default=3000)
+    p.add_argument("--per-category", type=int, default=30, help="test split size (as in quality.py)")
+    p.add_argument("--val-per-category", type=int, default=20)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--min-counts", type=lambda s: [int(x) for x in s.split(",")], default=[2, 3, 5])
+    p.add_argument("--max-lens", type=lambda s: [int(x) for x in s.split(",")], default=[2, 3])
+    p.add_argument("--min-confidences", type=lambda s: [float(x) for x in s.split(",")], default=[0.02, 0.05, 0.1])
+    p.add_argument("--label")
+    p.set_defaults(func=cmd_tune)
+
+    args = ap.parse_args()
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
