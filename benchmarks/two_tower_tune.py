@@ -3,6 +3,7 @@
     python benchmarks/two_tower_tune.py --method als --grid '[{"factors": 64}, {"factors": 128}]'
     python benchmarks/two_tower_tune.py --method two-tower --grid '[{"temperature": 0.05}, {"temperature": 0.1}]'
     python benchmarks/two_tower_tune.py --report          # tables of everything saved so far
+    python benchmarks/two_tower_tune.py --poc-check       # the POC on playlists it was trained on vs new ones
 
 The world's training store is the one ``benchmarks/quality.py`` builds (data/bench/world-<n>-s<seed>/
 train-store-<pc>); ``split_store`` on its playlists carves ``--val-per-category`` validation playlists per
@@ -26,6 +27,38 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from quality import prepare  # noqa: E402
 
 
+def poc_check(args, out_dir: Path) -> None:
+    import numpy as np
+    import tensorflow as tf
+
+    from modules.baselines import PlaylistIdTwoTowerRecommender
+    from modules.store import PlaylistStore
+
+    base = prepare(args.playlists, args.per_category, args.seed)
+    store = PlaylistStore(base / f"train-store-{args.per_category}")
+    rec = PlaylistIdTwoTowerRecommender(seed=args.seed).fit(store)
+    m = rec.matrix_
+    C = rec.model_.cand(tf.constant(m.uris.astype(str))).numpy()
+    n = 300
+    Q = rec.model_.query(tf.constant([str(p) for p in m.pids[:n]])).numpy()
+    pop = set(np.argsort(-m.counts, kind="stable")[:500].tolist())
+    oov = set(rec.order_[:500].tolist())
+    seen, popular, new = [], [], []
+    for i in range(n):
+        own = set(m.X[i].indices.tolist())
+        top = set(np.argpartition(-(C @ Q[i]), 500)[:500].tolist())
+        seen.append(len(top & own) / len(own))
+        popular.append(len(pop & own) / len(own))
+        new.append(len(oov & own) / len(own))
+    row = {"playlists": n, "own_tracks_recall500_from_id_embedding": float(np.mean(seen)),
+           "own_tracks_recall500_popularity": float(np.mean(popular)),
+           "own_tracks_recall500_oov_answer": float(np.mean(new)),
+           "oov_top500_overlap_with_popularity_top500": len(oov & pop)}
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "poc-check.json").write_text(json.dumps(row, indent=1))
+    print(json.dumps(row, indent=1))
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--playlists", type=int, default=3000)
@@ -36,6 +69,9 @@ def main() -> int:
     ap.add_argument("--grid", default="[{}]", help="JSON list of parameter sets")
     ap.add_argument("--label", default="", help="prefix of the result files")
     ap.add_argument("--report", action="store_true")
+    ap.add_argument("--poc-check", action="store_true",
+                    help="fit the playlist-ID POC on the training store; recall@500 of its training playlists' own "
+                    "tracks from their ID embeddings (seen) next to the answer every new playlist gets")
     args = ap.parse_args()
     out_dir = ROOT / "benchmarks" / "results" / f"tune-{args.playlists}-s{args.seed}-pc{args.per_category}"
     if args.method:
@@ -68,6 +104,8 @@ def main() -> int:
             print(f"{args.method} {params}: NDCG {a['ndcg']:.4f} R-prec {a['r_precision']:.4f} "
                   f"recall@500 {a['recall']:.4f} clicks {a['clicks']:.2f} ({seconds:.0f} s)"
                   + (f" best epoch {rec.best_epoch_}" if hasattr(rec, "best_epoch_") else ""), flush=True)
+    if args.poc_check:
+        poc_check(args, out_dir)
     if args.report:
         print("| method | params | NDCG | R-prec | recall@500 | clicks | s |")
         print("|---|---|---|---|---|---|---|")

@@ -6,7 +6,7 @@ then ``recommend(seeds, title, k)``, deterministic for a given ``seed``.
 
 * ``PopularityRecommender``: the most frequent tracks; a title-only playlist gets the tracks most frequent
   among training playlists whose normalized title matches or shares words with its title.
-* ``ItemKNNRecommender``: item-item co-occurrence with cosine-like normalization; the neighbours of every
+* ``ItemKNNRecommender``: item-item co-occurrence (cosine or conditional probability); the neighbours of every
   seed are summed. Computed on the fly from the sparse playlist × track matrix (no dense item × item table).
 * ``ALSRecommender``: ``implicit`` ALS on the playlist × track matrix; a new playlist is folded in from its
   seeds with ``recalculate_user`` (one least-squares solve), so it needs no retraining.
@@ -196,22 +196,25 @@ class ItemKNNRecommender(_Baseline):
     """Item-item co-occurrence kNN: each seed's most similar tracks, similarities summed over the seeds.
 
     ``sim(i, j) = c_ij / (n_i ** alpha * n_j ** (1 - alpha))`` where ``c_ij`` is the number of training
-    playlists holding both tracks and ``n_i`` the number holding ``i``; ``alpha=0.5`` is the cosine.
+    playlists holding both tracks and ``n_i`` the number holding ``i``; ``alpha=0.5`` is the cosine,
+    ``alpha=1`` the conditional probability of ``j`` given ``i``.
 
     Parameters
     ----------
     neighbors : int or None, default=None
         Keep only each seed's ``neighbors`` most similar tracks before summing (``None``: all co-occurring
         tracks; on sparse data truncation mostly loses recall).
-    alpha : float, default=0.5
-        Asymmetry of the normalization (0.5 = cosine; closer to 1 favours popular neighbours).
+    alpha : float, default=1.0
+        Asymmetry of the normalization: 0.5 is the cosine, 1.0 the conditional probability P(j | i), which
+        favours popular neighbours (chosen on a validation split carved from training playlists, see
+        docs/two_tower.md).
     title_match : bool, default=True
         Answer playlists without known seeds (and pad short answers) with the title popularity.
     seed : int, default=0
         Accepted for a uniform interface; the method draws no randomness.
     """
 
-    def __init__(self, *, neighbors: int | None = None, alpha: float = 0.5, title_match: bool = True,
+    def __init__(self, *, neighbors: int | None = None, alpha: float = 1.0, title_match: bool = True,
                  seed: int = 0):
         self.neighbors = neighbors
         self.alpha = alpha

@@ -76,7 +76,7 @@ class TwoTowerConfig:
         Size of every embedding and of the final query/candidate vectors.
     hidden_dim : int, default=256
         Width of the query tower's hidden layer.
-    temperature : float, default=0.05
+    temperature : float, default=0.2
         Softmax temperature on cosine similarities (used when ``normalize``).
     normalize : bool, default=True
         L2-normalize both towers' outputs (scores are cosines / temperature).
@@ -86,11 +86,11 @@ class TwoTowerConfig:
         Stop after this many epochs without a better validation recall@500.
     batch_size : int, default=512
         In-batch softmax size (each example's negatives are the other targets of its batch).
-    learning_rate : float, default=0.005
+    learning_rate : float, default=0.002
         Adam step size.
     examples_per_track : float, default=0.5
         Training examples drawn per playlist entry per epoch (at least one per playlist).
-    max_seeds : int, default=50
+    max_seeds : int, default=100
         Context tracks kept per training example (a random subset when there are more); serving uses all.
     max_context : int, default=150
         Largest context size drawn.
@@ -98,6 +98,9 @@ class TwoTowerConfig:
         Share of examples (of titled playlists) with no seed at all: the title-only case.
     prefix_rate : float, default=0.5
         Share of contexts that are a prefix (else a random subset) of the playlist.
+    uniform_context_rate : float, default=0.5
+        Share of context sizes drawn uniformly in [1, min(n - 1, max_context)] instead of log-uniformly
+        (more long contexts, as in the 25- and 100-seed categories).
     title_drop_rate : float, default=0.3
         Share of examples (with seeds) whose title is hidden, for the no-title categories.
     id_dropout : float, default=0.1
@@ -107,12 +110,23 @@ class TwoTowerConfig:
         (0 disables it).
     mask_context_hits : bool, default=True
         Do not count an in-batch candidate as a negative for a query whose context holds it.
+    dropout : float, default=0.0
+        Dropout on the query tower's MLP input during training.
+    mixed_negatives : int, default=0
+        Extra negatives per example drawn uniformly from the candidates (mixed negative sampling), so rare
+        tracks are pushed down too, not only the popular ones in-batch sampling favours.
     min_track_count : int, default=1
         Tracks in fewer training playlists than this get an OOV bucket instead of their own embedding.
     track_oov_buckets, artist_oov_buckets, album_oov_buckets : int, default=16
         Hashed buckets for unknown or rare IDs.
-    share_item_embeddings : bool, default=False
-        Seeds and candidates share one item encoder (else each tower has its own).
+    share_item_embeddings : bool, default=True
+        Seeds and candidates share one item encoder (else each tower has its own). Sharing ties what a
+        track means as a seed to what it means as a candidate, which matters when most tracks are rare.
+    pooling : {"mean", "attention", "mean+max"}, default="mean"
+        How seed vectors are pooled: masked mean, a softmax-weighted mean with a learned per-seed weight, or
+        the mean with the per-dimension max as an extra MLP input.
+    pool_normalized : bool, default=False
+        L2-normalize each seed's vector before pooling (every seed counts alike, whatever its norm).
     audio : bool, default=True
         Use audio features (where known) in the item encoders.
     word_vocab_size, ngram_vocab_size : int, default=20000
@@ -130,26 +144,31 @@ class TwoTowerConfig:
 
     embedding_dim: int = 64
     hidden_dim: int = 256
-    temperature: float = 0.05
+    temperature: float = 0.2
     normalize: bool = True
     epochs: int = 20
     patience: int = 3
     batch_size: int = 512
-    learning_rate: float = 0.005
+    learning_rate: float = 0.002
     examples_per_track: float = 0.5
-    max_seeds: int = 50
+    max_seeds: int = 100
     max_context: int = 150
     empty_context_rate: float = 0.1
     prefix_rate: float = 0.5
+    uniform_context_rate: float = 0.5
     title_drop_rate: float = 0.3
     id_dropout: float = 0.1
     logq_weight: float = 1.0
     mask_context_hits: bool = True
+    mixed_negatives: int = 0
+    dropout: float = 0.0
     min_track_count: int = 1
     track_oov_buckets: int = 16
     artist_oov_buckets: int = 16
     album_oov_buckets: int = 16
-    share_item_embeddings: bool = False
+    share_item_embeddings: bool = True
+    pooling: str = "mean"
+    pool_normalized: bool = False
     audio: bool = True
     word_vocab_size: int = 20000
     ngram_vocab_size: int = 20000
@@ -182,9 +201,12 @@ class TwoTowerConfig:
             v = getattr(self, name)
             need(name, isinstance(v, int) and not isinstance(v, bool) and v >= 1, "a positive int")
         need("patience", isinstance(self.patience, int) and self.patience >= 1, "a positive int")
+        need("mixed_negatives", isinstance(self.mixed_negatives, int) and self.mixed_negatives >= 0, "an int >= 0")
         need("validation_per_category", isinstance(self.validation_per_category, int)
              and self.validation_per_category >= 0, "an int >= 0")
-        for name in ("empty_context_rate", "prefix_rate", "title_drop_rate", "id_dropout"):
+        need("pooling", self.pooling in ("mean", "attention", "mean+max"), "'mean', 'attention' or 'mean+max'")
+        for name in ("empty_context_rate", "prefix_rate", "title_drop_rate", "id_dropout", "uniform_context_rate",
+                     "dropout"):
             v = getattr(self, name)
             need(name, isinstance(v, (int, float)) and 0.0 <= v < 1.0, "a float in [0, 1)")
         for name in ("temperature", "learning_rate", "examples_per_track"):
@@ -435,18 +457,36 @@ def _make_layers(items: _Items, cfg: TwoTowerConfig, n_words: int, n_ngrams: int
             self.ngram_emb = tf.keras.layers.Embedding(n_ngrams, d, name="ngrams")
             self.hidden = tf.keras.layers.Dense(cfg.hidden_dim, activation="relu", name="hidden")
             self.out = tf.keras.layers.Dense(d, name="out")
+            if cfg.pooling == "attention":
+                self.gate = tf.keras.layers.Dense(1, name="seed_gate", kernel_initializer="zeros")
 
-        def call(self, inputs, seed_drop=None):
+        def call(self, inputs, seed_drop=None, dropout_seed=None):
             seeds, words, ngrams = inputs["seeds"], inputs["words"], inputs["ngrams"]
             seed_mask = seeds > 0
-            pooled = _masked_mean(self.seed_encoder(seeds, seed_drop), seed_mask)
+            e = self.seed_encoder(seeds, seed_drop)
+            if cfg.pool_normalized:
+                e = tf.math.l2_normalize(e, axis=-1)
+            if cfg.pooling == "attention":  # a learned weight per seed (softmax over the playlist's seeds)
+                logit = tf.where(seed_mask, self.gate(e)[..., 0], -1e9)
+                w = tf.nn.softmax(logit, axis=1) * tf.cast(tf.reduce_any(seed_mask, axis=1, keepdims=True),
+                                                           tf.float32)
+                pooled = tf.reduce_sum(e * w[..., None], axis=1)
+            else:
+                pooled = _masked_mean(e, seed_mask)
             w = _masked_mean(self.word_emb(words), words > 0)
             g = _masked_mean(self.ngram_emb(ngrams), ngrams > 0)
             n_seeds = tf.reduce_sum(tf.cast(seed_mask, tf.float32), axis=1, keepdims=True)
             has_title = tf.cast(tf.reduce_any(words > 0, axis=1, keepdims=True)
                                 | tf.reduce_any(ngrams > 0, axis=1, keepdims=True), tf.float32)
             flags = tf.concat([tf.cast(n_seeds > 0, tf.float32), has_title, tf.math.log1p(n_seeds) / 5.0], axis=1)
-            q = self.out(self.hidden(tf.concat([pooled, w, g, flags], axis=1))) + pooled
+            parts = [pooled, w, g, flags]
+            if cfg.pooling == "mean+max":  # the MLP also sees the strongest value of each dimension
+                parts.append(tf.reduce_max(tf.where(seed_mask[..., None], e, -1e9), axis=1)
+                             * tf.cast(tf.reduce_any(seed_mask, axis=1, keepdims=True), tf.float32))
+            x = tf.concat(parts, axis=1)
+            if dropout_seed is not None and cfg.dropout > 0:  # training only; seeded by the batch (resumable)
+                x = tf.nn.experimental.stateless_dropout(x, rate=cfg.dropout, seed=dropout_seed[0])
+            q = self.out(self.hidden(x)) + pooled
             return tf.math.l2_normalize(q, axis=-1) if cfg.normalize else q
 
     class CandidateTower(tf.keras.layers.Layer):
@@ -479,17 +519,26 @@ def _make_model(query_tower, candidate_tower, cfg: TwoTowerConfig, sampling_prob
             self.sampling_prob = tf.constant(sampling_prob.astype(np.float32))
 
         def compute_loss(self, batch, training=False):
-            q = self.query_tower(batch, seed_drop=batch.get("seed_drop"))
-            c = self.candidate_tower(batch["target"], drop=batch.get("target_drop"))
+            q = self.query_tower(batch, seed_drop=batch.get("seed_drop"), dropout_seed=batch.get("rng"))
+            ids = batch["target"]
+            drop = batch.get("target_drop")
+            if "negatives" in batch:  # mixed negative sampling: uniform extra candidates after the targets
+                neg = tf.reshape(batch["negatives"], [-1])
+                ids = tf.concat([ids, neg], axis=0)
+                if drop is not None:
+                    drop = tf.concat([drop, tf.zeros_like(neg, dtype=tf.bool)], axis=0)
+            c = self.candidate_tower(ids, drop=drop)
             prob = None
             if cfg.logq_weight > 0:
-                prob = tf.pow(tf.gather(self.sampling_prob, batch["target"]), float(cfg.logq_weight))
+                # Expected number of copies of each candidate in a batch's pool (targets are drawn by
+                # popularity, the extra negatives uniformly); constant factors cancel in the softmax.
+                prob = tf.pow(tf.gather(self.sampling_prob, ids), float(cfg.logq_weight))
             mask = None
             if cfg.mask_context_hits:
-                seeds, target = batch["seeds"], batch["target"]
-                in_ctx = tf.reduce_any(seeds[:, :, None] == target[None, None, :], axis=1)
-                mask = ~(in_ctx & ~tf.eye(tf.shape(target)[0], dtype=tf.bool))
-            return self.task(q, c, candidate_sampling_probability=prob, candidate_ids=batch["target"],
+                seeds, n_q = batch["seeds"], tf.shape(batch["target"])[0]
+                in_ctx = tf.reduce_any(seeds[:, :, None] == ids[None, None, :], axis=1)
+                mask = ~(in_ctx & ~tf.eye(n_q, tf.shape(ids)[0], dtype=tf.bool))
+            return self.task(q, c, candidate_sampling_probability=prob, candidate_ids=ids,
                              compute_metrics=False, compute_batch_metrics=False, score_mask=mask)
 
     task = tfrs.tasks.Retrieval(temperature=cfg.temperature if cfg.normalize else None,
@@ -509,7 +558,8 @@ class _Playlists:
     ngrams: np.ndarray  # [P, N] int32
 
 
-def _make_examples(pl: _Playlists, cfg: TwoTowerConfig, rng: np.random.Generator) -> dict[str, np.ndarray]:
+def _make_examples(pl: _Playlists, cfg: TwoTowerConfig, rng: np.random.Generator,
+                   n_candidates: int) -> dict[str, np.ndarray]:
     """One epoch of (context, title?) -> target examples, shuffled; deterministic for ``rng``.
 
     From each playlist of n tracks, ``max(1, round(n * examples_per_track))`` examples: a context of size 0
@@ -526,7 +576,9 @@ def _make_examples(pl: _Playlists, cfg: TwoTowerConfig, rng: np.random.Generator
         m = max(1, int(round(n * cfg.examples_per_track)))
         hi = min(n - 1, cfg.max_context)
         empty = (rng.random(m) < cfg.empty_context_rate) & pl.has_title[p]
-        sizes = np.floor(np.exp(rng.random(m) * math.log(hi + 1))).astype(int).clip(1, hi)
+        log_sizes = np.floor(np.exp(rng.random(m) * math.log(hi + 1))).astype(int)
+        uniform_sizes = rng.integers(1, hi + 1, size=m)
+        sizes = np.where(rng.random(m) < cfg.uniform_context_rate, uniform_sizes, log_sizes).clip(1, hi)
         sizes[empty] = 0
         prefix = rng.random(m) < cfg.prefix_rate
         drop_title = rng.random(m) < cfg.title_drop_rate
@@ -554,8 +606,13 @@ def _make_examples(pl: _Playlists, cfg: TwoTowerConfig, rng: np.random.Generator
     ngrams = np.where(has[:, None], pl.ngrams[np.maximum(trow, 0)], 0).astype(np.int32)
     seed_drop = (rng.random(seeds.shape) < cfg.id_dropout) & (seeds > 0)
     target_drop = rng.random(n_ex) < cfg.id_dropout
-    return {"seeds": seeds, "target": target, "words": words, "ngrams": ngrams, "seed_drop": seed_drop,
-            "target_drop": target_drop}
+    out = {"seeds": seeds, "target": target, "words": words, "ngrams": ngrams, "seed_drop": seed_drop,
+           "target_drop": target_drop}
+    if cfg.dropout > 0:
+        out["rng"] = rng.integers(0, 2**31 - 1, size=(n_ex, 2)).astype(np.int64)
+    if cfg.mixed_negatives:
+        out["negatives"] = rng.integers(1, n_candidates + 1, size=(n_ex, cfg.mixed_negatives)).astype(np.int32)
+    return out
 
 
 # --- the recommender ---------------------------------------------------------------------------------------
@@ -663,7 +720,9 @@ class TwoTowerRecommender(PlaylistRecommender):
 
         # Sampling probability of each item as an in-batch candidate: its share of training entries.
         counts = np.bincount(np.concatenate(tracks) if tracks else np.zeros(0, int), minlength=len(items.uris) + 1)
-        prob = np.maximum(counts, 1) / max(counts.sum(), 1)
+        prob = (cfg.batch_size * counts / max(counts.sum(), 1)
+                + cfg.batch_size * cfg.mixed_negatives / max(items.n_candidates, 1))
+        prob = np.maximum(prob, 1e-6)
         self.query_tower_, self.candidate_tower_ = _make_layers(items, cfg, words_layer.vocabulary_size(),
                                                                 ngrams_layer.vocabulary_size())
         model = _make_model(self.query_tower_, self.candidate_tower_, cfg, prob)
@@ -686,7 +745,7 @@ class TwoTowerRecommender(PlaylistRecommender):
                 break
             rng = np.random.default_rng(np.random.SeedSequence([int(self.seed), epoch, 3]))
             t0 = time.perf_counter()
-            ex = _make_examples(pl, cfg, rng)
+            ex = _make_examples(pl, cfg, rng, items.n_candidates)
             n_batches = len(ex["target"]) // cfg.batch_size
             ds = tf.data.Dataset.from_tensor_slices(ex).batch(cfg.batch_size, drop_remainder=True).prefetch(2)
             losses = []

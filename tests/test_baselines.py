@@ -69,7 +69,7 @@ def test_popularity_title_only_uses_matching_playlists(hand_store):
 
 
 def test_itemknn_known_answer(hand_store):
-    rec = ItemKNNRecommender().fit(hand_store)
+    rec = ItemKNNRecommender(alpha=0.5).fit(hand_store)
     # cosine(A, j) = c_Aj / sqrt(n_A n_j): B 2/3, C and D 1/sqrt(3), E and F 1/sqrt(6).
     uris, scores = rec.recommend([A], k=7)
     assert uris == [B, C, D, E, F, G, H]
@@ -80,8 +80,15 @@ def test_itemknn_known_answer(hand_store):
     np.testing.assert_allclose(scores[:2], [6 ** -0.5 + 1.0, 2 ** -0.5], rtol=1e-6)
 
 
+def test_itemknn_conditional_probability(hand_store):
+    # alpha=1: sim(A, j) = c_Aj / n_A: B 2/3, C D E F 1/3; ties broken by popularity, then URI.
+    uris, scores = ItemKNNRecommender(alpha=1.0).fit(hand_store).recommend([A], k=5)
+    assert uris == [B, E, F, C, D]
+    np.testing.assert_allclose(scores, [2 / 3, 1 / 3, 1 / 3, 1 / 3, 1 / 3], rtol=1e-6)
+
+
 def test_itemknn_neighbors_truncation_and_unknown_seed(hand_store):
-    rec = ItemKNNRecommender(neighbors=1).fit(hand_store)
+    rec = ItemKNNRecommender(neighbors=1, alpha=0.5).fit(hand_store)
     uris, _ = rec.recommend([A, uri("Z")], k=3)
     assert uris[0] == B  # A's single nearest neighbour, then popularity padding
     assert uris[1:] == [E, F]

@@ -161,7 +161,8 @@ def test_bad_bundle_names_what_is_missing(bundle, tmp_path):
 
 def test_cli_train_two_tower(world_dir, tmp_path):
     cfg = tmp_path / "tiny.json"
-    cfg.write_text(json.dumps({**TINY, "epochs": 1, "audio": False}))
+    cfg.write_text(json.dumps({**TINY, "epochs": 1, "audio": False, "mixed_negatives": 1, "dropout": 0.1,
+                               "pooling": "attention", "share_item_embeddings": False}))
     run = [sys.executable, "-m", "modules", "train-two-tower", "--mpd", str(world_dir), "--out",
            str(tmp_path / "b"), "--config", str(cfg), "--seed", "1"]
     out = subprocess.run(run, capture_output=True, text=True)
