@@ -96,6 +96,8 @@ def main() -> int:
             row = {"method": args.method, "params": params, "seed": args.seed, "seconds": round(seconds, 1),
                    "validation_playlists": len(split.truth), "training_playlists": len(split.train_pids),
                    "metrics": summary}
+            if hasattr(rec, "config_"):
+                row["config"] = rec.config_.to_dict()  # the full configuration, defaults included
             if hasattr(rec, "curve_"):
                 row["curve"] = rec.curve_
                 row["best_epoch"] = rec.best_epoch_
@@ -107,13 +109,19 @@ def main() -> int:
     if args.poc_check:
         poc_check(args, out_dir)
     if args.report:
-        print("| method | params | NDCG | R-prec | recall@500 | clicks | s |")
-        print("|---|---|---|---|---|---|---|")
+        # Two-tower runs before the defaults changed record them in "defaults_at_run_time": v1 = temperature
+        # 0.05, learning_rate 0.005, max_seeds 50, uniform_context_rate 0, unshared item encoders; v2 = today's.
+        print("| method | base | params | NDCG | R-prec | recall@500 | clicks | s |")
+        print("|---|---|---|---|---|---|---|---|")
         for p in sorted(out_dir.glob("*.json")):
+            if p.name == "poc-check.json":
+                continue
             r = json.loads(p.read_text())
             a = r["metrics"]["ALL"]
-            print(f"| {r['method']} | `{json.dumps(r['params'])}` | {a['ndcg']:.4f} | {a['r_precision']:.4f} | "
-                  f"{a['recall']:.4f} | {a['clicks']:.2f} | {r['seconds']} |")
+            old = r.get("defaults_at_run_time", {}).get("temperature") == 0.05
+            base = "v1" if old else "v2" if r["method"] == "two-tower" else ""
+            print(f"| {r['method']} | {base} | `{json.dumps(r['params'])}` | {a['ndcg']:.4f} | "
+                  f"{a['r_precision']:.4f} | {a['recall']:.4f} | {a['clicks']:.2f} | {r['seconds']} |")
     return 0
 
 

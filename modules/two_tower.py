@@ -80,10 +80,13 @@ class TwoTowerConfig:
         Softmax temperature on cosine similarities (used when ``normalize``).
     normalize : bool, default=True
         L2-normalize both towers' outputs (scores are cosines / temperature).
-    epochs : int, default=20
+    epochs : int, default=15
         Maximum epochs; early stopping usually ends sooner.
     patience : int, default=3
         Stop after this many epochs without a better validation recall@500.
+    min_delta : float, default=0.002
+        A validation recall@500 counts as better only when it beats the best so far by more than this
+        (gains below the validation noise do not keep training going).
     batch_size : int, default=512
         In-batch softmax size (each example's negatives are the other targets of its batch).
     learning_rate : float, default=0.002
@@ -146,8 +149,9 @@ class TwoTowerConfig:
     hidden_dim: int = 256
     temperature: float = 0.2
     normalize: bool = True
-    epochs: int = 20
+    epochs: int = 15
     patience: int = 3
+    min_delta: float = 0.002
     batch_size: int = 512
     learning_rate: float = 0.002
     examples_per_track: float = 0.5
@@ -201,6 +205,7 @@ class TwoTowerConfig:
             v = getattr(self, name)
             need(name, isinstance(v, int) and not isinstance(v, bool) and v >= 1, "a positive int")
         need("patience", isinstance(self.patience, int) and self.patience >= 1, "a positive int")
+        need("min_delta", isinstance(self.min_delta, (int, float)) and self.min_delta >= 0, "a float >= 0")
         need("mixed_negatives", isinstance(self.mixed_negatives, int) and self.mixed_negatives >= 0, "an int >= 0")
         need("validation_per_category", isinstance(self.validation_per_category, int)
              and self.validation_per_category >= 0, "an int >= 0")
@@ -767,7 +772,7 @@ class TwoTowerRecommender(PlaylistRecommender):
                 summary = self._validate(split, store)
                 row["validation"] = {k: round(v, 6) for k, v in summary["ALL"].items() if k != "count"}
                 metric = summary["ALL"]["recall"]
-                if metric > state["best"] + 1e-9:
+                if metric > state["best"] + cfg.min_delta:
                     state.update(best=metric, best_epoch=epoch, bad=0)
                     best_weights = [w.copy() for w in model.get_weights()]
                     if ckdir is not None:
@@ -829,7 +834,7 @@ class TwoTowerRecommender(PlaylistRecommender):
         h = hashlib.sha256()
         h.update(str(getattr(store, "fingerprint", "")).encode())
         h.update(np.asarray(train_pids, np.int64).tobytes())
-        conf = {k: v for k, v in cfg.to_dict().items() if k not in ("epochs", "patience")}
+        conf = {k: v for k, v in cfg.to_dict().items() if k not in ("epochs", "patience", "min_delta")}
         h.update(json.dumps([conf, int(self.seed), len(self.items_.uris), self.items_.feature_columns],
                             sort_keys=True).encode())
         return h.hexdigest()[:16]

@@ -18,7 +18,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--mpd", required=True, type=Path, metavar="MPD_DIR_OR_STORE",
                    help="training playlists: a directory of mpd.slice.*.json files or a playlist store")
     p.add_argument("--out", required=True, type=Path, metavar="BUNDLE_DIR", help="bundle directory to write")
-    p.add_argument("--epochs", type=int, metavar="N", help="maximum epochs (default: from the config, 20)")
+    p.add_argument("--epochs", type=int, metavar="N", help="maximum epochs (default: from the config, 15)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--config", type=Path, metavar="FILE",
                    help="JSON file of TwoTowerConfig fields to override, e.g. {\"embedding_dim\": 96}")
