@@ -1,0 +1,173 @@
+"""The inductive two-tower: contract, determinism, resume, bundle round trip, SavedModel without project code."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+from modules.two_tower import BundleError, TwoTowerConfig, TwoTowerRecommender
+
+TINY = {"embedding_dim": 16, "hidden_dim": 32, "epochs": 2, "batch_size": 64, "validation_per_category": 2,
+        "word_vocab_size": 500, "ngram_vocab_size": 1000, "examples_per_track": 0.3, "k": 50}
+
+
+@pytest.fixture(scope="module")
+def features(catalog):
+    return catalog[["track_uri", "artist_uri", "album_uri", "danceability", "energy", "valence", "tempo"]]
+
+
+@pytest.fixture(scope="module")
+def fitted(train_store, features):
+    return TwoTowerRecommender(TINY, features=features, seed=0).fit(train_store)
+
+
+@pytest.fixture(scope="module")
+def bundle(fitted, tmp_path_factory):
+    out = tmp_path_factory.mktemp("bundle")
+    fitted.save(out)
+    return out
+
+
+def test_config_rejects_unknown_and_bad_values():
+    with pytest.raises(ValueError, match=r"unknown two-tower config keys \['embeding_dim'\]"):
+        TwoTowerConfig.from_dict({"embeding_dim": 8})
+    with pytest.raises(ValueError, match="'temperature' parameter of TwoTowerConfig must be a positive float"):
+        TwoTowerConfig.from_dict({"temperature": 0})
+
+
+def test_training_curve_and_validation(fitted):
+    assert [r["epoch"] for r in fitted.curve_] == [1, 2]
+    assert all(r["examples_per_s"] > 0 and np.isfinite(r["loss"]) for r in fitted.curve_)
+    assert all(0 <= r["validation"]["recall"] <= 1 for r in fitted.curve_)
+    assert fitted.best_epoch_ in (1, 2)
+    assert fitted.curve_[1]["loss"] < fitted.curve_[0]["loss"]
+
+
+def test_contract(fitted, train_store):
+    top = train_store.tracks.sort_values("count", ascending=False)["track_uri"].tolist()
+    seeds = top[5:30]
+    unknown = ["spotify:track:" + "Q" * 22]
+    for s, title in ((seeds, "chill"), (seeds, None), ([], None), ([], "rock"), ([], "zzqx qqqv"),
+                     (unknown, None), (unknown + seeds[:1], "Party!!")):
+        uris, scores = fitted.recommend(s, title=title, k=500)
+        assert len(uris) == len(set(uris)) == 500 == len(scores)
+        assert not set(uris) & set(s)
+        assert np.all(np.diff(scores) <= 1e-6)
+
+
+def test_candidates_fast_path_matches_recommend(fitted, train_store):
+    seeds = train_store.tracks["track_uri"].tolist()[:7]
+    uris, scores = fitted.candidates(seeds, "summer", n=1500)
+    assert len(uris) == 1500 and not set(uris) & set(seeds)
+    assert np.all(np.diff(scores) <= 0)
+    r_uris, r_scores = fitted.recommend(seeds, "summer", k=100)
+    assert r_uris == uris[:100]
+    np.testing.assert_allclose(r_scores, scores[:100], rtol=1e-6)
+
+
+def test_seeds_move_the_answer(fitted, train_store):
+    """The query tower reads the seeds: different seeds, different lists (unlike the POC)."""
+    tr = train_store.tracks["track_uri"].tolist()
+    a, _ = fitted.recommend(tr[:5], k=50)
+    b, _ = fitted.recommend(tr[-5:], k=50)
+    assert len(set(a) & set(b)) < 40
+
+
+def test_same_seed_same_scores(fitted, train_store, features):
+    again = TwoTowerRecommender(TINY, features=features, seed=0).fit(train_store)
+    seeds = train_store.tracks["track_uri"].tolist()[10:20]
+    u1, s1 = fitted.candidates(seeds, "chill", n=200)
+    u2, s2 = again.candidates(seeds, "chill", n=200)
+    assert u1 == u2
+    np.testing.assert_allclose(s1, s2, atol=1e-6)
+    assert [r["validation"] for r in fitted.curve_] == [r["validation"] for r in again.curve_]
+
+
+def test_resume_from_checkpoint_equals_straight_run(fitted, train_store, features, tmp_path):
+    ck = tmp_path / "ck"
+    first = TwoTowerRecommender({**TINY, "epochs": 1}, features=features, seed=0, checkpoint_dir=ck).fit(train_store)
+    assert len(first.curve_) == 1 and (ck / "state.json").exists()
+    resumed = TwoTowerRecommender(TINY, features=features, seed=0, checkpoint_dir=ck).fit(train_store)
+    assert [r["epoch"] for r in resumed.curve_] == [1, 2]
+    seeds = train_store.tracks["track_uri"].tolist()[10:20]
+    np.testing.assert_allclose(resumed.candidates(seeds, "chill", n=100)[1],
+                               fitted.candidates(seeds, "chill", n=100)[1], atol=1e-5)
+
+
+def test_bundle_round_trip(fitted, bundle, train_store):
+    root = bundle / "two_tower"
+    for f in ("config.json", "training_curve.json", "items.parquet", "vocab/tracks.txt", "vocab/words.txt",
+              "saved_model/saved_model.pb", "weights/weights.index"):
+        assert (root / f).exists(), f
+    loaded = TwoTowerRecommender.load(bundle)
+    seeds = train_store.tracks["track_uri"].tolist()[3:9]
+    for title in ("chill", None):
+        u1, s1 = fitted.candidates(seeds, title, n=300)
+        u2, s2 = loaded.candidates(seeds, title, n=300)
+        assert u1 == u2
+        np.testing.assert_allclose(s1, s2, atol=1e-5)
+
+
+def test_saved_model_serves_without_project_code(fitted, bundle, train_store, tmp_path):
+    seeds = train_store.tracks["track_uri"].tolist()[3:9]
+    code = textwrap.dedent(f"""
+        import json, sys
+        try:
+            import modules
+            print("PROJECT CODE IMPORTABLE"); sys.exit(3)
+        except ImportError:
+            pass
+        import tensorflow as tf
+        m = tf.saved_model.load({str(bundle / "two_tower" / "saved_model")!r})
+        f = m.signatures["serving_default"]
+        seeds = tf.constant([{seeds!r}, {seeds[:2] + ["", "", "", ""]!r}, [""] * 6])
+        out = f(seed_track_uris=seeds, title=tf.constant(["chill", "", "rock"]))
+        print(json.dumps({{"uris": out["track_uris"].numpy().astype(str).tolist(),
+                          "scores": out["scores"].numpy().tolist()}}))
+    """)
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "TF_USE_LEGACY_KERAS")}
+    proc = subprocess.run([sys.executable, "-I", "-c", code], cwd=tmp_path, env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    k = TINY["k"]
+    assert [len(u) for u in out["uris"]] == [k, k, k]
+    assert not set(out["uris"][0]) & set(seeds) and not set(out["uris"][1]) & set(seeds[:2])
+    for row, (s, t) in enumerate(((seeds, "chill"), (seeds[:2], None), ([], "rock"))):
+        uris, scores = fitted.candidates(s, t, n=k)
+        assert out["uris"][row] == uris
+        np.testing.assert_allclose(out["scores"][row], scores, atol=1e-4)
+
+
+def test_bad_bundle_names_what_is_missing(bundle, tmp_path):
+    import shutil
+
+    broken = tmp_path / "broken"
+    shutil.copytree(bundle, broken)
+    (broken / "two_tower" / "vocab" / "words.txt").unlink()
+    shutil.rmtree(broken / "two_tower" / "weights")
+    with pytest.raises(BundleError, match=r"missing vocab/words.txt, weights/weights.index"):
+        TwoTowerRecommender.load(broken)
+    with pytest.raises(BundleError, match="does not exist"):
+        TwoTowerRecommender.load(tmp_path / "nowhere")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(BundleError, match="missing config.json"):
+        TwoTowerRecommender.load(tmp_path / "empty")
+
+
+def test_cli_train_two_tower(world_dir, tmp_path):
+    cfg = tmp_path / "tiny.json"
+    cfg.write_text(json.dumps({**TINY, "epochs": 1, "audio": False, "mixed_negatives": 1, "dropout": 0.1,
+                               "pooling": "attention", "share_item_embeddings": False}))
+    run = [sys.executable, "-m", "modules", "train-two-tower", "--mpd", str(world_dir), "--out",
+           str(tmp_path / "b"), "--config", str(cfg), "--seed", "1"]
+    out = subprocess.run(run, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "best epoch 1" in out.stdout and (tmp_path / "b" / "two_tower" / "saved_model").is_dir()
+    cfg.write_text(json.dumps({"dim": 3}))
+    out = subprocess.run(run, capture_output=True, text=True)
+    assert out.returncode == 2 and out.stderr.startswith("error: unknown two-tower config keys ['dim']")
