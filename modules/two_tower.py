@@ -125,11 +125,14 @@ class TwoTowerConfig:
     share_item_embeddings : bool, default=True
         Seeds and candidates share one item encoder (else each tower has its own). Sharing ties what a
         track means as a seed to what it means as a candidate, which matters when most tracks are rare.
-    pooling : {"mean", "attention", "mean+max"}, default="mean"
+    pooling : {"mean", "attention", "mean+max"}, default="mean+max"
         How seed vectors are pooled: masked mean, a softmax-weighted mean with a learned per-seed weight, or
         the mean with the per-dimension max as an extra MLP input.
     pool_normalized : bool, default=False
         L2-normalize each seed's vector before pooling (every seed counts alike, whatever its norm).
+    item_bias : bool, default=True
+        Add a learned per-track and per-artist bias to the score (as one more dimension of both towers, so
+        retrieval stays one dot product): with ``normalize`` the cosine alone cannot express a prior.
     audio : bool, default=True
         Use audio features (where known) in the item encoders.
     word_vocab_size, ngram_vocab_size : int, default=20000
@@ -171,8 +174,9 @@ class TwoTowerConfig:
     artist_oov_buckets: int = 16
     album_oov_buckets: int = 16
     share_item_embeddings: bool = True
-    pooling: str = "mean"
+    pooling: str = "mean+max"
     pool_normalized: bool = False
+    item_bias: bool = True
     audio: bool = True
     word_vocab_size: int = 20000
     ngram_vocab_size: int = 20000
@@ -492,7 +496,10 @@ def _make_layers(items: _Items, cfg: TwoTowerConfig, n_words: int, n_ngrams: int
             if dropout_seed is not None and cfg.dropout > 0:  # training only; seeded by the batch (resumable)
                 x = tf.nn.experimental.stateless_dropout(x, rate=cfg.dropout, seed=dropout_seed[0])
             q = self.out(self.hidden(x)) + pooled
-            return tf.math.l2_normalize(q, axis=-1) if cfg.normalize else q
+            q = tf.math.l2_normalize(q, axis=-1) if cfg.normalize else q
+            if cfg.item_bias:  # a constant 1 meets the candidate's bias in the dot product
+                q = tf.concat([q, tf.ones_like(q[:, :1])], axis=1)
+            return q
 
     class CandidateTower(tf.keras.layers.Layer):
         """Item ids [B] -> [B, d]."""
@@ -500,10 +507,27 @@ def _make_layers(items: _Items, cfg: TwoTowerConfig, n_words: int, n_ngrams: int
         def __init__(self, encoder):
             super().__init__(name="candidate_tower")
             self.encoder = encoder
+            if cfg.item_bias:
+                self.track_bias = tf.keras.layers.Embedding(
+                    len(items.track_vocab) + cfg.track_oov_buckets + 1, 1, embeddings_initializer="zeros",
+                    name="track_bias")
+                self.artist_bias = tf.keras.layers.Embedding(
+                    len(items.artist_vocab) + cfg.artist_oov_buckets + 1, 1, embeddings_initializer="zeros",
+                    name="artist_bias")
 
         def call(self, ids, drop=None):
             c = self.encoder(ids, drop)
-            return tf.math.l2_normalize(c, axis=-1) if cfg.normalize else c
+            c = tf.math.l2_normalize(c, axis=-1) if cfg.normalize else c
+            if cfg.item_bias:
+                # A learned prior per track (and artist), outside the cosine: normalized vectors alone
+                # cannot say that one track is more likely than another whatever the playlist.
+                t = tf.gather(self.encoder.track_of, ids)
+                if drop is not None:
+                    t = tf.where(drop, tf.gather(self.encoder.track_oov_of, ids), t)
+                b = self.track_bias(t)[..., 0] + self.artist_bias(tf.gather(self.encoder.artist_of, ids))[..., 0]
+                scale = cfg.temperature if cfg.normalize else 1.0  # the task divides all scores by it
+                c = tf.concat([c, (b * scale)[..., None]], axis=-1)
+            return c
 
     cand_encoder = ItemEncoder("candidate_items")
     seed_encoder = cand_encoder if cfg.share_item_embeddings else ItemEncoder("seed_items")
@@ -879,8 +903,9 @@ class TwoTowerRecommender(PlaylistRecommender):
         n = self.items_.n_candidates
         ids = np.arange(1, n + 1, dtype=np.int32)
         out = [self.candidate_tower_(tf.constant(ids[a:a + 65536])).numpy() for a in range(0, n, 65536)]
-        self.candidate_embeddings_ = (np.concatenate(out) if out else
-                                      np.zeros((0, self.config_.embedding_dim), np.float32)).astype(np.float32)
+        dim = self.config_.embedding_dim + int(self.config_.item_bias)
+        self.candidate_embeddings_ = (np.concatenate(out) if out else np.zeros((0, dim), np.float32)).astype(
+            np.float32)
         self.candidate_uris_ = self.items_.uris[:n]
 
     def encode_queries(self, seed_lists: list[list[str]], titles: list[str | None]) -> np.ndarray:
