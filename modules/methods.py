@@ -17,6 +17,7 @@ METHODS: dict[str, str] = {
     "two-tower": "modules.two_tower:TwoTowerRecommender",
     "rules": "modules.rules:RuleRecommender",
     "content": "modules.content:ContentRecommender",
+    "hybrid": "modules.hybrid:HybridRecommender",
 }
 
 

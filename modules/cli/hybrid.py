@@ -1,0 +1,121 @@
+"""``train`` (every part, one bundle) and ``recommend`` (a submission, or one playlist as a table)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train", help="train the hybrid recommender into one model bundle",
+                       description="Ingest the playlists, train the two-tower, mine the rules, fit the content "
+                       "model, learn the fusion on validation playlists carved from the training data, and write "
+                       "one bundle folder (manifest.json + parts). Load it with Recommender.load(BUNDLE_DIR).")
+    p.add_argument("--mpd", required=True, type=Path, metavar="DIR", help="MPD slices or a playlist store")
+    p.add_argument("--out", required=True, type=Path, metavar="BUNDLE_DIR")
+    p.add_argument("--features", type=Path, metavar="STORE_OR_CATALOG",
+                   help="audio features: a feature store (.sqlite) or a catalog file (default: the shipped catalog)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--epochs", type=int, help="two-tower epochs (default: its config, with early stopping)")
+    p.add_argument("--params", default="{}", metavar="JSON",
+                   help='HybridRecommender parameters, e.g. \'{"n_candidates": 1000, "rules": {"min_count": 2}}\'')
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("recommend", help="recommend with a trained bundle: a submission, or one playlist",
+                       description="With --challenge: write an official submission (500 unique non-seed tracks "
+                       "per playlist). With --playlist FILE.json or --seeds/--title: print one playlist's "
+                       "recommendations with their explanations.")
+    p.add_argument("--model", required=True, type=Path, metavar="BUNDLE_DIR")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--challenge", type=Path, metavar="CHALLENGE.json")
+    src.add_argument("--playlist", type=Path, metavar="FILE.json",
+                     help="one playlist: {\"name\"?, \"tracks\": [{\"track_uri\"}...]} or a bare list of URIs")
+    src.add_argument("--seeds", nargs="*", metavar="URI", help="seed track URIs (may be empty with --title)")
+    p.add_argument("--title", help="playlist title (with --seeds)")
+    p.add_argument("--out", type=Path, metavar="SUBMISSION.csv", help="submission file (with --challenge)")
+    p.add_argument("-k", type=int, default=20, help="rows to print for one playlist (default 20)")
+    p.add_argument("--weight", action="append", default=[], metavar="FEATURE=W",
+                   help="emphasize an audio feature, e.g. --weight energy=3 (repeatable)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.set_defaults(func=cmd_recommend)
+
+
+def cmd_train(args) -> int:
+    from modules.recommender import train_bundle
+
+    try:
+        params = json.loads(args.params)
+    except json.JSONDecodeError as err:
+        raise ValueError(f"--params is not valid JSON ({err}): {args.params!r}") from None
+    t0 = time.perf_counter()
+    rec = train_bundle(args.mpd, args.out, features=args.features, seed=args.seed, epochs=args.epochs,
+                       params=params)
+    m = rec.manifest
+    val = m["validation"]
+    fused = val.get("fusion", {}).get(val.get("chosen"), {})
+    print(f"train: {m['data']['playlists']:,} playlists, {m['data']['tracks']:,} tracks; parts "
+          f"{', '.join(m['parts'])}; fusion {m['fusion']}; validation NDCG {fused.get('ndcg', float('nan')):.4f} "
+          f"(two-tower alone {val.get('two_tower_alone', {}).get('ndcg', float('nan')):.4f}) on "
+          f"{val.get('playlists', 0)} playlists; {time.perf_counter() - t0:.0f} s -> {args.out}")
+    return 0
+
+
+def _weights(items: list[str]) -> dict[str, float] | None:
+    out = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        try:
+            out[name.strip()] = float(value)
+        except ValueError:
+            raise ValueError(f"--weight expects FEATURE=NUMBER, got {item!r}") from None
+        if not sep:
+            raise ValueError(f"--weight expects FEATURE=NUMBER, got {item!r}")
+    return out or None
+
+
+def cmd_recommend(args) -> int:
+    import orjson
+
+    from modules.mpd import MPDFormatError, read_challenge, validate_playlist, write_submission
+    from modules.recommender import Recommender
+
+    rec = Recommender.load(args.model)
+    if args.challenge:
+        if not args.out:
+            raise ValueError("--challenge needs --out SUBMISSION.csv")
+        challenge = read_challenge(args.challenge)
+        t0 = time.perf_counter()
+        frames = rec.recommend_batch(challenge["playlists"], 500, show_progress=True)
+        n = write_submission(args.out, ((p["pid"], f["track_uri"].tolist())
+                                        for p, f in zip(challenge["playlists"], frames)))
+        print(f"recommend: {n} playlists in {time.perf_counter() - t0:.1f} s -> {args.out}")
+        return 0
+    if args.playlist:
+        try:
+            doc = orjson.loads(args.playlist.read_bytes())
+        except orjson.JSONDecodeError as err:
+            raise MPDFormatError(args.playlist, f"not valid JSON ({err})") from None
+        if isinstance(doc, list):
+            doc = {"pid": 0, "tracks": [{"track_uri": u} for u in doc]}
+        if isinstance(doc, dict):
+            doc.setdefault("pid", 0)
+        validate_playlist(args.playlist, 0, doc, need_tracks=False, fill_missing=False)
+        seeds, title = [t["track_uri"] for t in doc["tracks"]], doc.get("name")
+    else:
+        seeds, title = list(args.seeds or []), args.title
+    frame = rec.recommend(seeds, title, k=args.k, weights=_weights(args.weight), explain=args.k)
+    if args.json:
+        print(frame.to_json(orient="records", indent=1))
+        return 0
+    unknown = [s for s in seeds if s not in rec.hybrid.track_index_]
+    if seeds and len(unknown) == len(seeds):
+        print("note: none of the seeds is known to this model; answering from the title and popularity",
+              file=sys.stderr)
+    for r in frame.itertuples():
+        print(f"{r.rank:3d}. {r.track_name} - {r.artist_name}  [{r.score:.3f}]  {r.track_uri}")
+        if r.explanation:
+            print(f"     {r.explanation}")
+    return 0

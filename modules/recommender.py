@@ -1,0 +1,327 @@
+"""The product: a trained bundle on disk and the ``Recommender`` that answers playlists from it.
+
+    rec = Recommender.load("models/world")
+    rec.recommend(["spotify:track:…"], title="chill", k=20)     # DataFrame: track, score, parts, explanation
+
+A bundle is one folder::
+
+    manifest.json     format, package versions, data fingerprint, configuration, validation metrics, parts
+    tracks.parquet    every training track: uri, name, artist, album, playlist count (for display and search)
+    two_tower/        the two-tower (with its SavedModel for serving without project code)
+    rules.parquet     association rules
+    content/          the content model
+    fusion.joblib     the fusion model and the feature tables
+
+``train_bundle`` builds one (ingest → two-tower → rules → content → fusion); ``Recommender.load`` checks the
+format, the files and the package versions, and says what is missing or stale.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import shutil
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import orjson
+import pandas as pd
+
+from modules import __version__
+from modules.mpd import SUBMISSION_SIZE
+
+log = logging.getLogger(__name__)
+
+BUNDLE_FORMAT = "playlist-bundle/1"
+MANIFEST = "manifest.json"
+RESULT_COLUMNS = ("rank", "track_uri", "track_name", "artist_name", "score", "retrieval", "rules", "content",
+                  "explanation")
+MODES = ("hybrid", "collaborative")
+# packages whose version must match for the pickled/saved parts to load as they were trained
+CHECKED_PACKAGES = ("tensorflow", "tensorflow_recommenders", "sklearn", "numpy", "pandas", "mlxtend")
+
+
+class BundleError(ValueError):
+    """A bundle that cannot be loaded: missing files, another format, or not a bundle at all."""
+
+
+def _versions() -> dict[str, str]:
+    import importlib
+
+    out = {"modules": __version__}
+    for name in CHECKED_PACKAGES:
+        try:
+            out[name] = importlib.import_module(name).__version__
+        except Exception:  # pragma: no cover - a package that is not installed
+            out[name] = "missing"
+    return out
+
+
+def read_features(source) -> pd.DataFrame | None:
+    """Audio features for training from a feature store (``*.sqlite``), a catalog file, or ``None`` (shipped)."""
+    if source is None or isinstance(source, pd.DataFrame):
+        return source
+    path = Path(source)
+    if path.suffix in (".sqlite", ".db"):
+        from modules.features import FeatureStore
+
+        frame = FeatureStore(path).read_all()
+        return frame.assign(artists=frame["artists"].fillna(frame["artist_name"]).fillna(""))
+    from modules.catalog import read_catalog
+
+    return read_catalog(path)
+
+
+def _json_safe(value):
+    return orjson.loads(orjson.dumps(value, default=str, option=orjson.OPT_SERIALIZE_NUMPY))
+
+
+def train_bundle(mpd, out: str | Path, *, features=None, seed: int = 0, epochs: int | None = None,
+                 params: Mapping | None = None, show_progress: bool = True) -> Recommender:
+    """Train every part on the playlists at ``mpd`` (MPD slices or a store) and write a bundle to ``out``.
+
+    The bundle is written to a temporary sibling and renamed into place, so a failed run leaves the previous
+    bundle intact.
+    """
+    from modules.hybrid import HybridRecommender
+    from modules.store import open_store
+
+    t0 = time.perf_counter()
+    out = Path(out)
+    if out.exists() and any(out.iterdir()) and not (out / MANIFEST).exists():
+        raise BundleError(f"{out} exists and is not a model bundle; choose a new or empty --out directory.")
+    store = open_store(mpd, show_progress=show_progress)
+    frame = read_features(features)
+    hp = dict(params or {})
+    if epochs is not None:
+        hp["two_tower"] = {**hp.get("two_tower", {}), "epochs": int(epochs)}
+    hybrid = HybridRecommender(features=frame, seed=seed, show_progress=show_progress, **hp).fit(store)
+    tmp = out.with_name(f".{out.name}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        parts = hybrid.save(tmp)
+        tr = store.tracks
+        tr[["track_uri", "track_name", "artist_name", "album_name", "artist_uri", "album_uri", "count"]].to_parquet(
+            tmp / "tracks.parquet", index=False)
+        manifest = {
+            "format": BUNDLE_FORMAT,
+            "versions": _versions(),
+            "data": {"source": str(mpd), "fingerprint": store.fingerprint,
+                     "playlists": int(len(store.playlists)), "tracks": int(len(tr)),
+                     "features": "shipped catalog" if features is None else str(features)},
+            "config": _json_safe({k: v for k, v in hybrid.get_params().items() if k not in ("features",
+                                                                                           "show_progress")}),
+            "parts": parts,
+            "validation": _json_safe(hybrid.validation_),
+            "fusion": hybrid.fusion_kind_,
+            "train_seconds": round(time.perf_counter() - t0, 1),
+        }
+        (tmp / MANIFEST).write_bytes(orjson.dumps(manifest, option=orjson.OPT_INDENT_2))
+        if out.exists():
+            shutil.rmtree(out)
+        tmp.rename(out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    log.info("bundle written to %s in %.0f s", out, time.perf_counter() - t0)
+    return Recommender.load(out)
+
+
+class Recommender:
+    """A trained bundle, answering playlists.
+
+    Use ``Recommender.load(path)``; ``recommend`` for one playlist, ``recommend_batch`` for many.
+    """
+
+    def __init__(self, hybrid, tracks: pd.DataFrame, manifest: dict, path: Path):
+        self.hybrid = hybrid
+        self.tracks = tracks
+        self.manifest = manifest
+        self.path = path
+        self._meta = tracks.set_index("track_uri")
+        self._names = dict(zip(tracks["track_uri"], tracks["track_name"] + " by " + tracks["artist_name"]))
+
+    # -- loading ----------------------------------------------------------------------------------------
+    @classmethod
+    def load(cls, path: str | Path) -> Recommender:
+        """Load a bundle; raises ``BundleError`` naming what is missing, warns about stale package versions."""
+        from modules.hybrid import HybridRecommender
+
+        path = Path(path)
+        if not (path / MANIFEST).exists():
+            hint = "" if path.exists() else " (the folder does not exist)"
+            raise BundleError(f"{path} is not a model bundle: no {MANIFEST}{hint}. Train one with: "
+                              f"python -m modules train --mpd DATA_DIR --out {path}")
+        manifest = orjson.loads((path / MANIFEST).read_bytes())
+        if manifest.get("format") != BUNDLE_FORMAT:
+            raise BundleError(f"{path} has bundle format {manifest.get('format')!r}; this version reads "
+                              f"{BUNDLE_FORMAT!r}. Retrain it with python -m modules train.")
+        files = ["tracks.parquet", *manifest.get("parts", {}).values()]
+        missing = [f for f in files if not (path / f).exists()]
+        if missing:
+            raise BundleError(f"bundle {path} is incomplete: missing {', '.join(missing)}. Retrain it with "
+                              f"python -m modules train, or copy the whole folder again.")
+        now = _versions()
+        stale = {k: (v, now.get(k)) for k, v in manifest.get("versions", {}).items() if now.get(k) != v}
+        if stale:
+            log.warning("bundle %s was trained with other package versions (%s); if loading or results look "
+                        "wrong, retrain it", path, ", ".join(f"{k} {a} -> {b}" for k, (a, b) in stale.items()))
+        try:
+            hybrid = HybridRecommender.load(path)
+        except FileNotFoundError as err:
+            raise BundleError(f"bundle {path} is incomplete: {err}") from None
+        return cls(hybrid, pd.read_parquet(path / "tracks.parquet"), manifest, path)
+
+    # -- answering --------------------------------------------------------------------------------------
+    def recommend(self, seed_track_uris: Sequence[str] = (), title: str | None = None, k: int = SUBMISSION_SIZE,
+                  weights: Mapping[str, float] | None = None, *, mode: str = "hybrid",
+                  explain: int | bool = 50) -> pd.DataFrame:
+        """The ``k`` tracks that best continue a playlist, with scores, parts and explanations.
+
+        Parameters
+        ----------
+        seed_track_uris : sequence of str
+            The playlist's tracks (0 to any number; unknown and duplicate URIs are fine).
+        title : str, default=None
+        k : int, default=500
+        weights : mapping, default=None
+            Listener emphasis on audio features, e.g. ``{"energy": 2.0, "acousticness": 0}``: the content
+            similarity is recomputed with these weights and blended into the ranking (more emphasis, more
+            weight): tracks close to the playlist in the emphasized features move up. ``None`` is the learned
+            ranking.
+        mode : {"hybrid", "collaborative"}, default="hybrid"
+            ``"collaborative"`` returns the two-tower's candidates in its own order (no fusion, no re-rank).
+        explain : int or bool, default=50
+            Number of top rows that get a full explanation (``True``: all; ``False``: none).
+
+        Returns
+        -------
+        DataFrame
+            Columns ``rank, track_uri, track_name, artist_name, score, retrieval, rules, content,
+            explanation``; ``k`` rows (fewer only when the catalog is smaller), seeds excluded, unique.
+        """
+        if isinstance(seed_track_uris, str):
+            raise TypeError("seed_track_uris must be a list of track URIs, not one string; wrap it in a list.")
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+            raise ValueError(f"k must be a positive integer (got {k!r}).")
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES} (got {mode!r}).")
+        weights = self._check_weights(weights)
+        seeds = list(dict.fromkeys(str(s) for s in seed_track_uris))
+        title = title.strip() if isinstance(title, str) and title.strip() else None
+        h = self.hybrid
+        cs = h.candidate_set(seeds, title, weights)
+        if mode == "collaborative":
+            score = cs.column("tt_score")
+        else:
+            score = h.score_candidates(cs)
+            if weights and self.hybrid.content_ is not None:
+                score = self._emphasize(score, cs, weights, seeds)
+        order = np.lexsort((cs.uris, -score))[:k]
+        uris = cs.uris[order].tolist()
+        part = {n: (cs.column(c)[order] if c in cs.feature_names else np.full(len(order), np.nan))
+                for n, c in (("retrieval", "tt_score"), ("rules", "rule_score"), ("content", "cont_combined"))}
+        frame = pd.DataFrame({"rank": np.arange(1, len(uris) + 1), "track_uri": uris,
+                              "score": score[order].astype(float), **part})
+        if len(frame) < k:  # a tiny catalog: pad with popular tracks, as every recommender does
+            extra, _ = h._complete([], np.zeros(0), set(seeds) | set(uris), k - len(frame))
+            pad = pd.DataFrame({"rank": np.arange(len(frame) + 1, len(frame) + len(extra) + 1), "track_uri": extra,
+                                "score": (frame["score"].min() if len(frame) else 0.0) - 1.0})
+            frame = pd.concat([frame, pad], ignore_index=True)
+        meta = self._meta.reindex(frame["track_uri"])
+        frame.insert(2, "track_name", meta["track_name"].fillna("").to_numpy())
+        frame.insert(3, "artist_name", meta["artist_name"].fillna("").to_numpy())
+        n_explain = len(frame) if explain is True else int(explain or 0)
+        frame["explanation"] = self._explain(seeds, title, frame, cs, order, weights, n_explain)
+        return frame[list(RESULT_COLUMNS)]
+
+    def recommend_batch(self, playlists: Sequence[dict], k: int = SUBMISSION_SIZE, *, explain: int | bool = False,
+                        show_progress: bool = False) -> list[pd.DataFrame]:
+        """``recommend`` for challenge-format playlists (``{"tracks": [{"track_uri"}], "name"?}``)."""
+        from tqdm import tqdm
+
+        return [self.recommend([t["track_uri"] for t in p.get("tracks", ())], p.get("name"), k, explain=explain)
+                for p in tqdm(playlists, desc="recommend", unit="playlist", disable=not show_progress)]
+
+    def _check_weights(self, weights) -> dict[str, float] | None:
+        if not weights:
+            return None
+        if not isinstance(weights, Mapping):
+            raise TypeError(f"weights must be a mapping like {{'energy': 2.0}} (got {type(weights).__name__}).")
+        content = self.hybrid.content_
+        allowed = list(content.features) if content is not None else []
+        bad = [f for f in weights if f not in allowed]
+        if bad:
+            raise ValueError(f"weights: unknown features {bad}; choose from {allowed}.")
+        out = {}
+        for f, v in weights.items():
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
+                raise ValueError(f"weights[{f!r}] must be a finite number >= 0 (got {v!r}).")
+            out[f] = float(v)
+        return None if all(v == 1.0 for v in out.values()) else out
+
+    def _emphasize(self, score: np.ndarray, cs, weights: dict[str, float], seeds: list[str]) -> np.ndarray:
+        """Blend "how close in the emphasized features" into the learned ranking (both as rank percentiles).
+
+        A listener who says "energy matters more" wants tracks whose energy is near the playlist's, so the
+        term is a weighted distance in standardized features (features weighted above 1), not a cosine.
+        """
+        content = self.hybrid.content_
+        emph = {f: w - 1.0 for f, w in weights.items() if w > 1.0}
+        seed_rows = [content.index_[u] for u in seeds if u in content.index_]
+        seed_rows = [r for r in seed_rows if content.has_num_[r]]
+        if not emph or not seed_rows:
+            return score
+        cols = [list(content.features).index(f) for f in emph]
+        w = np.array(list(emph.values()))
+        centre = content.numeric_[seed_rows][:, cols].mean(axis=0)
+        rows = np.fromiter((content.index_.get(u, -1) for u in cs.uris), np.int64, len(cs.uris))
+        ok = (rows >= 0) & content.has_num_[np.maximum(rows, 0)]
+        dist = np.full(len(rows), np.inf)
+        dist[ok] = (np.abs(content.numeric_[rows[ok]][:, cols] - centre) * w).sum(axis=1) / w.sum()
+        alpha = min(0.6, 0.15 * sum(abs(v - 1.0) for v in weights.values()))
+
+        def pct(x):
+            return np.argsort(np.argsort(x, kind="stable"), kind="stable") / max(len(x) - 1, 1)
+
+        return (1 - alpha) * pct(score) + alpha * pct(-dist)
+
+    def _explain(self, seeds, title, frame, cs, order, weights, n: int) -> list[str]:
+        h = self.hybrid
+        out = [""] * len(frame)
+        n = min(n, len(order))
+        if n == 0:
+            return out
+        uris = frame["track_uri"].tolist()[:n]
+        content = {}
+        if h.content_ is not None:
+            for e in h.content_.explanations(seeds, uris, weights, title=title):
+                content[e["track_uri"]] = e["reason"]
+        rule_rows = cs.rule_rows[order[:n]]
+        tt_rank = cs.column("tt_rank_log")[order[:n]] if "tt_rank_log" in cs.feature_names else None
+        for i, uri in enumerate(uris):
+            bits = []
+            if rule_rows[i] >= 0 and h.rules_ is not None:
+                bits.append(h.rules_.explain(int(rule_rows[i]), names=self._names))
+            if uri in content:
+                bits.append(content[uri])
+            if not bits and tt_rank is not None:
+                bits.append(f"two-tower rank {int(round(math.expm1(tt_rank[i]))) + 1}")
+            out[i] = "; ".join(bits)
+        return out
+
+    # -- lookups for apps -------------------------------------------------------------------------------
+    def search(self, query: str, limit: int = 20) -> pd.DataFrame:
+        """Tracks of the bundle whose name or artist contains every word of ``query``, most popular first."""
+        words = [w for w in str(query).lower().split() if w]
+        tr = self.tracks
+        if not words:
+            return tr.iloc[0:0]
+        text = (tr["track_name"].fillna("") + " " + tr["artist_name"].fillna("")).str.lower()
+        mask = np.ones(len(tr), bool)
+        for w in words:
+            mask &= text.str.contains(w, regex=False).to_numpy()
+        return tr.loc[mask].sort_values(["count", "track_uri"], ascending=[False, True]).head(limit)

@@ -1,0 +1,193 @@
+"""The hybrid recommender and its bundle: contract, explanations, bad input, degraded data, CLI."""
+
+import json
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import orjson
+import pytest
+
+from modules.mpd import read_challenge, read_submission
+from modules.recommender import RESULT_COLUMNS, BundleError, Recommender, train_bundle
+
+TINY_TT = {"embedding_dim": 16, "hidden_dim": 32, "epochs": 2, "batch_size": 64, "word_vocab_size": 500,
+           "ngram_vocab_size": 1000, "examples_per_track": 0.3, "k": 50}
+PARAMS = {"two_tower": TINY_TT, "validation_per_category": 2, "fusion_cuts": 2, "n_candidates": 300}
+
+
+@pytest.fixture(scope="module")
+def bundle(split_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("hybrid") / "bundle"
+    train_bundle(split_dir / "train", out, seed=0, params=PARAMS, show_progress=False)
+    return out
+
+
+@pytest.fixture(scope="module")
+def rec(bundle):
+    return Recommender.load(bundle)
+
+
+@pytest.fixture(scope="module")
+def challenge(split_dir):
+    return read_challenge(split_dir / "challenge_set.json")
+
+
+def test_bundle_layout_and_manifest(bundle, rec):
+    m = json.loads((bundle / "manifest.json").read_text())
+    assert m["format"] == "playlist-bundle/1"
+    assert set(m["parts"]) == {"two_tower", "rules", "content", "fusion"}
+    for f in [*m["parts"].values(), "tracks.parquet", "two_tower/saved_model/saved_model.pb"]:
+        assert (bundle / f).exists(), f
+    assert {"tensorflow", "sklearn", "modules"} <= set(m["versions"])
+    assert m["data"]["playlists"] == 350 and len(m["data"]["fingerprint"]) == 16
+    v = m["validation"]
+    assert v["playlists"] == 20 and v["cuts"] > v["playlists"] and v["chosen"] in ("hgb", "logistic")
+    assert 0 <= v["fusion"][v["chosen"]]["ndcg"] <= 1
+    assert rec.manifest == m
+
+
+def test_recommend_contract_parts_and_explanations(rec, challenge):
+    p = next(p for p in challenge["playlists"] if len(p["tracks"]) >= 10)
+    seeds = [t["track_uri"] for t in p["tracks"]]
+    df = rec.recommend(seeds, p.get("name"), k=500)
+    assert list(df.columns) == list(RESULT_COLUMNS)
+    assert len(df) == 500 == df["track_uri"].nunique()
+    assert not set(df["track_uri"]) & set(seeds)
+    assert (np.diff(df["score"].to_numpy()) <= 1e-12).all()
+    assert df["rank"].tolist() == list(range(1, 501))
+    assert df["explanation"].head(50).str.len().gt(0).all()
+    assert df["explanation"].iloc[50:].eq("").all()  # explain=50 by default
+    assert df["explanation"].str.contains("people who put").any()  # a rule fired and says so
+    assert df["track_name"].str.len().gt(0).mean() > 0.9
+    assert df[["retrieval", "rules", "content"]].notna().any().all()
+
+
+def test_batch_matches_single_and_submission_scores(rec, challenge, split_dir):
+    from modules.metrics import evaluate
+
+    pls = challenge["playlists"]
+    frames = rec.recommend_batch(pls, 500)
+    one = rec.recommend([t["track_uri"] for t in pls[3]["tracks"]], pls[3].get("name"), 500, explain=False)
+    assert frames[3]["track_uri"].tolist() == one["track_uri"].tolist()
+    truth = orjson.loads((split_dir / "truth.json").read_bytes())
+    s = evaluate({p["pid"]: f["track_uri"].tolist() for p, f in zip(pls, frames)}, truth).summary()["ALL"]
+    assert s["recall"] > 0.05  # a trained model, not noise: popularity alone is far below on seeded playlists
+
+
+@pytest.mark.parametrize("case", ["unknown", "empty_title", "duplicates", "long", "title_only", "nothing"])
+def test_awkward_playlists_still_get_valid_answers(rec, case):
+    known = rec.tracks["track_uri"].tolist()
+    seeds, title = {
+        "unknown": (["spotify:track:" + "Z" * 22, "spotify:track:" + "Y" * 22], None),
+        "empty_title": (known[:3], "   "),
+        "duplicates": ([known[5]] * 4 + [known[6]], "rock"),
+        "long": (known[:250], "everything"),
+        "title_only": ([], "chill vibes"),
+        "nothing": ([], None),
+    }[case]
+    df = rec.recommend(seeds, title, k=100)
+    assert len(df) == 100 == df["track_uri"].nunique()
+    assert not set(df["track_uri"]) & set(seeds)
+
+
+def test_k_larger_than_catalog_and_bad_arguments(rec):
+    n = len(rec.tracks)
+    df = rec.recommend(rec.tracks["track_uri"].tolist()[:5], k=n + 100, explain=False)
+    assert len(df) == df["track_uri"].nunique() == n - 5
+    with pytest.raises(ValueError, match="k must be a positive integer"):
+        rec.recommend([], k=0)
+    with pytest.raises(TypeError, match="not one string"):
+        rec.recommend("spotify:track:" + "A" * 22)
+    with pytest.raises(ValueError, match="unknown features \\['loudnesss'\\]"):
+        rec.recommend([], "x", weights={"loudnesss": 2})
+    with pytest.raises(ValueError, match="mode must be one of"):
+        rec.recommend([], "x", mode="random")
+
+
+def test_feature_weights_rerank_towards_the_emphasis(rec, challenge):
+    p = next(p for p in challenge["playlists"] if len(p["tracks"]) >= 25)
+    seeds = [t["track_uri"] for t in p["tracks"]]
+    base = rec.recommend(seeds, k=50, explain=False)
+    energetic = rec.recommend(seeds, k=50, weights={"energy": 4.0}, explain=False)
+    assert base["track_uri"].tolist() != energetic["track_uri"].tolist()
+    content = rec.hybrid.content_
+    j = list(content.features).index("energy")
+    centre = content.numeric_[[content.index_[s] for s in seeds if s in content.index_], j].mean()
+
+    def spread(df):
+        rows = [content.index_[u] for u in df["track_uri"] if u in content.index_]
+        return np.abs(content.numeric_[rows, j] - centre).mean()
+
+    assert spread(energetic) < spread(base)
+
+
+def test_collaborative_mode_is_the_two_tower_order(rec):
+    seeds = rec.tracks["track_uri"].tolist()[20:30]
+    df = rec.recommend(seeds, "party", k=40, mode="collaborative", explain=False)
+    uris, _ = rec.hybrid.two_tower_.candidates(seeds, "party", 40)
+    assert df["track_uri"].tolist() == uris
+
+
+def test_broken_bundles_say_what_is_missing(bundle, tmp_path):
+    with pytest.raises(BundleError, match="no manifest.json.*python -m modules train"):
+        Recommender.load(tmp_path / "nothing")
+    broken = tmp_path / "broken"
+    shutil.copytree(bundle, broken)
+    (broken / "rules.parquet").unlink()
+    with pytest.raises(BundleError, match="missing rules.parquet"):
+        Recommender.load(broken)
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    (broken / "manifest.json").write_text(json.dumps({**manifest, "format": "playlist-bundle/0"}))
+    with pytest.raises(BundleError, match="format 'playlist-bundle/0'"):
+        Recommender.load(broken)
+
+
+def test_cli_submission_and_single_playlist(bundle, split_dir, tmp_path):
+    sub = tmp_path / "sub.csv"
+    run = [sys.executable, "-m", "modules"]
+    out = subprocess.run([*run, "recommend", "--model", str(bundle), "--challenge",
+                          str(split_dir / "challenge_set.json"), "--out", str(sub)], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    s = read_submission(sub)
+    challenge = read_challenge(split_dir / "challenge_set.json")
+    assert s.problems == [] and len(s.rows) == len(challenge["playlists"])
+    for p in challenge["playlists"]:
+        uris = s.rows[p["pid"]]
+        assert len(uris) == len(set(uris)) == 500 and not {t["track_uri"] for t in p["tracks"]} & set(uris)
+    seeds = [t["track_uri"] for t in challenge["playlists"][-1]["tracks"][:3]]
+    out = subprocess.run([*run, "recommend", "--model", str(bundle), "--seeds", *seeds, "--title", "chill", "-k", "5",
+                          "--weight", "energy=2"], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.count("\n  1. ") + out.stdout.startswith("  1. ") == 1 and "  5. " in out.stdout
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"name": "x", "tracks": [{"track_uri": "not-a-uri"}]}))
+    out = subprocess.run([*run, "recommend", "--model", str(bundle), "--playlist", str(bad)], capture_output=True,
+                         text=True)
+    assert out.returncode == 2 and "bad.json" in out.stderr and "not-a-uri" in out.stderr
+
+
+def test_reduced_mpd_without_catalog_features_degrades(world_dir, tmp_path):
+    """Real MPD subsets: no artist/album URIs, and tracks no feature catalog knows."""
+    import hashlib
+
+    from modules.mpd import find_slices
+
+    def fake(uri):
+        return "spotify:track:" + hashlib.sha256(uri.encode()).hexdigest()[:22]
+
+    out_dir = tmp_path / "mpd"
+    out_dir.mkdir()
+    for f in find_slices(world_dir):
+        doc = orjson.loads(f.read_bytes())
+        for p in doc["playlists"]:
+            for t in p["tracks"]:
+                t["track_uri"] = fake(t["track_uri"])
+                del t["artist_uri"], t["album_uri"]
+        (out_dir / f.name).write_bytes(orjson.dumps(doc))
+    rec = train_bundle(out_dir, tmp_path / "bundle", seed=0, params=PARAMS, show_progress=False)
+    assert not rec.hybrid.content_.has_num_[[rec.hybrid.content_.index_[u] for u in rec.tracks["track_uri"]]].any()
+    seeds = rec.tracks["track_uri"].tolist()[:5]
+    df = rec.recommend(seeds, "rock", k=200)
+    assert len(df) == 200 == df["track_uri"].nunique() and not set(df["track_uri"]) & set(seeds)
