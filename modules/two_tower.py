@@ -709,7 +709,8 @@ class TwoTowerRecommender(PlaylistRecommender):
 
         A validation split (``validation_per_category`` playlists per category) is carved from these
         playlists with ``split_store``; its held-out tracks are never trained on (its seeds are). The epoch
-        with the best validation recall@500 is kept.
+        with the best validation recall@500 is kept. Turns on TensorFlow op determinism for the process
+        (``tf.config.experimental.enable_op_determinism``), which same seed ⇒ same scores relies on.
         """
         import tensorflow as tf
 
