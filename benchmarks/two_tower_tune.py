@@ -4,6 +4,8 @@
     python benchmarks/two_tower_tune.py --method two-tower --grid '[{"temperature": 0.05}, {"temperature": 0.1}]'
     python benchmarks/two_tower_tune.py --report          # tables of everything saved so far
     python benchmarks/two_tower_tune.py --poc-check       # the POC on playlists it was trained on vs new ones
+    python benchmarks/two_tower_tune.py --quality-tables  # recall@500 and clicks per category, from the saved
+                                                          # results of benchmarks/quality.py
 
 The world's training store is the one ``benchmarks/quality.py`` builds (data/bench/world-<n>-s<seed>/
 train-store-<pc>); ``split_store`` on its playlists carves ``--val-per-category`` validation playlists per
@@ -25,6 +27,38 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from quality import prepare  # noqa: E402
+
+
+def union(args) -> None:
+    import numpy as np
+    import orjson
+
+    from modules.mpd import read_submission
+
+    a, b = args.union.split(",")
+    base = ROOT / "data" / "bench" / f"world-{args.playlists}-s{args.seed}"
+    truth = orjson.loads((base / f"split-{args.per_category}" / "truth.json").read_bytes())
+    ra, rb = (read_submission(base / f"submission-{m}.csv").rows for m in (a, b))
+    rec, overlap = [], []
+    for pid, t in truth.items():
+        la, lb, g = set(ra[int(pid)]), set(rb[int(pid)]), set(t["tracks"])
+        rec.append(len((la | lb) & g) / len(g))
+        overlap.append(len(la & lb) / max(len(la), 1))
+    print(f"{a} | {b}: recall of the union of both 500-track lists {np.mean(rec):.4f}; "
+          f"share of {a}'s list also in {b}'s {np.mean(overlap):.3f}")
+
+
+def quality_tables(res_dir: Path) -> None:
+    from modules.challenge import CATEGORIES
+
+    results = {p.stem: json.loads(p.read_text())["metrics"] for p in sorted(res_dir.glob("*.json"))}
+    for metric, fmt in (("recall", "{:.4f}"), ("clicks", "{:.2f}")):
+        print(f"\n{metric} per category ({res_dir.name}):\n")
+        print("| method | " + " | ".join(c.name for c in CATEGORIES) + " |")
+        print("|---|" + "---|" * len(CATEGORIES))
+        for label, met in results.items():
+            print(f"| {label} | " + " | ".join(fmt.format(met[c.name][metric]) if c.name in met else "-"
+                                             for c in CATEGORIES) + " |")
 
 
 def poc_check(args, out_dir: Path) -> None:
@@ -69,6 +103,11 @@ def main() -> int:
     ap.add_argument("--grid", default="[{}]", help="JSON list of parameter sets")
     ap.add_argument("--label", default="", help="prefix of the result files")
     ap.add_argument("--report", action="store_true")
+    ap.add_argument("--union", metavar="A,B",
+                    help="for two methods' submissions from benchmarks/quality.py (e.g. als,two-tower): recall@500 "
+                    "of the union of their lists and the overlap of the lists (how complementary they are)")
+    ap.add_argument("--quality-tables", action="store_true",
+                    help="recall@500 and clicks per category from benchmarks/results/quality-<n>-s<seed>-pc<pc>/")
     ap.add_argument("--poc-check", action="store_true",
                     help="fit the playlist-ID POC on the training store; recall@500 of its training playlists' own "
                     "tracks from their ID embeddings (seen) next to the answer every new playlist gets")
@@ -108,9 +147,14 @@ def main() -> int:
                   + (f" best epoch {rec.best_epoch_}" if hasattr(rec, "best_epoch_") else ""), flush=True)
     if args.poc_check:
         poc_check(args, out_dir)
+    if args.union:
+        union(args)
+    if args.quality_tables:
+        quality_tables(ROOT / "benchmarks" / "results" / f"quality-{args.playlists}-s{args.seed}-pc{args.per_category}")
     if args.report:
         # Two-tower runs before the defaults changed record them in "defaults_at_run_time": v1 = temperature
-        # 0.05, learning_rate 0.005, max_seeds 50, uniform_context_rate 0, unshared item encoders; v2 = today's.
+        # 0.05, learning_rate 0.005, max_seeds 50, uniform_context_rate 0, unshared item encoders, no item bias,
+        # mean pooling; v2 = today's but no item bias and mean pooling; v3 = today's (full "config" saved).
         print("| method | base | params | NDCG | R-prec | recall@500 | clicks | s |")
         print("|---|---|---|---|---|---|---|---|")
         for p in sorted(out_dir.glob("*.json")):
@@ -118,8 +162,9 @@ def main() -> int:
                 continue
             r = json.loads(p.read_text())
             a = r["metrics"]["ALL"]
-            old = r.get("defaults_at_run_time", {}).get("temperature") == 0.05
-            base = "v1" if old else "v2" if r["method"] == "two-tower" else ""
+            defaults = r.get("defaults_at_run_time", {})
+            base = ("v1" if defaults.get("temperature") == 0.05 else "v2" if defaults else "v3") \
+                if r["method"] == "two-tower" else ""
             print(f"| {r['method']} | {base} | `{json.dumps(r['params'])}` | {a['ndcg']:.4f} | "
                   f"{a['r_precision']:.4f} | {a['recall']:.4f} | {a['clicks']:.2f} | {r['seconds']} |")
     return 0

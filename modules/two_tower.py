@@ -4,10 +4,13 @@ The proof of concept embedded playlist IDs, so a new playlist meant retraining. 
 a challenge playlist actually has, so any playlist is answered without retraining:
 
 * **query tower**: the seed tracks (track + artist + album embeddings, plus audio features), masked-mean
-  pooled over any number of seeds including none, and the title (Keras ``TextVectorization`` words and
-  character trigrams, each masked-mean pooled), mixed by a small MLP;
+  pooled over any number of seeds including none (the per-dimension max as an extra input), and the title
+  (Keras ``TextVectorization`` words and character trigrams, each masked-mean pooled), mixed by a small MLP
+  whose output is added to the pooled seed vector;
 * **candidate tower**: track + artist + album embeddings plus standardized audio features where the feature
-  table has them (a learned "missing" vector where it does not). Tracks rarer than ``min_track_count`` and
+  table has them (a learned "missing" vector where it does not); by default the same item encoder as the
+  seeds, L2-normalized, plus a learned per-track/per-artist score bias carried as one extra dimension (the
+  query side carries a constant 1), so retrieval stays one dot product. Tracks rarer than ``min_track_count`` and
   artists/albums never seen in training share hashed OOV buckets; during training a share (``id_dropout``) of
   track IDs is replaced by their OOV bucket, so the buckets are trained and the towers learn to lean on
   artist, album and audio when a track ID says nothing.
@@ -25,7 +28,8 @@ Bundle layout (``BUNDLE_DIR/two_tower/``)::
     items.parquet         every known track: uri, candidate flag, track/artist/album index, audio features
     training_curve.json   per epoch: loss, examples/s, validation metrics
     weights/              the chosen epoch's weights (a TensorFlow checkpoint)
-    checkpoints/          the latest epoch's model + optimizer state, to resume an interrupted run
+    checkpoints/          the latest epoch's model + optimizer state, to resume an interrupted run (the
+                          CLI removes it after a finished run unless --keep-checkpoints)
     saved_model/          serving_default(seed_track_uris [batch, None] string padded with "", title [batch]
                           string) -> {"track_uris": [batch, k] string, "scores": [batch, k] float32}
 
@@ -705,7 +709,8 @@ class TwoTowerRecommender(PlaylistRecommender):
 
         A validation split (``validation_per_category`` playlists per category) is carved from these
         playlists with ``split_store``; its held-out tracks are never trained on (its seeds are). The epoch
-        with the best validation recall@500 is kept.
+        with the best validation recall@500 is kept. Turns on TensorFlow op determinism for the process
+        (``tf.config.experimental.enable_op_determinism``), which same seed ⇒ same scores relies on.
         """
         import tensorflow as tf
 

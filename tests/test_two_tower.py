@@ -168,6 +168,7 @@ def test_cli_train_two_tower(world_dir, tmp_path):
     out = subprocess.run(run, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr[-3000:]
     assert "best epoch 1" in out.stdout and (tmp_path / "b" / "two_tower" / "saved_model").is_dir()
+    assert not (tmp_path / "b" / "two_tower" / "checkpoints").exists()  # removed after a finished run
     cfg.write_text(json.dumps({"dim": 3}))
     out = subprocess.run(run, capture_output=True, text=True)
     assert out.returncode == 2 and out.stderr.startswith("error: unknown two-tower config keys ['dim']")

@@ -14,7 +14,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "vocabularies, config, training curve, weights and saved_model/ (serving_default(seed_track_uris, "
         "title) -> top-500 track_uris and scores, loadable with plain TensorFlow). A validation split carved "
         "from the training playlists drives early stopping on recall@500. Checkpoints are kept in "
-        "BUNDLE_DIR/two_tower/checkpoints/: run the same command again to resume an interrupted training.")
+        "BUNDLE_DIR/two_tower/checkpoints/ while it runs: run the same command again to resume an "
+        "interrupted training.")
     p.add_argument("--mpd", required=True, type=Path, metavar="MPD_DIR_OR_STORE",
                    help="training playlists: a directory of mpd.slice.*.json files or a playlist store")
     p.add_argument("--out", required=True, type=Path, metavar="BUNDLE_DIR", help="bundle directory to write")
@@ -25,6 +26,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--features", type=Path, metavar="CATALOG",
                    help="audio-feature catalog (Parquet/CSV, Spotify Tracks schema; default: the shipped one)")
     p.add_argument("--restart", action="store_true", help="ignore existing checkpoints and train from scratch")
+    p.add_argument("--keep-checkpoints", action="store_true",
+                   help="keep BUNDLE_DIR/two_tower/checkpoints/ after a finished training (default: removed "
+                   "then, since the bundle holds the chosen weights; they matter only for resuming)")
     p.set_defaults(func=cmd_train_two_tower)
 
 
@@ -59,6 +63,8 @@ def cmd_train_two_tower(args) -> int:
     rec = TwoTowerRecommender(config, features=features, seed=args.seed, checkpoint_dir=ckdir, show_progress=True)
     rec.fit(store)
     root = rec.save(args.out)
+    if not args.keep_checkpoints:
+        shutil.rmtree(ckdir, ignore_errors=True)
     best = next((r for r in rec.curve_ if r["epoch"] == rec.best_epoch_), {})
     val = best.get("validation")
     ex_s = [r["examples_per_s"] for r in rec.curve_]
