@@ -2,7 +2,8 @@
 
     # a catalog of >= 100k tracks: the shipped 89,740 plus copies with new ids and jittered features
     python benchmarks/hybrid_speed.py catalog --tracks 150000 --out data/bench/catalog-150k.parquet
-    python -m modules world --playlists 20000 --catalog data/bench/catalog-150k.parquet --out data/bench/big/mpd --jobs 2
+    python -m modules world --playlists 20000 --catalog data/bench/catalog-150k.parquet \
+        --out data/bench/big/mpd --jobs 2
     python -m modules challenge data/bench/big/mpd --out data/bench/big/split --per-category 100
     python -m modules train --mpd data/bench/big/split/train --features data/bench/catalog-150k.parquet \
         --out data/bench/big/bundle --epochs 2

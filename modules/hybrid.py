@@ -35,11 +35,11 @@ from modules.metrics import evaluate
 log = logging.getLogger(__name__)
 
 PARTS = ("two_tower", "rules", "content", "als")
-DEFAULT_PARTS = ("two_tower", "rules", "content")
+DEFAULT_PARTS = PARTS
 BASE_FEATURES = ("pop_log", "same_artist", "same_album", "same_artist_last", "same_album_last", "n_seeds_log",
                  "known_share", "has_title")
 PART_FEATURES = {
-    "two_tower": ("tt_score", "tt_gap", "tt_z", "tt_rank_log", "tt_found"),
+    "two_tower": ("tt_score", "tt_gap", "tt_z", "tt_rank_log", "tt_found", "tt_recent"),
     "rules": ("rule_score", "rule_norm", "rule_recent", "rule_conf", "rule_lift_log", "rule_rank_log", "rule_found"),
     "content": ("cont_num", "cont_text", "cont_combined", "cont_z"),
     "als": ("als_score", "als_z", "als_rank_log"),
@@ -73,8 +73,9 @@ class HybridRecommender(PlaylistRecommender):
 
     Parameters
     ----------
-    parts : tuple of str, default=("two_tower", "rules", "content")
-        Which parts feed the fusion; ``"two_tower"`` is required (it generates candidates).
+    parts : tuple of str, default=("two_tower", "rules", "content", "als")
+        Which parts feed the fusion; ``"two_tower"`` is required (it generates candidates). ``"als"`` is implicit's
+        ALS folded in from the seeds: its scores and its top candidates (the two lists are complementary).
     n_candidates : int, default=1500
         Two-tower candidates per playlist (rule consequents and popular tracks are added).
     n_rule_candidates : int, default=300
@@ -89,8 +90,11 @@ class HybridRecommender(PlaylistRecommender):
         playlist is long enough for (so 10 per category still teaches every kind of playlist).
     fusion : {"auto", "hgb", "logistic"}, default="auto"
         The fusion model; ``"auto"`` picks by two-fold cross-fitted NDCG on the validation playlists.
-    two_tower, rules, content : dict, default=None
-        Parameters of each part (``TwoTowerRecommender``, ``RuleRecommender``, ``ContentModel``).
+    two_tower, rules, content, als : dict, default=None
+        Parameters of each part (``TwoTowerRecommender``, ``RuleRecommender``, ``ContentModel``,
+        ``ALSRecommender``).
+    two_tower_bundle : path, default=None
+        Reuse a two-tower trained by ``train-two-tower`` on the same playlists (checked) instead of training one.
     features : DataFrame, default=None
         Audio features (``track_uri`` + feature columns) for the two-tower and the content model; ``None``
         reads the shipped catalog.
@@ -111,7 +115,8 @@ class HybridRecommender(PlaylistRecommender):
                  n_popular_candidates: int = 100, validation_per_category: int = 10, fusion_cuts: int = 4,
                  fusion: str = "auto",
                  two_tower: dict | None = None, rules: dict | None = None, content: dict | None = None,
-                 als: dict | None = None, features=None, seed: int = 0, show_progress: bool = False):
+                 als: dict | None = None, two_tower_bundle: str | None = None, features=None, seed: int = 0,
+                 show_progress: bool = False):
         self.parts = parts
         self.n_candidates = n_candidates
         self.n_rule_candidates = n_rule_candidates
@@ -123,6 +128,7 @@ class HybridRecommender(PlaylistRecommender):
         self.rules = rules
         self.content = content
         self.als = als
+        self.two_tower_bundle = two_tower_bundle
         self.features = features
         self.seed = seed
         self.show_progress = show_progress
@@ -165,8 +171,11 @@ class HybridRecommender(PlaylistRecommender):
         tt_params.setdefault("validation_per_category", per_cat)
         if self.features is not None:
             tt_params.setdefault("features", self.features)
-        log.info("hybrid: training the two-tower on %d playlists", len(all_pids))
-        self.two_tower_ = TwoTowerRecommender(**tt_params).fit(store, all_pids)
+        if self.two_tower_bundle:
+            self.two_tower_ = self._pretrained_two_tower(store, inner, per_cat)
+        else:
+            log.info("hybrid: training the two-tower on %d playlists", len(all_pids))
+            self.two_tower_ = TwoTowerRecommender(**tt_params).fit(store, all_pids)
 
         def fit_cheap(pids_):
             rules = content = als = None
@@ -196,6 +205,21 @@ class HybridRecommender(PlaylistRecommender):
         self.fit_seconds_ = time.perf_counter() - t0
         self.fitted_ = True
         return self
+
+    def _pretrained_two_tower(self, store, inner, per_cat):
+        """A two-tower trained earlier (``train-two-tower``) on exactly these playlists, with the same validation
+        playlists held out; anything else would leak the validation playlists into the fusion's features."""
+        from modules.two_tower import TwoTowerRecommender
+
+        tt = TwoTowerRecommender.load(self.two_tower_bundle)
+        ok = (tt.config_.validation_per_category == per_cat and int(tt.seed) == int(self.seed)
+              and tt._fingerprint(store, inner, tt.config_) == tt.fingerprint_)
+        if not ok:
+            raise HybridError(f"the two-tower in {self.two_tower_bundle} was not trained on these playlists with "
+                              f"seed {self.seed} and validation_per_category {per_cat}; train it with "
+                              "`python -m modules train-two-tower` on the same data, or drop two_tower_bundle.")
+        log.info("hybrid: using the two-tower trained in %s", self.two_tower_bundle)
+        return tt
 
     def _rule_params(self, n_playlists: int) -> dict:
         params = dict(self.rules or {})
@@ -275,6 +299,12 @@ class HybridRecommender(PlaylistRecommender):
         cols["known_share"] = np.full(n, len(seed_rows) / ns if seeds else 0.0)
         cols["has_title"] = np.full(n, 1.0 if title else 0.0)
 
+        # the same tower asked about the last few seeds only: the held-out tracks continue the playlist's end
+        if len(seeds) > RECENT_SEEDS:
+            r_uris, r_scores = self.two_tower_.candidates(seeds[-RECENT_SEEDS:], title, self.n_candidates)
+            r_pos = {u: i for i, u in enumerate(r_uris)}
+            rp = np.fromiter((r_pos.get(u, -1) for u in uris), np.int64, n)
+            cols["tt_recent"] = np.where(rp >= 0, r_scores[np.maximum(rp, 0)] if len(r_scores) else 0.0, np.nan)
         tt_pos = {u: i for i, u in enumerate(tt_uris)}
         tpos = np.fromiter((tt_pos.get(u, -1) for u in uris), np.int64, n)
         found = tpos >= 0
@@ -285,6 +315,7 @@ class HybridRecommender(PlaylistRecommender):
         cols["tt_z"] = _zscore(cols["tt_score"])
         cols["tt_rank_log"] = np.log1p(np.where(found, tpos, len(tt_uris)))
         cols["tt_found"] = found.astype(np.float64)
+        cols.setdefault("tt_recent", cols["tt_score"])
 
         rule_rows = np.full(n, -1, np.int64)
         if "rules" in self.parts_:
@@ -469,7 +500,8 @@ class HybridRecommender(PlaylistRecommender):
 
     def get_params(self) -> dict:
         names = ("parts", "n_candidates", "n_rule_candidates", "n_popular_candidates", "validation_per_category",
-                 "fusion_cuts", "fusion", "two_tower", "rules", "content", "als", "features", "seed", "show_progress")
+                 "fusion_cuts", "fusion", "two_tower", "rules", "content", "als", "two_tower_bundle", "features",
+                 "seed", "show_progress")
         return {k: getattr(self, k) for k in names}
 
 
@@ -491,9 +523,9 @@ def _make_fusion(kind: str, seed: int):
     from sklearn.preprocessing import StandardScaler
 
     if kind == "hgb":
-        return make_pipeline(_EmptyColumnsToZero(), HistGradientBoostingClassifier(max_iter=100, learning_rate=0.1, max_leaf_nodes=31,
-                                              min_samples_leaf=40, l2_regularization=1.0, early_stopping=False,
-                                              random_state=seed))
+        return make_pipeline(_EmptyColumnsToZero(), HistGradientBoostingClassifier(
+            max_iter=100, learning_rate=0.1, max_leaf_nodes=31, min_samples_leaf=40, l2_regularization=1.0,
+            early_stopping=False, random_state=seed))
     if kind == "logistic":
         return make_pipeline(SimpleImputer(strategy="constant", fill_value=0.0, keep_empty_features=True),
                              StandardScaler(), LogisticRegression(C=1.0, max_iter=2000))

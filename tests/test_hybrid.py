@@ -37,7 +37,7 @@ def challenge(split_dir):
 def test_bundle_layout_and_manifest(bundle, rec):
     m = json.loads((bundle / "manifest.json").read_text())
     assert m["format"] == "playlist-bundle/1"
-    assert set(m["parts"]) == {"two_tower", "rules", "content", "fusion"}
+    assert set(m["parts"]) == {"two_tower", "rules", "content", "als", "fusion"}
     for f in [*m["parts"].values(), "tracks.parquet", "two_tower/saved_model/saved_model.pb"]:
         assert (bundle / f).exists(), f
     assert {"tensorflow", "sklearn", "modules"} <= set(m["versions"])
@@ -191,3 +191,11 @@ def test_reduced_mpd_without_catalog_features_degrades(world_dir, tmp_path):
     seeds = rec.tracks["track_uri"].tolist()[:5]
     df = rec.recommend(seeds, "rock", k=200)
     assert len(df) == 200 == df["track_uri"].nunique() and not set(df["track_uri"]) & set(seeds)
+
+
+def test_pretrained_two_tower_must_match_the_data(bundle, store):
+    from modules.hybrid import HybridError, HybridRecommender
+
+    # the bundle's two-tower was trained on the split's training playlists, not on the whole world
+    with pytest.raises(HybridError, match="was not trained on these playlists"):
+        HybridRecommender(two_tower_bundle=str(bundle), validation_per_category=2, fusion_cuts=2).fit(store)
