@@ -33,6 +33,8 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--bundle", required=True)
     ap.add_argument("--store", required=True)
+    ap.add_argument("--cuts", type=int, nargs="+", default=[4])
+    ap.add_argument("--quick", action="store_true", help="only the HGB settings on all features")
     args = ap.parse_args()
     h = HybridRecommender.load(args.bundle)
     store = PlaylistStore(args.store)
@@ -46,6 +48,7 @@ def main() -> int:
     h.content_ = ContentModel().fit(None, store, inner)
     h.als_ = ALSRecommender(seed=0).fit(store, inner)
     pls = split.challenge["playlists"]
+    h.fusion_cuts = max(args.cuts)
     examples = h._fusion_examples(split, store)
     sets, ys, groups, first = [], [], [], {}
     for i, (g, official, seeds, title, held) in enumerate(examples):
@@ -81,7 +84,7 @@ def main() -> int:
         extra.append(np.column_stack([knn, knn / max(knn.max(), 1e-9), recent]))
     for cs, e in zip(sets, extra):
         cs.X = np.hstack([cs.X, e])
-        cs.feature_names = cs.feature_names + ("pknn", "pknn_rel", "tt_recent")
+        cs.feature_names = cs.feature_names + ("pknn", "pknn_rel", "tt_recent_x")
     names = sets[0].feature_names
     cut_weight = np.concatenate([np.full(len(y), 1.0 / max(y.sum(), 1)) for y in ys])
     artist_of = dict(zip(store.tracks["track_uri"], store.tracks["artist_name"]))
@@ -90,20 +93,26 @@ def main() -> int:
     X_all = np.concatenate([s.X for s in sets])
     fold = grp % 2
 
-    def run(kind, cols, label, official_only=False, weighted=False):
+    def run(kind, cols, label, official_only=False, weighted=False, params=None, max_cut=None):
         ci = [names.index(c) for c in cols]
         X = X_all[:, ci]
         use = np.ones(len(y_all), bool)
+        if max_cut is not None:  # only the first max_cut cuts of each playlist
+            nth, seen = [], {}
+            for (g, *_), cs in zip(examples, sets):
+                seen[g] = seen.get(g, 0) + 1
+                nth.append(np.full(len(cs.uris), seen[g] <= max_cut))
+            use &= np.concatenate(nth)
         if official_only:
             use = np.concatenate([np.full(len(s.uris), i in first.values()) for i, s in enumerate(sets)])
         rows = {}
         for f in (0, 1):
             sel = use & (fold != f)
             if weighted:
-                model = _make_fusion(kind, 0)
+                model = _make_fusion(kind, 0, params)
                 model.fit(X[sel], y_all[sel], **{f"{model.steps[-1][0]}__sample_weight": cut_weight[sel]})
             else:
-                model = _make_fusion(kind, 0).fit(X[sel], y_all[sel])
+                model = _make_fusion(kind, 0, params).fit(X[sel], y_all[sel])
             for g in range(f, len(pls), 2):
                 s = sets[first[g]]
                 sc = _fusion_score(model, s.X[:, ci])
@@ -123,13 +132,22 @@ def main() -> int:
         print(f"{label:40s} {'order':9s} NDCG {s['ndcg']:.4f}  R-prec {s['r_precision']:.4f}  clicks {s['clicks']:.2f}")
         return {"label": label, "kind": "order", **s}
 
+    if args.quick:
+        base = tuple(c for c in names if c not in ("pknn", "pknn_rel", "tt_recent_x"))
+        results = [run("hgb", base, f"all, {c} cuts", max_cut=c) for c in sorted(set(args.cuts))]
+        for p in ({"max_iter": 200, "learning_rate": 0.05}, {"max_iter": 300, "learning_rate": 0.05},
+                  {"max_leaf_nodes": 15}, {"max_leaf_nodes": 63, "min_samples_leaf": 100},
+                  {"l2_regularization": 10.0}):
+            results.append(run("hgb", base, f"all, {max(args.cuts)} cuts, {p}", params=p))
+        (ROOT / "benchmarks" / "results" / "fusion-experiments-quick.json").write_text(json.dumps(results, indent=1))
+        return 0
     results = [single("tt_score", "two-tower order"), single("als_score", "ALS order"),
                single("pknn", "playlist-kNN order")]
     no = lambda *drop: tuple(c for c in names if not any(c.startswith(d) for d in drop))  # noqa: E731
-    results.append(run("hgb", no("als_", "pknn", "tt_recent"), "tt+rules+content"))
-    results.append(run("hgb", no("als_", "pknn", "tt_recent"), "tt+rules+content, weighted", weighted=True))
-    results.append(run("hgb", no("pknn", "tt_recent"), "tt+rules+content+als"))
-    results.append(run("hgb", no("als_", "tt_recent"), "tt+rules+content+pknn"))
+    results.append(run("hgb", no("als_", "pknn", "tt_recent_x"), "tt+rules+content"))
+    results.append(run("hgb", no("als_", "pknn", "tt_recent_x"), "tt+rules+content, weighted", weighted=True))
+    results.append(run("hgb", no("pknn", "tt_recent_x"), "tt+rules+content+als"))
+    results.append(run("hgb", no("als_", "tt_recent_x"), "tt+rules+content+pknn"))
     results.append(run("hgb", no("als_", "pknn"), "tt+rules+content+tt_recent"))
     results.append(run("hgb", no("als_"), "tt+rules+content+pknn+tt_recent"))
     results.append(run("hgb", names, "all"))

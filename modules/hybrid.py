@@ -515,7 +515,11 @@ def _zscore(x: np.ndarray) -> np.ndarray:
     return (x - mu) / (sd if sd > 0 else 1.0)
 
 
-def _make_fusion(kind: str, seed: int):
+HGB_DEFAULTS = {"max_iter": 100, "learning_rate": 0.1, "max_leaf_nodes": 31, "min_samples_leaf": 40,
+                "l2_regularization": 1.0}
+
+
+def _make_fusion(kind: str, seed: int, params: dict | None = None):
     from sklearn.ensemble import HistGradientBoostingClassifier
     from sklearn.impute import SimpleImputer
     from sklearn.linear_model import LogisticRegression
@@ -524,8 +528,7 @@ def _make_fusion(kind: str, seed: int):
 
     if kind == "hgb":
         return make_pipeline(_EmptyColumnsToZero(), HistGradientBoostingClassifier(
-            max_iter=100, learning_rate=0.1, max_leaf_nodes=31, min_samples_leaf=40, l2_regularization=1.0,
-            early_stopping=False, random_state=seed))
+            **{**HGB_DEFAULTS, **(params or {})}, early_stopping=False, random_state=seed))
     if kind == "logistic":
         return make_pipeline(SimpleImputer(strategy="constant", fill_value=0.0, keep_empty_features=True),
                              StandardScaler(), LogisticRegression(C=1.0, max_iter=2000))

@@ -21,13 +21,17 @@ METHODS: dict[str, str] = {
 }
 
 
-def make_method(name: str, **params):
-    """An unfitted recommender by name, with ``params`` passed to its constructor."""
+def method_class(name: str):
+    """The recommender class registered under ``name``."""
     if name not in METHODS:
         raise ValueError(f"unknown method {name!r}; choose one of {', '.join(METHODS)}.")
     module, cls = METHODS[name].split(":")
     try:
-        klass = getattr(importlib.import_module(module), cls)
+        return getattr(importlib.import_module(module), cls)
     except (ImportError, AttributeError) as err:
         raise ValueError(f"method {name!r} is not available in this version ({err}).") from None
-    return klass(**params)
+
+
+def make_method(name: str, **params):
+    """An unfitted recommender by name, with ``params`` passed to its constructor."""
+    return method_class(name)(**params)

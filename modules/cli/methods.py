@@ -21,7 +21,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--challenge", required=True, type=Path, metavar="CHALLENGE.json")
     p.add_argument("--out", required=True, type=Path, metavar="SUBMISSION.csv")
     p.add_argument("--params", default="{}", metavar="JSON",
-                   help='constructor parameters as JSON, e.g. \'{"factors": 64}\'')
+                   help='constructor parameters as JSON, e.g. \'{"factors": 64}\'; {"load": DIR} loads a model saved '
+                   "by its own training command instead of fitting")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.set_defaults(func=cmd_submit)
 
@@ -38,12 +39,17 @@ def cmd_submit(args) -> int:
         raise ValueError(f"--params is not valid JSON ({err}): {args.params!r}") from None
     if not isinstance(params, dict):
         raise ValueError(f"--params must be a JSON object, got {args.params!r}")
-    params.setdefault("seed", args.seed)
     challenge = read_challenge(args.challenge)
-    store = open_store(args.train, show_progress=True)
-    rec = make_method(args.method, **params)
     t0 = time.perf_counter()
-    rec.fit(store)
+    if "load" in params:  # a model trained earlier on the same training playlists (e.g. by train-two-tower)
+        from modules.methods import method_class
+
+        rec = method_class(args.method).load(params["load"])
+    else:
+        params.setdefault("seed", args.seed)
+        store = open_store(args.train, show_progress=True)
+        rec = make_method(args.method, **params)
+        rec.fit(store)
     fit_s = time.perf_counter() - t0
     t0 = time.perf_counter()
     rows = recommend_challenge(rec, challenge, args.out)
