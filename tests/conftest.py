@@ -12,6 +12,11 @@ from modules.catalog import read_catalog
 
 SMALL_WORLD = 400
 
+# A small, fast hybrid configuration: shared by the bundle, app and service tests.
+TINY_TT = {"embedding_dim": 16, "hidden_dim": 32, "epochs": 2, "batch_size": 64, "word_vocab_size": 500,
+           "ngram_vocab_size": 1000, "examples_per_track": 0.3, "k": 50}
+TINY_PARAMS = {"two_tower": TINY_TT, "validation_per_category": 2, "fusion_cuts": 2, "n_candidates": 300}
+
 
 @pytest.fixture(scope="session")
 def catalog():
@@ -52,3 +57,13 @@ def train_store(tmp_path_factory, split_dir):
     out = tmp_path_factory.mktemp("train_store") / "store"
     ingest(split_dir / "train", out, show_progress=False)
     return PlaylistStore(out)
+
+
+@pytest.fixture(scope="session")
+def tiny_bundle(tmp_path_factory, split_dir):
+    """A trained model bundle on the small world's training split (read-only: copy it before changing it)."""
+    from modules.recommender import train_bundle
+
+    out = tmp_path_factory.mktemp("bundle") / "bundle"
+    train_bundle(split_dir / "train", out, seed=0, params=TINY_PARAMS, show_progress=False)
+    return out

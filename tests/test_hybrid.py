@@ -12,16 +12,12 @@ import pytest
 from modules.mpd import read_challenge, read_submission
 from modules.recommender import RESULT_COLUMNS, BundleError, Recommender, train_bundle
 
-TINY_TT = {"embedding_dim": 16, "hidden_dim": 32, "epochs": 2, "batch_size": 64, "word_vocab_size": 500,
-           "ngram_vocab_size": 1000, "examples_per_track": 0.3, "k": 50}
-PARAMS = {"two_tower": TINY_TT, "validation_per_category": 2, "fusion_cuts": 2, "n_candidates": 300}
+from conftest import TINY_PARAMS as PARAMS
 
 
 @pytest.fixture(scope="module")
-def bundle(split_dir, tmp_path_factory):
-    out = tmp_path_factory.mktemp("hybrid") / "bundle"
-    train_bundle(split_dir / "train", out, seed=0, params=PARAMS, show_progress=False)
-    return out
+def bundle(tiny_bundle):
+    return tiny_bundle
 
 
 @pytest.fixture(scope="module")
