@@ -6,9 +6,11 @@ STAMP := $(VENV)/.installed
 DEMO_WORLD ?= data/world
 DEMO_PLAYLISTS ?= 3000
 DEMO_SEED ?= 0
+DEMO_MODEL ?= models/world
+DEMO_PORT ?= 8501
 PYTEST_ARGS ?=
 
-.PHONY: venv demo test test-all bench lint clean browser
+.PHONY: venv demo test test-all bench bench-small lint clean browser
 
 # The venv is (re)built when a requirements file changes.
 $(STAMP): requirements.txt requirements-dev.txt
@@ -24,9 +26,19 @@ venv: $(STAMP)
 browser:
 	@test -x /usr/bin/chromium || { command -v apt-get >/dev/null && (apt-get install -y chromium fonts-noto-color-emoji || (apt-get update && apt-get install -y chromium fonts-noto-color-emoji)) || echo "chromium not installed: the browser test will be skipped"; }
 
-demo: $(STAMP)
+# The sample world (seconds), the model bundle trained on it (minutes, once), then the app.
+$(DEMO_WORLD)/.built: | $(STAMP)
 	$(PY) -m modules world --playlists $(DEMO_PLAYLISTS) --seed $(DEMO_SEED) --out $(DEMO_WORLD)
 	$(PY) -m modules stats $(DEMO_WORLD)
+	touch $@
+
+$(DEMO_MODEL)/manifest.json: $(DEMO_WORLD)/.built
+	$(PY) -m modules train --mpd $(DEMO_WORLD) --out $(DEMO_MODEL) --seed $(DEMO_SEED)
+
+demo: $(STAMP) $(DEMO_MODEL)/manifest.json
+	@echo "Starting the demo on http://localhost:$(DEMO_PORT) (Ctrl-C stops it)"
+	PLAYLIST_MODEL=$(DEMO_MODEL) $(VENV)/bin/streamlit run streamlit_app/app.py --server.headless true \
+		--server.port $(DEMO_PORT) --browser.gatherUsageStats false
 
 test: $(STAMP)
 	$(PY) -m pytest -q $(PYTEST_ARGS)
@@ -34,6 +46,14 @@ test: $(STAMP)
 # Heavier checks (marked `slow`) as well as the default suite.
 test-all: $(STAMP)
 	$(PY) -m pytest -q -m "slow or not slow" $(PYTEST_ARGS)
+
+# docs/benchmarks.md: every row on the 3,000-playlist world (about 20 minutes), then the 20,000-playlist world
+# (hours on 2 cores). Rows that already have a result file are kept; delete the file to rerun one.
+bench-small: $(STAMP)
+	$(PY) benchmarks/quality.py --playlists 3000 --per-category 30 --suite
+
+bench: bench-small
+	$(PY) benchmarks/quality.py --playlists 20000 --per-category 100 --suite
 
 lint: $(STAMP)
 	$(PY) -m ruff check modules tests benchmarks

@@ -2,6 +2,7 @@
 
     python benchmarks/quality.py --playlists 3000 --per-category 30 --methods popularity,itemknn,als
     python benchmarks/quality.py --playlists 3000 --per-category 30 --report   # table from saved results
+    python benchmarks/quality.py --playlists 3000 --per-category 30 --suite    # every row of docs/benchmarks.md
 
 Steps (each cached under data/bench/, rebuilt when missing): world → challenge split → train store; then for
 each method ``python -m modules submit`` (fit on train only) and ``python -m modules evaluate --json``. One
@@ -67,9 +68,71 @@ def run_method(method: str, base: Path, per_category: int, seed: int, params: st
     return result
 
 
-def table(out_dir: Path, order: list[str] | None = None) -> str:
+# The rows of docs/benchmarks.md: label -> (method, params). "{tt}" is the two-tower trained once by
+# `train-two-tower` on the training playlists; the two-tower row and every hybrid row reuse it (checked by the
+# hybrid: same playlists, seed and validation split), so the ablations differ only in what they add.
+CONTENT_TUNED = {"w_num": 0.0, "w_text": 1.0, "query_title_weight": 0.5, "popularity_weight": 0.4,
+                 "artist_weight": 1.0, "title_weight": 0.25}
+SUITE = {
+    "popularity": ("popularity", {}),
+    "itemknn": ("itemknn", {}),
+    "als": ("als", {}),
+    "poc": ("poc", {}),
+    "two-tower": ("two-tower", {"load": "{tt}"}),
+    "rules": ("rules", {}),
+    "content": ("content", {}),
+    "content-tuned": ("content", CONTENT_TUNED),
+    "hybrid-tt-rules": ("hybrid", {"two_tower_bundle": "{tt}", "parts": ["two_tower", "rules"]}),
+    "hybrid-tt-content": ("hybrid", {"two_tower_bundle": "{tt}", "parts": ["two_tower", "content"]}),
+    "hybrid-tt-als": ("hybrid", {"two_tower_bundle": "{tt}", "parts": ["two_tower", "als"]}),
+    "hybrid": ("hybrid", {"two_tower_bundle": "{tt}"}),
+}
+BASELINES = ("popularity", "itemknn", "als", "poc", "two-tower", "rules", "content", "content-tuned")
+
+
+def run_suite(base: Path, per_category: int, seed: int, out_dir: Path, force: bool = False) -> None:
+    """Every row of the suite that has no result yet (all with ``force``), two-tower trained once first."""
+    tt = base / "tt"
+    store = base / f"train-store-{per_category}"
+    for label, (method, params) in SUITE.items():
+        if (out_dir / f"{label}.json").exists() and not force:
+            print(f"{label}: kept {out_dir / f'{label}.json'}", flush=True)
+            continue
+        text = json.dumps(params).replace("{tt}", str(tt.relative_to(ROOT)))
+        if "{tt}" in json.dumps(params) and not (tt / "two_tower" / "saved_model" / "saved_model.pb").exists():
+            run(PY, "-m", "modules", "-q", "train-two-tower", "--mpd", str(store), "--out", str(tt), "--seed",
+                str(seed))
+        r = run_method(method, base, per_category, seed, text, out_dir, label)
+        a = r["metrics"]["ALL"]
+        print(f"{label}: NDCG {a['ndcg']:.4f}  R-prec {a['r_precision']:.4f}  ({r['wall_seconds']} s)", flush=True)
+
+
+def verdict(out_dir: Path, candidate: str = "hybrid") -> str:
+    """Does ``candidate`` beat every baseline on NDCG and R-precision, overall and per category with >= 5 seeds?"""
     results = {p.stem: json.loads(p.read_text()) for p in sorted(out_dir.glob("*.json"))}
-    labels = [m for m in (order or []) if m in results] + sorted(set(results) - set(order or []))
+    if candidate not in results:
+        return f"(no {candidate} result yet)"
+    rows = ["| scope | metric | " + candidate + " | best baseline | margin | beats all |", "|---|---|---|---|---|---|"]
+    scopes = ["ALL"] + [c.name for c in CATEGORIES if c.seeds >= 5]
+    wins = total = 0
+    for scope in scopes:
+        for metric in ("ndcg", "r_precision"):
+            mine = results[candidate]["metrics"][scope][metric]
+            peers = {b: results[b]["metrics"][scope][metric] for b in BASELINES if b in results}
+            best = max(peers, key=peers.get)
+            ok = mine > peers[best]
+            wins += ok
+            total += 1
+            rows.append(f"| {scope} | {metric} | {mine:.4f} | {best} {peers[best]:.4f} | {mine - peers[best]:+.4f} "
+                        f"| {'yes' if ok else 'no'} |")
+    return "\n".join(rows + ["", f"{candidate} beats every baseline in {wins} of {total} comparisons."])
+
+
+def table(out_dir: Path, order: list[str] | None = None, only: bool = False) -> str:
+    results = {p.stem: json.loads(p.read_text()) for p in sorted(out_dir.glob("*.json"))}
+    labels = [m for m in (order or []) if m in results]
+    if not only:
+        labels += sorted(set(results) - set(order or []))
     lines = ["| method | R-prec | R-prec (artist) | NDCG | clicks | recall@500 |", "|---|---|---|---|---|---|"]
     for m in labels:
         a = results[m]["metrics"]["ALL"]
@@ -101,6 +164,11 @@ def main() -> int:
     ap.add_argument("--params", default="{}", help="JSON constructor parameters (applies to every method listed)")
     ap.add_argument("--label", help="name the result file (e.g. als-f128) instead of the method name")
     ap.add_argument("--report", action="store_true", help="print the markdown table of saved results")
+    ap.add_argument("--suite", action="store_true",
+                    help="run every row of docs/benchmarks.md that has no result yet, then print the report")
+    ap.add_argument("--force", action="store_true", help="with --suite: rerun rows that already have a result")
+    ap.add_argument("--all-rows", action="store_true",
+                    help="report every saved result (tuning runs too), not only the suite's rows")
     args = ap.parse_args()
     base = prepare(args.playlists, args.per_category, args.seed)
     out_dir = results_dir(args.playlists, args.seed, args.per_category)
@@ -109,8 +177,12 @@ def main() -> int:
         a = r["metrics"]["ALL"]
         print(f"{r['label']}: NDCG {a['ndcg']:.4f}  R-prec {a['r_precision']:.4f}  clicks {a['clicks']:.2f}  "
               f"recall@500 {a['recall']:.4f}  ({r['wall_seconds']} s)", flush=True)
-    if args.report:
-        print(table(out_dir))
+    if args.suite:
+        run_suite(base, args.per_category, args.seed, out_dir, args.force)
+    if args.report or args.suite:
+        print(table(out_dir, list(SUITE), only=not args.all_rows))
+        print("\nThe full hybrid against every baseline (" + ", ".join(BASELINES) + "):\n")
+        print(verdict(out_dir))
     return 0
 
 

@@ -8,11 +8,10 @@ import sys
 import numpy as np
 import orjson
 import pytest
+from conftest import TINY_PARAMS as PARAMS
 
 from modules.mpd import read_challenge, read_submission
 from modules.recommender import RESULT_COLUMNS, BundleError, Recommender, train_bundle
-
-from conftest import TINY_PARAMS as PARAMS
 
 
 @pytest.fixture(scope="module")
@@ -162,6 +161,17 @@ def test_cli_submission_and_single_playlist(bundle, split_dir, tmp_path):
     out = subprocess.run([*run, "recommend", "--model", str(bundle), "--playlist", str(bad)], capture_output=True,
                          text=True)
     assert out.returncode == 2 and "bad.json" in out.stderr and "not-a-uri" in out.stderr
+    # a challenge file with one broken playlist: the error names it, and no submission is left behind
+    doc = orjson.loads((split_dir / "challenge_set.json").read_bytes())
+    victim = doc["playlists"][3]
+    victim["tracks"] = [{"pos": 0, "track_name": "x"}]
+    broken, sub2 = tmp_path / "broken_challenge.json", tmp_path / "sub2.csv"
+    broken.write_bytes(orjson.dumps(doc))
+    out = subprocess.run([*run, "recommend", "--model", str(bundle), "--challenge", str(broken), "--out", str(sub2)],
+                         capture_output=True, text=True)
+    assert out.returncode == 2, out.stderr
+    assert "broken_challenge.json" in out.stderr and str(victim["pid"]) in out.stderr and "track_uri" in out.stderr
+    assert not sub2.exists()
 
 
 def test_reduced_mpd_without_catalog_features_degrades(world_dir, tmp_path):
