@@ -17,6 +17,7 @@ import hashlib
 import html
 import logging
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -174,10 +175,16 @@ def current() -> dict:
 
 # -- cards -------------------------------------------------------------------------------------------------------
 
-def one_line(text: str, width: int = 120) -> str:
-    """The first clause of an explanation, cut at ``width`` characters (the card shows the rest on hover)."""
-    text = str(text or "").strip()
-    first = text.split("; ")[0]
+_RULE = re.compile(r"people who put (?P<a>.+) in a playlist also added .+?: (?P<m>confidence [\d.]+, lift [\d.e+]+)")
+
+
+def one_line(text: str, width: int = 90) -> str:
+    """The gist of an explanation for a card (the full text shows on hover): its first clause, a rule said
+    short ("playlists with A have it too"), cut at ``width`` characters."""
+    first = str(text or "").strip().split("; ")[0]
+    m = _RULE.fullmatch(first)
+    if m:
+        first = f"playlists with {m['a']} have it too ({m['m']})"
     return first if len(first) <= width else first[: width - 1].rstrip() + "…"
 
 
