@@ -97,7 +97,7 @@ def playlist_tracks(store, pid: int) -> list[str]:
 def seed_status(rec, seeds: Sequence[str]) -> dict:
     """How much the model knows about ``seeds``: in the training playlists (``known``), only through audio
     features and tags (``content_only``), or not at all (``unknown``). The app explains results with it."""
-    trained = set(rec.tracks["track_uri"])
+    trained = rec._meta.index  # a hashed pandas index: lookups without building a set of every track
     content = rec.hybrid.content_
     known, content_only, unknown = [], [], []
     for s in dict.fromkeys(seeds):
@@ -263,17 +263,23 @@ class RuleTable:
         return {k: (float(v.min()), float(v.max())) if len(v) else (0.0, 0.0)
                 for k, v in (("support", self.support), ("confidence", self.confidence), ("lift", self.lift))}
 
+    SORTS = ("lift", "confidence", "support", "count")
+
     def filter(self, *, min_support: float = 0.0, min_confidence: float = 0.0, min_lift: float = 0.0,
-               query: str = "", limit: int = 200) -> tuple[pd.DataFrame, int]:
-        """The first ``limit`` rules (strongest lift first) at or above the thresholds that involve a track whose
-        name contains every word of ``query``, and how many rules match in all.
+               min_count: int = 0, query: str = "", sort: str = "lift", limit: int = 200) -> tuple[pd.DataFrame, int]:
+        """The first ``limit`` rules (by ``sort``, descending; ties in the rule set's order: lift, confidence,
+        support) at or above the thresholds that involve a track whose name contains every word of ``query``,
+        and how many rules match in all.
 
         Returns a frame with ``if``, ``then`` (names), ``support``, ``confidence``, ``lift``, ``count``,
         ``antecedents``, ``consequents`` (URI lists).
         """
         if limit < 0:
             raise ExploreError(f"limit must be >= 0 (got {limit!r}).")
-        mask = (self.support >= min_support) & (self.confidence >= min_confidence) & (self.lift >= min_lift)
+        if sort not in self.SORTS:
+            raise ExploreError(f"sort must be one of {self.SORTS} (got {sort!r}).")
+        mask = ((self.support >= min_support) & (self.confidence >= min_confidence) & (self.lift >= min_lift)
+                & (self.count >= min_count))
         words = [w for w in str(query or "").lower().split() if w]
         if words:
             text = pd.Series(self.labels, dtype=object).str.lower()
@@ -284,6 +290,8 @@ class RuleTable:
             r = self.rules
             mask &= np.isin(r.antecedents, cols).any(axis=1) | np.isin(r.consequents, cols).any(axis=1)
         rows = np.flatnonzero(mask)
+        if sort != "lift":  # the rule set is stored by lift already
+            rows = rows[np.argsort(-getattr(self, sort)[rows], kind="stable")]
         return self._frame(rows[:limit]), int(len(rows))
 
     def _frame(self, rows: np.ndarray) -> pd.DataFrame:

@@ -64,15 +64,20 @@ def map_path() -> Path | None:
     return path if path.is_file() else None
 
 
-def data_source(manifest: dict) -> Path | None:
-    """The playlists offered in the picker: ``PLAYLIST_DATA`` or the bundle's training data, if it exists."""
+def data_source(manifest: dict, bundle: Path | None = None) -> Path | None:
+    """The playlists offered in the picker: ``PLAYLIST_DATA`` or the bundle's training data, if it exists.
+
+    A relative training path (``data/world``) is looked up from the working directory, the repository, and the
+    checkout the bundle sits in (``<checkout>/models/<name>``).
+    """
     src = os.environ.get("PLAYLIST_DATA") or manifest.get("data", {}).get("source")
     if not src:
         return None
     path = Path(src)
-    if not path.is_absolute() and not path.exists():
-        path = REPO_ROOT / path
-    return path if path.exists() else None
+    if path.is_absolute():
+        return path if path.exists() else None
+    bases = [Path.cwd(), REPO_ROOT] + ([Path(bundle).resolve().parent.parent] if bundle else [])
+    return next((b / path for b in bases if (b / path).exists()), None)
 
 
 # -- cached loaders ----------------------------------------------------------------------------------------------
@@ -116,7 +121,7 @@ def load_store(source: str):
 
 def playlist_store(rec):
     """The playlist store behind the picker, or ``None`` when the training data is not on this machine."""
-    src = data_source(rec.manifest)
+    src = data_source(rec.manifest, rec.path)
     if src is None:
         return None
     try:
@@ -198,22 +203,27 @@ def placeholder_art(seed: str, label: str) -> str:
             f'135deg,hsl({hue1},55%,45%),hsl({hue2},60%,30%))">{html.escape(initials)}</div>')
 
 
-def render_card(row: pd.Series, art: str | None) -> None:
-    """One result: cover, track, artist, score, the one-line why, and a player on demand."""
-    with st.container(border=True):
-        name, artist = str(row["track_name"] or row["track_uri"]), str(row["artist_name"] or "")
-        cover = (f'<img class="rec-art" src="{html.escape(art)}" alt="" style="width:100%;aspect-ratio:1/1;'
-                 f'object-fit:cover;border-radius:8px">' if art else placeholder_art(artist or name, artist or name))
-        st.markdown(
-            f'<div class="rec-card" data-uri="{html.escape(row["track_uri"])}">{cover}'
+def card_html(row: pd.Series, art: str | None) -> str:
+    """A result card as one HTML block (one element per card keeps reruns light): cover, rank, track, artist,
+    score and its parts, and the one-line why (the full explanation on hover)."""
+    name, artist = str(row["track_name"] or row["track_uri"]), str(row["artist_name"] or "")
+    cover = (f'<img class="rec-art" src="{html.escape(art)}" alt="" style="width:100%;aspect-ratio:1/1;'
+             f'object-fit:cover;border-radius:8px">' if art else placeholder_art(artist or name, artist or name))
+    parts = [f"score {row['score']:.3f}"]
+    parts += [f"{n} {row[n]:.2f}" for n in ("retrieval", "rules", "content") if pd.notna(row.get(n))]
+    why = str(row.get("explanation") or "")
+    why_html = (f'<div class="rec-why" title="{html.escape(why)}" style="font-size:.85rem;margin-top:.3rem">'
+                f'Why: {html.escape(one_line(why))}</div>' if why else "")
+    return (f'<div class="rec-card" data-uri="{html.escape(row["track_uri"])}">{cover}'
             f'<div style="margin-top:.4rem;font-weight:600">#{int(row["rank"])} {html.escape(name)}</div>'
-            f'<div style="opacity:.8">{html.escape(artist)}</div></div>', unsafe_allow_html=True)
-        parts = [f"score {row['score']:.3f}"]
-        parts += [f"{n} {row[n]:.2f}" for n in ("retrieval", "rules", "content") if pd.notna(row.get(n))]
-        st.caption(" · ".join(parts))
-        why = str(row.get("explanation") or "")
-        if why:
-            st.caption("Why: " + html.escape(one_line(why)), help=why)
+            f'<div style="opacity:.8">{html.escape(artist)}</div>'
+            f'<div style="font-size:.8rem;opacity:.65;margin-top:.2rem">{" · ".join(parts)}</div>{why_html}</div>')
+
+
+def render_card(row: pd.Series, art: str | None) -> None:
+    """One result card, with Spotify's player loaded only when the user asks for it."""
+    with st.container(border=True):
+        st.markdown(card_html(row, art), unsafe_allow_html=True)
         url = explore.embed_url(row["track_uri"])
         if url and st.toggle("▶ Play", key=f"play-{row['track_uri']}"):
             st.iframe(url, height=80)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -95,6 +96,13 @@ def wait_for_new_cards(page, before: list[str], count: int, timeout_ms: float) -
     return card_uris(page)
 
 
+def answer_ms(page) -> float | None:
+    """The server-side answer time the page reports ("answered in N ms"), to separate model from rendering."""
+    text = page.get_by_text(re.compile(r"answered in \d+ ms")).first.inner_text()
+    m = re.search(r"answered in (\d+) ms", text)
+    return float(m.group(1)) if m else None
+
+
 def search_playlists(page, query: str, timeout_ms: float = 60_000) -> None:
     """Type a title search into the picker (Enter submits it, which reruns the page)."""
     search = page.get_by_label("Search playlists by title")
@@ -118,7 +126,8 @@ def recommend_session(page, url: str, *, query: str = "", k: int = 12, load_time
 
     Returns timings in seconds: ``page_load`` (until the page is usable, bundle loading included), ``first``
     (click on Recommend to all cards drawn, cold caches) and ``warm`` (choosing another playlist to its cards
-    drawn: a new recommendation on a warm server, rendered in the browser), with the first playlist and cards.
+    drawn: a new recommendation on a warm server, rendered in the browser), ``answer_ms`` (the server-side
+    recommendation time of each answer, as the page reports it), with the first playlist and cards.
     """
     t0 = time.perf_counter()
     page.goto(url)
@@ -133,6 +142,7 @@ def recommend_session(page, url: str, *, query: str = "", k: int = 12, load_time
     page.get_by_role("button", name="Recommend").click()
     first_cards = wait_for_new_cards(page, [], k, load_timeout_ms)
     first = time.perf_counter() - t
+    answers = [answer_ms(page)]
     warm, before = [], first_cards
     for option in range(1, switches + 1):
         options = open_options(page)
@@ -140,9 +150,11 @@ def recommend_session(page, url: str, *, query: str = "", k: int = 12, load_time
         options.nth(option).click()
         before = wait_for_new_cards(page, before, k, 60_000)
         warm.append(time.perf_counter() - t)
+        answers.append(answer_ms(page))
     if screenshot is not None:
         page.mouse.move(0, 0)
         page.set_viewport_size({"width": page.viewport_size["width"], "height": 2000})  # the cards, not just the top
         page.wait_for_timeout(800)
         page.screenshot(path=str(screenshot), full_page=True)
-    return {"page_load": loaded, "first": first, "warm": warm, "playlist": label, "cards": first_cards}
+    return {"page_load": loaded, "first": first, "warm": warm, "answer_ms": answers, "playlist": label,
+            "cards": first_cards}

@@ -91,6 +91,11 @@ def test_rule_table_filters_by_metrics_and_track_names():
     frame, total = table.filter(min_lift=3)
     assert total == 0 and frame.empty
     assert table.filter(limit=1)[0].shape[0] == 1
+    assert table.filter(min_count=2)[1] == 2
+    assert table.filter(sort="count")[0]["count"].tolist() == [4, 2, 1]
+    assert table.filter(sort="confidence")[0]["confidence"].tolist() == pytest.approx([0.8, 0.5, 0.2])
+    with pytest.raises(explore.ExploreError, match="sort must be one of"):
+        table.filter(sort="name")
 
 
 def test_rule_graph_is_deterministic_and_joins_rule_tracks():
@@ -222,6 +227,18 @@ def _cards(at) -> list[str]:
     return [m.value.split('data-uri="')[1].split('"')[0] for m in at.markdown if 'class="rec-card"' in m.value]
 
 
+def test_bundle_path_from_the_command_line_then_the_environment(monkeypatch):
+    from streamlit_app import common
+
+    monkeypatch.setenv("PLAYLIST_MODEL", "/env/bundle")
+    monkeypatch.setattr("sys.argv", ["app.py", "--model", "/cli/bundle"])
+    assert common.bundle_path() == Path("/cli/bundle")
+    monkeypatch.setattr("sys.argv", ["app.py"])
+    assert common.bundle_path() == Path("/env/bundle")
+    monkeypatch.delenv("PLAYLIST_MODEL")
+    assert common.bundle_path().parts[-2:] == ("models", "world")
+
+
 def test_no_bundle_page_says_how_to_train(monkeypatch, tmp_path):
     monkeypatch.setenv("PLAYLIST_MODEL", str(tmp_path / "nowhere"))
     at = _app().run()
@@ -249,7 +266,7 @@ def test_recommend_a_picked_playlist(app_env, rec):
     assert cur["pid"] == pid and len(cur["seeds"]) >= 1 and not set(cards) & set(cur["seeds"])
     expected = rec.recommend(cur["seeds"], cur["title"] or None, 12)["track_uri"].tolist()
     assert cards == expected
-    assert any(c.value.startswith("Why: ") for c in at.caption)
+    assert any('class="rec-why"' in m.value and "Why: " in m.value for m in at.markdown)
     assert {d.label for d in at.get("download_button")} == {"Download as a challenge line", "Download the table (CSV)"}
     # no player until asked, then the Spotify embed of that track
     assert not at.get("iframe")
@@ -359,6 +376,9 @@ def test_rules_page_filters(app_env, rec):
     table = at.dataframe[0].value
     assert len(table) > 0
     assert all(artist.lower() in (a + " " + b).lower() for a, b in zip(table["if"], table["then"]))
+    at.selectbox(key="r_sort").select("count").run()
+    counts = at.dataframe[0].value["count"].tolist()
+    assert counts == sorted(counts, reverse=True)
     at.text_input(key="r_query").input("zzzz-no-such-track").run()
     assert any("No rule matches" in i.value for i in at.info)
 
@@ -386,3 +406,19 @@ def test_model_page_with_benchmarks_and_no_curve(app_env, monkeypatch, tiny_bund
     assert any("records no training curve" in i.value for i in at.info)
     bench = [d.value for d in at.dataframe if "method" in d.value.columns]
     assert bench and bench[0]["method"].tolist() == ["hybrid", "popularity"]
+
+
+def test_card_html_escapes_names_and_shortens_the_why():
+    from streamlit_app import common
+
+    row = pd.Series({"rank": 1, "track_uri": URI_A, "track_name": "<script>x</script>", "artist_name": "A & B",
+                     "score": 0.5, "retrieval": 0.1, "rules": np.nan, "content": 0.3,
+                     "explanation": "people who put Song by X in a playlist also added Other by Y: confidence 0.42, "
+                                    "lift 31; sound 0.91, tags 0.40: a bit more energetic"})
+    card = common.card_html(row, None)
+    assert "<script>" not in card and "&lt;script&gt;" in card and "A &amp; B" in card
+    assert "Why: playlists with Song by X have it too (confidence 0.42, lift 31)" in card
+    assert "score 0.500 · retrieval 0.10 · content 0.30" in card and "rules" not in card.split("Why")[0]
+    assert 'title="people who put Song by X' in card and 'class="rec-art"' in card
+    with_art = common.card_html(row, "https://i.scdn.co/image/x")
+    assert '<img class="rec-art" src="https://i.scdn.co/image/x"' in with_art

@@ -18,7 +18,7 @@ st.caption(f"{len(table):,} rules mined from {table.rules.n_playlists:,} trainin
            "in a playlist also added B\". Support: share of playlists with all of them; confidence: share of the "
            "playlists with A that also have B; lift: how many times more often than chance.")
 
-c1, c2, c3 = st.columns(3)
+c1, c2, c3, c4 = st.columns(4)
 lo, hi = ranges["support"]
 min_support = c1.number_input("Minimum support", min_value=0.0, max_value=max(hi, 1e-9), value=lo,
                               format="%.4f", step=max((hi - lo) / 20, 1e-4), key="r_support")
@@ -26,10 +26,13 @@ min_confidence = c2.slider("Minimum confidence", 0.0, 1.0, 0.0, 0.05, key="r_con
 lo, hi = ranges["lift"]
 min_lift = c3.number_input("Minimum lift", min_value=0.0, max_value=max(hi, 1.0), value=0.0, step=1.0,
                            key="r_lift")
+sort = c4.selectbox("Sort by", explore.RuleTable.SORTS, key="r_sort",
+                    help="Rules seen in one or two playlists have the highest lift; sort by count or support for "
+                         "the well-supported ones.")
 query = st.text_input("Search by track or artist", key="r_query", placeholder="e.g. killers")
 shown, total = table.filter(min_support=min_support, min_confidence=min_confidence, min_lift=min_lift,
-                            query=query, limit=500)
-st.write(f"**{total:,} rules match** (the first {len(shown)} shown, strongest lift first).")
+                            query=query, sort=sort, limit=500)
+st.write(f"**{total:,} rules match** (the first {len(shown)} shown, highest {sort} first).")
 st.dataframe(shown[["if", "then", "support", "confidence", "lift", "count"]], hide_index=True, height=320,
              column_config={"support": st.column_config.NumberColumn(format="%.4f"),
                             "confidence": st.column_config.NumberColumn(format="%.2f"),
