@@ -180,16 +180,18 @@ def current() -> dict:
 
 # -- cards -------------------------------------------------------------------------------------------------------
 
-_RULE = re.compile(r"people who put (?P<a>.+) in a playlist also added .+?: (?P<m>confidence [\d.]+, lift [\d.e+]+)")
+_RULE = re.compile(r"people who put (?P<a>.+) in a playlist also added .+?: "
+                   r"confidence (?P<c>[\d.]+), lift (?P<l>[\d.e+]+)")
 
 
-def one_line(text: str, width: int = 90) -> str:
+def one_line(text: str, width: int = 80) -> str:
     """The gist of an explanation for a card (the full text shows on hover): its first clause, a rule said
-    short ("playlists with A have it too"), cut at ``width`` characters."""
+    short ("often with A (conf 0.42, lift 31)"), cut at ``width`` characters."""
     first = str(text or "").strip().split("; ")[0]
     m = _RULE.fullmatch(first)
     if m:
-        first = f"playlists with {m['a']} have it too ({m['m']})"
+        a = m["a"] if len(m["a"]) <= 40 else m["a"][:39].rstrip() + "…"
+        first = f"often with {a} (conf {m['c']}, lift {m['l']})"
     return first if len(first) <= width else first[: width - 1].rstrip() + "…"
 
 

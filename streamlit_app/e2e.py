@@ -86,14 +86,15 @@ def card_uris(page) -> list[str]:
     return page.eval_on_selector_all(CARD, "els => els.map(e => e.dataset.uri)")
 
 
-def wait_for_new_cards(page, before: list[str], count: int, timeout_ms: float) -> list[str]:
-    """Wait until ``count`` cards show and differ from ``before``; returns their track URIs."""
+def wait_for_new_answer(page, before: str | None, count: int, timeout_ms: float) -> tuple[str, list[str]]:
+    """Wait until the page shows an answer other than ``before`` with ``count`` cards, all drawn: the marker
+    after the last card carries the answer's digest. Returns the digest and the cards' track URIs."""
     page.wait_for_function(
-        """([sel, before, count]) => {
-            const uris = [...document.querySelectorAll(sel)].map(e => e.dataset.uri);
-            return uris.length >= count && uris.join() !== before.join();
-        }""", arg=[CARD, before, count], timeout=timeout_ms)
-    return card_uris(page)
+        """([before, count, sel]) => {
+            const done = document.querySelector('.rec-done');
+            return done && done.dataset.answer !== before && document.querySelectorAll(sel).length >= count;
+        }""", arg=[before, count, CARD], timeout=timeout_ms)
+    return page.eval_on_selector(".rec-done", "e => e.dataset.answer"), card_uris(page)
 
 
 def answer_ms(page) -> float | None:
@@ -140,15 +141,15 @@ def recommend_session(page, url: str, *, query: str = "", k: int = 12, load_time
     page.wait_for_timeout(500)
     t = time.perf_counter()
     page.get_by_role("button", name="Recommend").click()
-    first_cards = wait_for_new_cards(page, [], k, load_timeout_ms)
+    before, first_cards = wait_for_new_answer(page, None, k, load_timeout_ms)
     first = time.perf_counter() - t
     answers = [answer_ms(page)]
-    warm, before = [], first_cards
+    warm = []
     for option in range(1, switches + 1):
         options = open_options(page)
         t = time.perf_counter()
         options.nth(option).click()
-        before = wait_for_new_cards(page, before, k, 60_000)
+        before, _ = wait_for_new_answer(page, before, k, 60_000)
         warm.append(time.perf_counter() - t)
         answers.append(answer_ms(page))
     if screenshot is not None:

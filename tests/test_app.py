@@ -417,7 +417,7 @@ def test_card_html_escapes_names_and_shortens_the_why():
                                     "lift 31; sound 0.91, tags 0.40: a bit more energetic"})
     card = common.card_html(row, None)
     assert "<script>" not in card and "&lt;script&gt;" in card and "A &amp; B" in card
-    assert "Why: playlists with Song by X have it too (confidence 0.42, lift 31)" in card
+    assert "Why: often with Song by X (conf 0.42, lift 31)" in card
     assert "score 0.500 · retrieval 0.10 · content 0.30" in card and "rules" not in card.split("Why")[0]
     assert 'title="people who put Song by X' in card and 'class="rec-art"' in card
     with_art = common.card_html(row, "https://i.scdn.co/image/x")
