@@ -56,7 +56,7 @@ bench: bench-small
 	$(PY) benchmarks/quality.py --playlists 20000 --per-category 100 --suite
 
 lint: $(STAMP)
-	$(PY) -m ruff check modules tests benchmarks
+	$(PY) -m ruff check modules tests benchmarks streamlit_app notebooks
 
 clean:
 	rm -rf $(VENV) .pytest_cache
