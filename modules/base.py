@@ -118,6 +118,38 @@ def recommend_challenge(recommender: PlaylistRecommender, challenge: dict, out: 
     return rows
 
 
+def positions(keys, uris) -> np.ndarray:
+    """Position of each of ``uris`` in ``keys`` (-1 where absent).
+
+    ``keys`` is a ``pandas.Index`` of unique URIs (or anything that builds one). Hashing in C instead of a Python
+    dict lookup per URI: a playlist's candidate set maps thousands of URIs several times per query.
+    """
+    import pandas as pd
+
+    if not isinstance(keys, pd.Index):
+        keys = pd.Index(np.asarray(keys, dtype=object), dtype=object)
+    if len(keys) == 0:
+        return np.full(len(uris), -1, np.int64)
+    return keys.get_indexer(np.asarray(uris, dtype=object)).astype(np.int64, copy=False)
+
+
+_BLAS = None
+
+
+def single_thread_blas():
+    """A context that keeps BLAS on one thread for per-query numpy work.
+
+    The matrices of one query are small; OpenBLAS splitting them over threads on a busy 2-core machine cost up to
+    100 ms in waiting for a 0.2 ms solve. Cheap to enter (one controller, made once).
+    """
+    global _BLAS
+    if _BLAS is None:
+        from threadpoolctl import ThreadpoolController
+
+        _BLAS = ThreadpoolController()
+    return _BLAS.limit(limits=1, user_api="blas")
+
+
 def popularity_order(store, pids=None) -> list[str]:
     """Track URIs by number of playlists (among ``pids`` if given), most popular first; ties by URI."""
     if pids is None:

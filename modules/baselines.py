@@ -329,15 +329,29 @@ class ALSRecommender(_Baseline):
                                             num_threads=self.num_threads, random_state=self.seed)
             model.fit(self.matrix_.X, show_progress=self.show_progress)
         self.model_ = model
+        self._YtY = None
         self.fitted_ = True
         return self
 
     def fold_in(self, seed_index: np.ndarray) -> np.ndarray:
-        """Factors of a new playlist holding the given track indices, shape ``[factors]``."""
-        n = self.matrix_.X.shape[1]
-        row = sparse.csr_matrix((np.ones(len(seed_index), np.float32), (np.zeros(len(seed_index), int), seed_index)),
-                                shape=(1, n))
-        return np.asarray(self.model_.recalculate_user(0, row)).reshape(-1)
+        """Factors of a new playlist holding the given track indices, shape ``[factors]``.
+
+        The same least-squares solve as implicit's ``recalculate_user`` (confidence ``alpha`` on each seed,
+        ``YtY`` cached), written out so one playlist costs a 128 x 128 solve instead of a call into its thread
+        pool (30 ms on a busy machine). Equal to implicit's answer to float32 precision (tested).
+        """
+        m = self.model_
+        Y = np.asarray(m.item_factors)
+        ytY = getattr(self, "_YtY", None)
+        if ytY is None:
+            ytY = self._YtY = (Y.T.astype(np.float64) @ Y.astype(np.float64))
+        idx = np.unique(np.asarray(seed_index, np.int64))
+        if len(idx) == 0:
+            return np.zeros(Y.shape[1], Y.dtype)
+        c = float(m.alpha)
+        Ys = Y[idx].astype(np.float64)
+        A = ytY + float(m.regularization) * np.eye(Y.shape[1]) + (c - 1.0) * (Ys.T @ Ys)
+        return np.linalg.solve(A, c * Ys.sum(axis=0)).astype(Y.dtype)
 
     def _recommend(self, seeds, title, k):
         idx = self.matrix_.known(seeds)

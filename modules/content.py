@@ -37,7 +37,7 @@ from sklearn.base import BaseEstimator
 from sklearn.preprocessing import normalize
 from sklearn.utils.validation import check_is_fitted
 
-from modules.base import PlaylistRecommender, popularity_order
+from modules.base import PlaylistRecommender, popularity_order, positions
 from modules.features import FEATURE_COLUMNS
 
 log = logging.getLogger(__name__)
@@ -340,8 +340,21 @@ class ContentModel(BaseEstimator):
             raise TypeError("pass a list of track URIs, not one string; wrap it in a list.")
         if not isinstance(uris, (list, tuple, np.ndarray)):
             uris = list(uris)
-        get = self.index_.get
-        return np.fromiter((get(u, -1) for u in uris), dtype=np.int64, count=len(uris))
+        if len(uris) < 64:
+            get = self.index_.get
+            return np.fromiter((get(u, -1) for u in uris), dtype=np.int64, count=len(uris))
+        return positions(self._uri_index(), uris)
+
+    def _uri_index(self):
+        """``index_`` as a ``pandas.Index`` (row order), built once: candidate sets map thousands of URIs."""
+        cached = getattr(self, "_uri_index_", None)
+        if cached is None or cached[0] is not self.index_:
+            import pandas as pd
+
+            keys = np.empty(len(self.index_), dtype=object)
+            keys[np.fromiter(self.index_.values(), np.int64, len(self.index_))] = list(self.index_.keys())
+            cached = self._uri_index_ = (self.index_, pd.Index(keys, dtype=object))
+        return cached[1]
 
     def _query(self, seed_uris, seed_weights=None, title=None, feature_weights=None) -> _Query:
         check_is_fitted(self, "numeric_")

@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from modules.base import PlaylistRecommender, popularity_order
+from modules.base import PlaylistRecommender, popularity_order, positions, single_thread_blas
 from modules.challenge import SplitError, split_store
 from modules.metrics import evaluate
 
@@ -244,6 +244,7 @@ class HybridRecommender(PlaylistRecommender):
         tr = store.tracks
         self.track_uris_ = tr["track_uri"].to_numpy().astype(str)
         self.track_index_ = {u: i for i, u in enumerate(self.track_uris_.tolist())}
+        self._uri_index_ = None
         _, self.artist_code_ = np.unique(tr["artist_uri"].to_numpy().astype(str), return_inverse=True)
         _, self.album_code_ = np.unique(tr["album_uri"].to_numpy().astype(str), return_inverse=True)
         inter = store.interactions(pids)
@@ -251,11 +252,32 @@ class HybridRecommender(PlaylistRecommender):
         self.pop_log_ = np.log1p(counts).astype(np.float32)
         self.popular_ = self.track_uris_[np.lexsort((self.track_uris_, -counts))[: max(self.n_popular_candidates, 1)]]
 
+    def _uri_index(self):
+        """The training tracks as a ``pandas.Index`` (built once, not saved)."""
+        if getattr(self, "_uri_index_", None) is None:
+            import pandas as pd
+
+            self._uri_index_ = pd.Index(self.track_uris_.astype(object), dtype=object)
+        return self._uri_index_
+
+    def _als_uri_index(self):
+        if getattr(self, "_als_uri_index_", None) is None or self._als_uri_index_[0] is not self.als_:
+            import pandas as pd
+
+            uris = np.asarray(self.als_.matrix_.uris, dtype=object)
+            self._als_uri_index_ = (self.als_, pd.Index(uris, dtype=object))
+        return self._als_uri_index_[1]
+
     # -- features ---------------------------------------------------------------------------------------
     def candidate_set(self, seeds: list[str], title: str | None, feature_weights=None) -> CandidateSet:
         """Candidates of one playlist with their features (seeds excluded)."""
         seed_set = set(seeds)
-        tt_uris, tt_scores = self.two_tower_.candidates(seeds, title, self.n_candidates)
+        # the same tower asked about the last few seeds only (one batched call with the whole playlist): the
+        # held-out tracks continue the playlist's end
+        recent = len(seeds) > RECENT_SEEDS
+        answers = self.two_tower_.candidates_batch([seeds, seeds[-RECENT_SEEDS:]] if recent else [seeds],
+                                                   [title, title] if recent else [title], self.n_candidates)
+        tt_uris, tt_scores = answers[0]
         pool = dict.fromkeys(tt_uris)
         rs = None
         if self.rules_ is not None and seeds:
@@ -277,7 +299,7 @@ class HybridRecommender(PlaylistRecommender):
         cols: dict[str, np.ndarray] = {}
 
         idx = self.track_index_
-        rows = np.fromiter((idx.get(u, -1) for u in uris), np.int64, n)
+        rows = positions(self._uri_index(), uris)
         known = rows >= 0
         cols["pop_log"] = np.where(known, self.pop_log_[np.maximum(rows, 0)], 0.0)
         seed_rows = np.array([idx[s] for s in seeds if s in idx], np.int64)
@@ -299,14 +321,11 @@ class HybridRecommender(PlaylistRecommender):
         cols["known_share"] = np.full(n, len(seed_rows) / ns if seeds else 0.0)
         cols["has_title"] = np.full(n, 1.0 if title else 0.0)
 
-        # the same tower asked about the last few seeds only: the held-out tracks continue the playlist's end
-        if len(seeds) > RECENT_SEEDS:
-            r_uris, r_scores = self.two_tower_.candidates(seeds[-RECENT_SEEDS:], title, self.n_candidates)
-            r_pos = {u: i for i, u in enumerate(r_uris)}
-            rp = np.fromiter((r_pos.get(u, -1) for u in uris), np.int64, n)
+        if recent:
+            r_uris, r_scores = answers[1]
+            rp = positions(r_uris, uris)
             cols["tt_recent"] = np.where(rp >= 0, r_scores[np.maximum(rp, 0)] if len(r_scores) else 0.0, np.nan)
-        tt_pos = {u: i for i, u in enumerate(tt_uris)}
-        tpos = np.fromiter((tt_pos.get(u, -1) for u in uris), np.int64, n)
+        tpos = positions(tt_uris, uris)
         found = tpos >= 0
         top = float(tt_scores[0]) if len(tt_scores) else 0.0
         floor = float(tt_scores[-1]) if len(tt_scores) else 0.0
@@ -324,8 +343,7 @@ class HybridRecommender(PlaylistRecommender):
             lift = np.zeros(n)
             rank = np.full(n, np.log1p(self.n_rule_candidates + 1))
             if rs is not None and len(rs):
-                rpos = {u: i for i, u in enumerate(rs.uris.tolist())}
-                p = np.fromiter((rpos.get(u, -1) for u in uris), np.int64, n)
+                p = positions(rs.uris, uris)
                 hit = p >= 0
                 score[hit] = rs.scores[p[hit]]
                 rank[hit] = np.log1p(p[hit])
@@ -337,8 +355,7 @@ class HybridRecommender(PlaylistRecommender):
             recent = np.zeros(n)
             if rs is not None and len(rs) and len(seeds) > RECENT_SEEDS:
                 rr = self.rules_.score(seeds[-RECENT_SEEDS:])
-                rpos = {u: i for i, u in enumerate(rr.uris.tolist())}
-                p = np.fromiter((rpos.get(u, -1) for u in uris), np.int64, n)
+                p = positions(rr.uris, uris)
                 recent[p >= 0] = rr.scores[p[p >= 0]]
             elif rs is not None:
                 recent = score
@@ -352,7 +369,7 @@ class HybridRecommender(PlaylistRecommender):
         if "als" in self.parts_:
             if als_scores is not None:
                 m = self.als_.matrix_
-                arow = np.fromiter((m.index.get(u, -1) for u in uris), np.int64, n)
+                arow = positions(self._als_uri_index(), uris)
                 sc = np.where(arow >= 0, als_scores[np.maximum(arow, 0)], np.nan)
                 rank = np.argsort(np.argsort(-np.nan_to_num(sc, nan=-np.inf), kind="stable"), kind="stable")
                 cols.update(als_score=sc, als_z=_zscore(sc), als_rank_log=np.log1p(rank.astype(np.float64)))
@@ -445,8 +462,9 @@ class HybridRecommender(PlaylistRecommender):
         return _fusion_score(self.fusion_, cs.X)
 
     def _recommend(self, seeds, title, k):
-        cs = self.candidate_set(seeds, title)
-        score = self.score_candidates(cs)
+        with single_thread_blas():
+            cs = self.candidate_set(seeds, title)
+            score = self.score_candidates(cs)
         order = np.lexsort((cs.uris, -score))[:k]
         return cs.uris[order].tolist(), score[order]
 

@@ -30,6 +30,7 @@ import orjson
 import pandas as pd
 
 from modules import __version__
+from modules.base import positions, single_thread_blas
 from modules.mpd import SUBMISSION_SIZE
 
 log = logging.getLogger(__name__)
@@ -142,6 +143,9 @@ class Recommender:
         self.manifest = manifest
         self.path = path
         self._meta = tracks.set_index("track_uri")
+        self._uri_keys = pd.Index(tracks["track_uri"].to_numpy(dtype=object), dtype=object)
+        self._columns = {c: self._meta[c].fillna("").astype(str).to_numpy(dtype=object)
+                         for c in ("track_name", "artist_name")}
         self._names = dict(zip(tracks["track_uri"], tracks["track_name"] + " by " + tracks["artist_name"]))
 
     # -- loading ----------------------------------------------------------------------------------------
@@ -213,13 +217,14 @@ class Recommender:
         seeds = list(dict.fromkeys(str(s) for s in seed_track_uris))
         title = title.strip() if isinstance(title, str) and title.strip() else None
         h = self.hybrid
-        cs = h.candidate_set(seeds, title, weights)
-        if mode == "collaborative":
-            score = cs.column("tt_score")
-        else:
-            score = h.score_candidates(cs)
-            if weights and self.hybrid.content_ is not None:
-                score = self._emphasize(score, cs, weights, seeds)
+        with single_thread_blas():
+            cs = h.candidate_set(seeds, title, weights)
+            if mode == "collaborative":
+                score = cs.column("tt_score")
+            else:
+                score = h.score_candidates(cs)
+                if weights and self.hybrid.content_ is not None:
+                    score = self._emphasize(score, cs, weights, seeds)
         order = np.lexsort((cs.uris, -score))[:k]
         uris = cs.uris[order].tolist()
         part = {n: (cs.column(c)[order] if c in cs.feature_names else np.full(len(order), np.nan))
@@ -231,9 +236,10 @@ class Recommender:
             pad = pd.DataFrame({"rank": np.arange(len(frame) + 1, len(frame) + len(extra) + 1), "track_uri": extra,
                                 "score": (frame["score"].min() if len(frame) else 0.0) - 1.0})
             frame = pd.concat([frame, pad], ignore_index=True)
-        meta = self._meta.reindex(frame["track_uri"])
-        frame.insert(2, "track_name", meta["track_name"].fillna("").to_numpy())
-        frame.insert(3, "artist_name", meta["artist_name"].fillna("").to_numpy())
+        rows = positions(self._uri_keys, frame["track_uri"].to_numpy(dtype=object))
+        for at, col in ((2, "track_name"), (3, "artist_name")):
+            values = self._columns[col]
+            frame.insert(at, col, np.where(rows >= 0, values[np.maximum(rows, 0)], "") if len(values) else "")
         n_explain = len(frame) if explain is True else int(explain or 0)
         frame["explanation"] = self._explain(seeds, title, frame, cs, order, weights, n_explain)
         return frame[list(RESULT_COLUMNS)]
@@ -278,7 +284,7 @@ class Recommender:
         cols = [list(content.features).index(f) for f in emph]
         w = np.array(list(emph.values()))
         centre = content.numeric_[seed_rows][:, cols].mean(axis=0)
-        rows = np.fromiter((content.index_.get(u, -1) for u in cs.uris), np.int64, len(cs.uris))
+        rows = content._rows(cs.uris)
         ok = (rows >= 0) & content.has_num_[np.maximum(rows, 0)]
         dist = np.full(len(rows), np.inf)
         dist[ok] = (np.abs(content.numeric_[rows[ok]][:, cols] - centre) * w).sum(axis=1) / w.sum()

@@ -963,6 +963,13 @@ class TwoTowerRecommender(PlaylistRecommender):
             raise TypeError("seed_track_uris must be a list of track URIs, not one string; wrap it in a list.")
         return self._candidates_batch([list(seed_track_uris)], [title], int(n))[0]
 
+    def candidates_batch(self, seed_lists, titles, n: int = 1000) -> list[tuple[list[str], np.ndarray]]:
+        """``candidates`` for several queries in one query-tower call (e.g. a playlist and its last seeds)."""
+        self._check_fitted()
+        if len(seed_lists) != len(titles):
+            raise ValueError(f"got {len(seed_lists)} seed lists but {len(titles)} titles; pass one title per list.")
+        return self._candidates_batch([list(s) for s in seed_lists], list(titles), int(n))
+
     def _recommend(self, seeds, title, k):
         return self._candidates_batch([seeds], [title], k)[0]
 

@@ -102,6 +102,21 @@ def test_itemknn_bad_params(hand_store, params):
         ItemKNNRecommender(**params).fit(hand_store)
 
 
+def test_als_fold_in_equals_implicit_recalculate_user(train_store):
+    """fold_in writes implicit's least-squares solve out (for speed); it must give implicit's factors."""
+    from scipy import sparse
+
+    rec = ALSRecommender(factors=16, iterations=3, alpha=5.0, regularization=0.1).fit(train_store)
+    n_items = rec.matrix_.X.shape[1]
+    rng = np.random.default_rng(0)
+    for n in (1, 5, 40):
+        idx = np.sort(rng.choice(n_items, n, replace=False))
+        row = sparse.csr_matrix((np.ones(n, np.float32), (np.zeros(n, int), idx)), shape=(1, n_items))
+        ref = np.asarray(rec.model_.recalculate_user(0, row)).reshape(-1)
+        np.testing.assert_allclose(rec.fold_in(idx), ref, rtol=1e-4, atol=1e-5 * np.abs(ref).max())
+    assert not rec.fold_in(np.array([], np.int64)).any()
+
+
 def test_als_ranks_co_occurring_tracks_first(hand_store):
     rec = ALSRecommender(factors=4, iterations=10, regularization=0.01).fit(hand_store)
     uris, scores = rec.recommend([E], k=8)
