@@ -138,20 +138,14 @@ def table(out_dir: Path, order: list[str] | None = None, only: bool = False) -> 
         a = results[m]["metrics"]["ALL"]
         lines.append(f"| {m} | {a['r_precision']:.4f} | {a['r_precision_artist']:.4f} | {a['ndcg']:.4f} | "
                      f"{a['clicks']:.2f} | {a['recall']:.4f} |")
-    lines += ["", "NDCG per category:", "",
-              "| method | " + " | ".join(c.name for c in CATEGORIES) + " |",
-              "|---|" + "---|" * len(CATEGORIES)]
-    for m in labels:
-        met = results[m]["metrics"]
-        lines.append(f"| {m} | " + " | ".join(f"{met[c.name]['ndcg']:.4f}" if c.name in met else "-"
-                                              for c in CATEGORIES) + " |")
-    lines += ["", "R-precision per category:", "",
-              "| method | " + " | ".join(c.name for c in CATEGORIES) + " |",
-              "|---|" + "---|" * len(CATEGORIES)]
-    for m in labels:
-        met = results[m]["metrics"]
-        lines.append(f"| {m} | " + " | ".join(f"{met[c.name]['r_precision']:.4f}" if c.name in met else "-"
-                                              for c in CATEGORIES) + " |")
+    for metric, heading in (("ndcg", "NDCG"), ("r_precision", "R-precision")):
+        lines += ["", f"{heading} per category:", "",
+                  "| method | " + " | ".join(c.name for c in CATEGORIES) + " |",
+                  "|---|" + "---|" * len(CATEGORIES)]
+        for m in labels:
+            met = results[m]["metrics"]
+            lines.append(f"| {m} | " + " | ".join(f"{met[c.name][metric]:.4f}" if c.name in met else "-"
+                                                  for c in CATEGORIES) + " |")
     return "\n".join(lines)
 
 

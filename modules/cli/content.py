@@ -61,15 +61,11 @@ def parse_weights(text: str) -> dict[str, float] | None:
 def cmd_fit(args) -> int:
     import time
 
+    from modules.cli.options import json_object
     from modules.content import ContentModel
     from modules.store import open_store
 
-    try:
-        params = json.loads(args.params)
-    except json.JSONDecodeError as err:
-        raise ValueError(f"--params is not valid JSON ({err}): {args.params!r}") from None
-    if not isinstance(params, dict):
-        raise ValueError(f"--params must be a JSON object, got {args.params!r}")
+    params = json_object(args.params)
     catalog = args.catalog
     if args.features is not None:
         from modules.features import FeatureStore

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -44,12 +43,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_train(args) -> int:
+    from modules.cli.options import json_object
     from modules.recommender import train_bundle
 
-    try:
-        params = json.loads(args.params)
-    except json.JSONDecodeError as err:
-        raise ValueError(f"--params is not valid JSON ({err}): {args.params!r}") from None
+    params = json_object(args.params)
     t0 = time.perf_counter()
     rec = train_bundle(args.mpd, args.out, features=args.features, seed=args.seed, epochs=args.epochs,
                        params=params)

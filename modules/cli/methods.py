@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 
@@ -29,16 +28,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def cmd_submit(args) -> int:
     from modules.base import recommend_challenge
+    from modules.cli.options import json_object
     from modules.methods import make_method
     from modules.mpd import read_challenge
     from modules.store import open_store
 
-    try:
-        params = json.loads(args.params)
-    except json.JSONDecodeError as err:
-        raise ValueError(f"--params is not valid JSON ({err}): {args.params!r}") from None
-    if not isinstance(params, dict):
-        raise ValueError(f"--params must be a JSON object, got {args.params!r}")
+    params = json_object(args.params)
     challenge = read_challenge(args.challenge)
     t0 = time.perf_counter()
     if "load" in params:  # a model trained earlier on the same training playlists (e.g. by train-two-tower)
