@@ -142,7 +142,7 @@ async def main_async(args) -> dict:
     bodies = make_requests(args.model, 600, args.k, args.seed)
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    extra = ["--concurrency", str(args.concurrency)]
+    extra = ["--concurrency", str(args.concurrency), "--workers", str(args.workers)]
     proc = start_server(args.model, port, extra)
     try:
         ready = await wait_ready(base, proc, args.startup_timeout)
@@ -176,6 +176,7 @@ def main(argv=None) -> int:
     ap.add_argument("--seconds", type=float, default=60.0)
     ap.add_argument("-k", type=int, default=50, help="k per /recommend request (default 50)")
     ap.add_argument("--concurrency", type=int, default=1, help="the server's --concurrency (default 1)")
+    ap.add_argument("--workers", type=int, default=1, help="the server's --workers (default 1)")
     ap.add_argument("--endpoints", nargs="+", default=["recommend", "predict"], choices=("recommend", "predict"))
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--startup-timeout", type=float, default=300.0)
@@ -191,6 +192,7 @@ def main(argv=None) -> int:
     out = {"command": "python benchmarks/serve_load.py " + " ".join(sys.argv[1:] if argv is None else argv),
            "bundle": str(args.model), "bundle_playlists": manifest["data"]["playlists"],
            "bundle_tracks": manifest["data"]["tracks"], "k": args.k, "server_concurrency": args.concurrency,
+           "server_workers": args.workers,
            "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
            "goal": {"errors": 0, "p99_ms": 200}, **result}
     print(json.dumps(out, indent=2))

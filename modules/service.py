@@ -21,8 +21,10 @@ only contend for the same cores and make every request slower).
 
 from __future__ import annotations
 
+import json
 import logging
 import math
+import os
 import threading
 import time
 from pathlib import Path
@@ -305,11 +307,36 @@ def create_app(model, *, max_k: int = DEFAULT_MAX_K, max_seeds: int = DEFAULT_MA
     return app
 
 
+OPTIONS_ENV = "PLAYLIST_SERVICE_OPTIONS"
+
+
+def app_from_env():
+    """The app of one worker process (``workers > 1``): options come from ``PLAYLIST_SERVICE_OPTIONS``."""
+    options = json.loads(os.environ[OPTIONS_ENV])
+    return create_app(options.pop("model"), **options)
+
+
 def serve(model: str | Path, *, host: str = "127.0.0.1", port: int = 8000, log_level: str = "info",
-          **options) -> None:
-    """Load the bundle, build the app and run it with uvicorn until interrupted."""
+          workers: int = 1, **options) -> None:
+    """Load the bundle, build the app and run it with uvicorn until interrupted.
+
+    With ``workers > 1`` uvicorn starts that many processes, each loading the bundle: the recommender is
+    Python-heavy (the GIL serializes threads), so processes are how a second core helps.
+    """
     import uvicorn
 
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise ServiceError(f"workers must be a positive integer (got {workers!r}).")
+    if workers > 1:
+        from modules.recommender import MANIFEST, BundleError
+
+        if not (Path(model) / MANIFEST).exists():  # fail here, once, rather than in every worker
+            raise BundleError(f"{model} is not a model bundle: no {MANIFEST}.")
+        os.environ[OPTIONS_ENV] = json.dumps({"model": str(model), **options})
+        log.info("starting %d workers on http://%s:%d (docs at /docs), each loading %s", workers, host, port, model)
+        uvicorn.run("modules.service:app_from_env", factory=True, workers=workers, host=host, port=port,
+                    log_level=log_level)
+        return
     t0 = time.perf_counter()
     app = create_app(model, **options)
     log.info("bundle %s loaded in %.1f s; serving on http://%s:%d (docs at /docs)", model,

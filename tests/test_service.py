@@ -245,7 +245,7 @@ def test_serve_help_and_bad_bundle(tmp_path):
     r = subprocess.run([sys.executable, "-m", "modules", "serve", "--help"], capture_output=True, text=True,
                        timeout=60)
     assert r.returncode == 0
-    for flag in ("--model", "--host", "--port", "--max-k", "--max-body-bytes", "--max-seeds"):
+    for flag in ("--model", "--host", "--port", "--max-k", "--max-body-bytes", "--max-seeds", "--workers"):
         assert flag in r.stdout
     r = subprocess.run([sys.executable, "-m", "modules", "serve", "--model", str(tmp_path / "nope")],
                        capture_output=True, text=True, timeout=120)
@@ -253,11 +253,13 @@ def test_serve_help_and_bad_bundle(tmp_path):
 
 
 @pytest.mark.slow
-def test_serve_cli_starts_and_answers(tiny_bundle):
-    """The command itself: a subprocess serving the bundle, answered over HTTP, then stopped."""
+@pytest.mark.parametrize("workers", [1, 2])
+def test_serve_cli_starts_and_answers(tiny_bundle, workers):
+    """The command itself: a subprocess serving the bundle (one or two worker processes), then stopped."""
     port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "modules", "serve", "--model", str(tiny_bundle), "--port",
-                             str(port), "--log-level", "warning"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                             str(port), "--log-level", "warning", "--workers", str(workers)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         deadline = time.monotonic() + 120
         while True:
@@ -269,8 +271,10 @@ def test_serve_cli_starts_and_answers(tiny_bundle):
                 pass
             assert time.monotonic() < deadline, "serve did not come up"
             time.sleep(0.5)
-        r = httpx.post(f"http://127.0.0.1:{port}/recommend", json={"title": "rock", "k": 7}, timeout=30)
-        assert r.status_code == 200 and len(r.json()["recommendations"]) == 7
+        for _ in range(4):
+            r = httpx.post(f"http://127.0.0.1:{port}/recommend", json={"title": "rock", "k": 7}, timeout=30)
+            assert r.status_code == 200 and len(r.json()["recommendations"]) == 7
+        assert httpx.post(f"http://127.0.0.1:{port}/recommend", json={"k": 0}, timeout=30).status_code == 422
     finally:
         proc.terminate()
         proc.wait(30)

@@ -29,6 +29,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--concurrency", type=int, default=1, metavar="N",
                    help="recommendations computed at once; more requests wait their turn (default 1: the model "
                    "is CPU-bound, parallel calls only contend for the cores)")
+    p.add_argument("--workers", type=int, default=1, metavar="N",
+                   help="server processes, each loading the bundle (default 1; 2 on two cores roughly doubles "
+                   "throughput: the recommender is Python-heavy and threads share one interpreter lock)")
     p.add_argument("--log-level", default="info", choices=("critical", "error", "warning", "info", "debug"),
                    help="uvicorn log level (default info; warning hides the access log)")
     p.set_defaults(func=cmd_serve)
@@ -41,5 +44,5 @@ def cmd_serve(args) -> int:
         raise ValueError(f"--port must be between 1 and 65535 (got {args.port})")
     serve(args.model, host=args.host, port=args.port, log_level=args.log_level, max_k=args.max_k,
           max_seeds=args.max_seeds, max_body_bytes=args.max_body_bytes, model_name=args.model_name,
-          concurrency=args.concurrency)
+          concurrency=args.concurrency, workers=args.workers)
     return 0
