@@ -142,7 +142,7 @@ async def main_async(args) -> dict:
     bodies = make_requests(args.model, 600, args.k, args.seed)
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    extra = ["--concurrency", str(args.concurrency), "--workers", str(args.workers)]
+    extra = ["--concurrency", str(args.concurrency), "--workers", str(args.workers), "--threads", str(args.threads)]
     proc = start_server(args.model, port, extra)
     try:
         ready = await wait_ready(base, proc, args.startup_timeout)
@@ -175,14 +175,18 @@ def main(argv=None) -> int:
     ap.add_argument("--clients", type=int, default=32)
     ap.add_argument("--seconds", type=float, default=60.0)
     ap.add_argument("-k", type=int, default=50, help="k per /recommend request (default 50)")
-    ap.add_argument("--concurrency", type=int, default=1, help="the server's --concurrency (default 1)")
+    ap.add_argument("--concurrency", type=int, default=os.cpu_count() or 1,
+                    help="the server's --concurrency (default: one per core, as the server's)")
     ap.add_argument("--workers", type=int, default=1, help="the server's --workers (default 1)")
+    ap.add_argument("--threads", type=int, default=1, help="the server's --threads (default 1)")
     ap.add_argument("--endpoints", nargs="+", default=["recommend", "predict"], choices=("recommend", "predict"))
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--startup-timeout", type=float, default=300.0)
-    ap.add_argument("--out", type=Path, help="write the results as JSON here")
+    ap.add_argument("--out", type=Path, help="write the results as JSON here ({\"runs\": [...]})")
+    ap.add_argument("--append", action="store_true", help="add this run to the runs already in --out")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request would load the client side
     if not (args.model / "manifest.json").exists():
         ap.error(f"{args.model} is not a model bundle (no manifest.json)")
     if args.clients < 1 or args.seconds <= 0 or args.seconds > 3600:
@@ -192,13 +196,16 @@ def main(argv=None) -> int:
     out = {"command": "python benchmarks/serve_load.py " + " ".join(sys.argv[1:] if argv is None else argv),
            "bundle": str(args.model), "bundle_playlists": manifest["data"]["playlists"],
            "bundle_tracks": manifest["data"]["tracks"], "k": args.k, "server_concurrency": args.concurrency,
-           "server_workers": args.workers,
+           "server_workers": args.workers, "server_threads": args.threads,
            "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
            "goal": {"errors": 0, "p99_ms": 200}, **result}
     print(json.dumps(out, indent=2))
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(out, indent=2) + "\n")
+        runs = []
+        if args.append and args.out.exists():
+            runs = json.loads(args.out.read_text()).get("runs", [])
+        args.out.write_text(json.dumps({"runs": [*runs, out]}, indent=2) + "\n")
     return 0
 
 

@@ -15,8 +15,8 @@ count out of bounds (422), unknown model name (404), a body above ``max_body_byt
 Endpoints are plain ``def`` functions, so FastAPI runs them in its threadpool and the event loop stays free.
 ``Recommender.recommend`` is read-only over numpy arrays and TensorFlow functions, but the two-tower builds
 its query ``tf.function`` lazily on first use; the app warms it up before serving and bounds the number of
-recommendations computed at once (``concurrency``, default 1: on a CPU-bound model more parallel calls
-only contend for the same cores and make every request slower).
+recommendations computed at once (``concurrency``, default one per core: on a CPU-bound model more parallel
+calls only contend for the same cores and make every request slower; the rest wait their turn).
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ DEFAULT_MAX_K = 500
 DEFAULT_MAX_SEEDS = 500
 DEFAULT_MAX_BODY_BYTES = 1_000_000
 DEFAULT_MODEL_NAME = "two_tower"
+DEFAULT_CONCURRENCY = os.cpu_count() or 1  # with one native thread per call, one call per core
 
 
 class ServiceError(ValueError):
@@ -192,7 +193,7 @@ def _summarize(errors) -> str:
 
 def create_app(model, *, max_k: int = DEFAULT_MAX_K, max_seeds: int = DEFAULT_MAX_SEEDS,
                max_body_bytes: int = DEFAULT_MAX_BODY_BYTES, model_name: str = DEFAULT_MODEL_NAME,
-               concurrency: int = 1, saved_model: str | Path | None = None, warmup: bool = True):
+               concurrency: int = DEFAULT_CONCURRENCY, saved_model: str | Path | None = None, warmup: bool = True):
     """A FastAPI app answering from ``model`` (a bundle path or a loaded ``Recommender``).
 
     ``saved_model`` defaults to the bundle's ``two_tower/saved_model``; the ``:predict`` endpoint uses it.
@@ -310,18 +311,38 @@ def create_app(model, *, max_k: int = DEFAULT_MAX_K, max_seeds: int = DEFAULT_MA
 OPTIONS_ENV = "PLAYLIST_SERVICE_OPTIONS"
 
 
+def limit_native_threads(threads: int | None) -> None:
+    """Cap the OpenMP and BLAS thread pools of this process (``None``: leave them).
+
+    One recommendation is small work for many tiny native calls (the fusion's gradient-boosting predict
+    runs an OpenMP region per tree); with a pool per core those threads spin and contend, worse still
+    when requests overlap. Measured on the 3,000-playlist bundle, 2 busy cores: 1,120 ms per request with
+    the default pools, 78 ms with one thread each.
+    """
+    if threads is None:
+        return
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+        raise ServiceError(f"threads must be a positive integer (got {threads!r}).")
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=threads)  # process-wide, for the life of the server
+    log.info("native thread pools (OpenMP, BLAS) limited to %d thread(s)", threads)
+
+
 def app_from_env():
     """The app of one worker process (``workers > 1``): options come from ``PLAYLIST_SERVICE_OPTIONS``."""
     options = json.loads(os.environ[OPTIONS_ENV])
+    limit_native_threads(options.pop("threads", None))
     return create_app(options.pop("model"), **options)
 
 
 def serve(model: str | Path, *, host: str = "127.0.0.1", port: int = 8000, log_level: str = "info",
-          workers: int = 1, **options) -> None:
+          workers: int = 1, threads: int | None = 1, **options) -> None:
     """Load the bundle, build the app and run it with uvicorn until interrupted.
 
     With ``workers > 1`` uvicorn starts that many processes, each loading the bundle: the recommender is
-    Python-heavy (the GIL serializes threads), so processes are how a second core helps.
+    Python-heavy (the GIL serializes threads), so processes are how a second core helps. ``threads`` caps
+    the native thread pools of each process (see ``limit_native_threads``).
     """
     import uvicorn
 
@@ -332,11 +353,12 @@ def serve(model: str | Path, *, host: str = "127.0.0.1", port: int = 8000, log_l
 
         if not (Path(model) / MANIFEST).exists():  # fail here, once, rather than in every worker
             raise BundleError(f"{model} is not a model bundle: no {MANIFEST}.")
-        os.environ[OPTIONS_ENV] = json.dumps({"model": str(model), **options})
+        os.environ[OPTIONS_ENV] = json.dumps({"model": str(model), "threads": threads, **options})
         log.info("starting %d workers on http://%s:%d (docs at /docs), each loading %s", workers, host, port, model)
         uvicorn.run("modules.service:app_from_env", factory=True, workers=workers, host=host, port=port,
                     log_level=log_level)
         return
+    limit_native_threads(threads)
     t0 = time.perf_counter()
     app = create_app(model, **options)
     log.info("bundle %s loaded in %.1f s; serving on http://%s:%d (docs at /docs)", model,

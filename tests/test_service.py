@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from modules.recommender import BundleError, Recommender
-from modules.service import ServiceError, create_app
+from modules.service import ServiceError, create_app, limit_native_threads
 
 # fastapi's TestClient warns that starlette prefers httpx2; httpx is what the project pins
 pytestmark = pytest.mark.filterwarnings("ignore:Using `httpx` with `starlette.testclient`")
@@ -239,6 +239,9 @@ def test_testclient_and_app_errors(app, tiny_bundle, tmp_path, rec):
         create_app(tmp_path / "nothing")
     with pytest.raises(ServiceError, match="no SavedModel"):
         create_app(rec, saved_model=tmp_path, warmup=False)
+    with pytest.raises(ServiceError, match="threads must be a positive integer"):
+        limit_native_threads(0)
+    limit_native_threads(None)  # leaves the pools alone
 
 
 def test_serve_help_and_bad_bundle(tmp_path):
@@ -250,6 +253,9 @@ def test_serve_help_and_bad_bundle(tmp_path):
     r = subprocess.run([sys.executable, "-m", "modules", "serve", "--model", str(tmp_path / "nope")],
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and "not a model bundle" in r.stderr
+    r = subprocess.run([sys.executable, "-m", "modules", "serve", "--model", str(tmp_path), "--threads", "-1"],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and "--threads must be >= 0" in r.stderr
 
 
 @pytest.mark.slow

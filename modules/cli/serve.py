@@ -7,7 +7,13 @@ from pathlib import Path
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from modules.service import DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_K, DEFAULT_MAX_SEEDS, DEFAULT_MODEL_NAME
+    from modules.service import (
+        DEFAULT_CONCURRENCY,
+        DEFAULT_MAX_BODY_BYTES,
+        DEFAULT_MAX_K,
+        DEFAULT_MAX_SEEDS,
+        DEFAULT_MODEL_NAME,
+    )
 
     p = sub.add_parser(
         "serve", help="serve a bundle over REST (POST /recommend, TF-Serving-style :predict, docs at /docs)",
@@ -26,12 +32,15 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help=f"larger request bodies get 413 (default {DEFAULT_MAX_BODY_BYTES:,})")
     p.add_argument("--model-name", default=DEFAULT_MODEL_NAME, metavar="NAME",
                    help=f"model name in /v1/models/NAME:predict (default {DEFAULT_MODEL_NAME})")
-    p.add_argument("--concurrency", type=int, default=1, metavar="N",
-                   help="recommendations computed at once; more requests wait their turn (default 1: the model "
-                   "is CPU-bound, parallel calls only contend for the cores)")
+    p.add_argument("--concurrency", type=int, default=DEFAULT_CONCURRENCY, metavar="N",
+                   help="recommendations computed at once per process; more requests wait their turn (default: "
+                   f"one per core, {DEFAULT_CONCURRENCY} here)")
     p.add_argument("--workers", type=int, default=1, metavar="N",
-                   help="server processes, each loading the bundle (default 1; 2 on two cores roughly doubles "
-                   "throughput: the recommender is Python-heavy and threads share one interpreter lock)")
+                   help="server processes, each loading the bundle (default 1; on 2 cores one process with "
+                   "--concurrency 2 measured faster than 2 workers, see docs/serving.md)")
+    p.add_argument("--threads", type=int, default=1, metavar="N",
+                   help="OpenMP/BLAS threads per process, 0 to leave the libraries' defaults (default 1: one request "
+                   "is many tiny native calls and per-core pools contend; see docs/serving.md)")
     p.add_argument("--log-level", default="info", choices=("critical", "error", "warning", "info", "debug"),
                    help="uvicorn log level (default info; warning hides the access log)")
     p.set_defaults(func=cmd_serve)
@@ -40,9 +49,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 def cmd_serve(args) -> int:
     from modules.service import serve
 
+    if args.threads < 0:
+        raise ValueError(f"--threads must be >= 0 (got {args.threads})")
     if not 0 < args.port < 65536:
         raise ValueError(f"--port must be between 1 and 65535 (got {args.port})")
     serve(args.model, host=args.host, port=args.port, log_level=args.log_level, max_k=args.max_k,
           max_seeds=args.max_seeds, max_body_bytes=args.max_body_bytes, model_name=args.model_name,
-          concurrency=args.concurrency, workers=args.workers)
+          concurrency=args.concurrency, workers=args.workers,
+          threads=args.threads or None)
     return 0
