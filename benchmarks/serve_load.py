@@ -21,6 +21,7 @@ import platform
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -55,21 +56,28 @@ def make_requests(bundle: Path, n: int, k: int, seed: int) -> list[dict]:
     return out
 
 
-def start_server(bundle: Path, port: int, extra: list[str]) -> subprocess.Popen:
+def start_server(bundle: Path, port: int, extra: list[str], server_log) -> subprocess.Popen:
+    """The service as a subprocess; its stderr goes to ``server_log`` (a pipe nobody reads could fill up)."""
     cmd = [sys.executable, "-m", "modules", "-q", "serve", "--model", str(bundle), "--port", str(port),
            "--log-level", "warning", *extra]
     log.info("starting: %s", " ".join(cmd))
-    return subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    return subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=server_log)
 
 
-async def wait_ready(base: str, proc: subprocess.Popen, timeout: float) -> float:
+def log_tail(server_log, n: int = 3000) -> str:
+    server_log.flush()
+    server_log.seek(0)
+    return server_log.read().decode(errors="replace")[-n:]
+
+
+async def wait_ready(base: str, proc: subprocess.Popen, timeout: float, server_log) -> float:
     import httpx
 
     t0 = time.perf_counter()
     async with httpx.AsyncClient(base_url=base, timeout=2) as c:
         while True:
             if proc.poll() is not None:
-                raise RuntimeError(f"server exited with {proc.returncode}: {proc.stderr.read().decode()[-3000:]}")
+                raise RuntimeError(f"server exited with {proc.returncode}: {log_tail(server_log)}")
             try:
                 if (await c.get("/health")).status_code == 200:
                     return time.perf_counter() - t0
@@ -143,9 +151,10 @@ async def main_async(args) -> dict:
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     extra = ["--concurrency", str(args.concurrency), "--workers", str(args.workers), "--threads", str(args.threads)]
-    proc = start_server(args.model, port, extra)
+    server_log = tempfile.TemporaryFile()
+    proc = start_server(args.model, port, extra, server_log)
     try:
-        ready = await wait_ready(base, proc, args.startup_timeout)
+        ready = await wait_ready(base, proc, args.startup_timeout, server_log)
         log.info("server ready in %.1f s", ready)
         warm = await single_latency(base, "/recommend", bodies, 20)  # also warms caches
         result = {"startup_seconds": round(ready, 1), "single_client": {"recommend": warm}, "load": {}}
@@ -160,6 +169,8 @@ async def main_async(args) -> dict:
             log.info("load: %d clients on %s for %.0f s", args.clients, path, args.seconds)
             result["load"][ep] = await run_load(base, path, bs, args.clients, args.seconds)
             log.info("%s", json.dumps(result["load"][ep]))
+        if any(r["errors"] for r in result["load"].values()):
+            result["server_log_tail"] = log_tail(server_log)
         return result
     finally:
         proc.terminate()
@@ -167,6 +178,7 @@ async def main_async(args) -> dict:
             proc.wait(30)
         except subprocess.TimeoutExpired:
             proc.kill()
+        server_log.close()
 
 
 def main(argv=None) -> int:

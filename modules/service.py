@@ -337,12 +337,14 @@ def app_from_env():
 
 
 def serve(model: str | Path, *, host: str = "127.0.0.1", port: int = 8000, log_level: str = "info",
-          workers: int = 1, threads: int | None = 1, **options) -> None:
+          workers: int = 1, threads: int | None = 1, keep_alive: int = 30, **options) -> None:
     """Load the bundle, build the app and run it with uvicorn until interrupted.
 
     With ``workers > 1`` uvicorn starts that many processes, each loading the bundle: the recommender is
     Python-heavy (the GIL serializes threads), so processes are how a second core helps. ``threads`` caps
-    the native thread pools of each process (see ``limit_native_threads``).
+    the native thread pools of each process (see ``limit_native_threads``). ``keep_alive`` is uvicorn's idle
+    keep-alive timeout in seconds (its default 5 s is short for a CPU-bound server whose event loop can be
+    starved for seconds under load: a connection closed just as the client reuses it is a failed request).
     """
     import uvicorn
 
@@ -356,11 +358,11 @@ def serve(model: str | Path, *, host: str = "127.0.0.1", port: int = 8000, log_l
         os.environ[OPTIONS_ENV] = json.dumps({"model": str(model), "threads": threads, **options})
         log.info("starting %d workers on http://%s:%d (docs at /docs), each loading %s", workers, host, port, model)
         uvicorn.run("modules.service:app_from_env", factory=True, workers=workers, host=host, port=port,
-                    log_level=log_level)
+                    log_level=log_level, timeout_keep_alive=keep_alive)
         return
     limit_native_threads(threads)
     t0 = time.perf_counter()
     app = create_app(model, **options)
     log.info("bundle %s loaded in %.1f s; serving on http://%s:%d (docs at /docs)", model,
              time.perf_counter() - t0, host, port)
-    uvicorn.run(app, host=host, port=port, log_level=log_level)
+    uvicorn.run(app, host=host, port=port, log_level=log_level, timeout_keep_alive=keep_alive)

@@ -248,7 +248,7 @@ DATA_DIR = "data/world-1000"
 PLAYLISTS = 1000
 SEED = 0
 PER_CATEGORY = 10
-WORK_DIR = "data/notebooks"
+WORK_DIR = "data/split-notebooks"   # the split and the result files (git-ignored)
 MODEL_DIR = "models/notebook-two-tower"
 TWO_TOWER = {"epochs": 8}            # TwoTowerConfig overrides
 BASELINES = ["popularity", "itemknn", "als"]''', tags=['parameters']),
@@ -368,7 +368,7 @@ DATA_DIR = "data/world-1000"
 PLAYLISTS = 1000
 SEED = 0
 PER_CATEGORY = 10
-WORK_DIR = "data/notebooks"
+WORK_DIR = "data/split-notebooks"   # the split and the result files (git-ignored)
 MODEL_DIR = "models/notebook-world"
 PARAMS = {"two_tower": {"epochs": 8}}  # HybridRecommender parameters
 TWO_TOWER_BUNDLE = None   # e.g. "models/notebook-two-tower" from notebook 02''', tags=['parameters']),

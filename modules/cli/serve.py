@@ -41,6 +41,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--threads", type=int, default=1, metavar="N",
                    help="OpenMP/BLAS threads per process, 0 to leave the libraries' defaults (default 1: one request "
                    "is many tiny native calls and per-core pools contend; see docs/serving.md)")
+    p.add_argument("--keep-alive", type=int, default=30, metavar="SECONDS",
+                   help="close idle keep-alive connections after this long (default 30)")
     p.add_argument("--log-level", default="info", choices=("critical", "error", "warning", "info", "debug"),
                    help="uvicorn log level (default info; warning hides the access log)")
     p.set_defaults(func=cmd_serve)
@@ -49,6 +51,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 def cmd_serve(args) -> int:
     from modules.service import serve
 
+    if args.keep_alive < 1:
+        raise ValueError(f"--keep-alive must be >= 1 second (got {args.keep_alive})")
     if args.threads < 0:
         raise ValueError(f"--threads must be >= 0 (got {args.threads})")
     if not 0 < args.port < 65536:
@@ -56,5 +60,5 @@ def cmd_serve(args) -> int:
     serve(args.model, host=args.host, port=args.port, log_level=args.log_level, max_k=args.max_k,
           max_seeds=args.max_seeds, max_body_bytes=args.max_body_bytes, model_name=args.model_name,
           concurrency=args.concurrency, workers=args.workers,
-          threads=args.threads or None)
+          threads=args.threads or None, keep_alive=args.keep_alive)
     return 0
