@@ -9,8 +9,9 @@ Endpoints (OpenAPI docs at ``/docs``)::
     POST /v1/models/<name>:predict   TensorFlow-Serving REST shape, answered by the exported two-tower SavedModel
     GET  /v1/models/<name>           TensorFlow-Serving model status
 
-Bad input is always a 4xx with a message, never a 500: malformed JSON and wrong types (422), ``k`` or the seed
-count out of bounds (422), unknown model name (404), a body above ``max_body_bytes`` (413).
+Bad input is always a 4xx with a message in ``error``, never a 500: a body that is not JSON (400), wrong types
+or unknown fields (422), ``k`` or the seed count out of bounds (422), a body above ``max_body_bytes`` (413);
+on the ``/v1/`` routes TensorFlow Serving's shapes: 400 for any bad request, 404 for another model name.
 
 Endpoints are plain ``def`` functions, so FastAPI runs them in its threadpool and the event loop stays free.
 ``Recommender.recommend`` is read-only over numpy arrays and TensorFlow functions, but the two-tower builds
