@@ -487,9 +487,12 @@ def inject_parameters(nb: nbformat.NotebookNode, params: dict) -> nbformat.Noteb
     return nb
 
 
-def execute(path: str | Path, params: dict | None = None, *, cwd: str | Path | None = None, timeout: int = 600,
-            out: str | Path | None = None) -> nbformat.NotebookNode:
-    """Run a notebook with nbclient (parameters injected); raises ``CellExecutionError`` on a failing cell."""
+def execute(path: str | Path, params: dict | None = None, *, cwd: str | Path | None = None,
+            timeout: int | None = 3600, out: str | Path | None = None) -> nbformat.NotebookNode:
+    """Run a notebook with nbclient (parameters injected); raises ``CellExecutionError`` on a failing cell.
+
+    ``timeout`` is per cell, in seconds (``None``: no limit); training cells at full size take long.
+    """
     from nbclient import NotebookClient
 
     path = Path(path)
@@ -508,6 +511,7 @@ def main(argv=None) -> int:
     ap.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
                     help="a parameter for --run (VALUE is a Python literal, else a string); repeatable")
     ap.add_argument("--out", type=Path, help="where --run writes the executed notebook")
+    ap.add_argument("--timeout", type=int, default=3600, help="seconds per cell for --run (default 3600)")
     args = ap.parse_args(argv)
     if args.run:
         params = {}
@@ -517,7 +521,7 @@ def main(argv=None) -> int:
                 params[k] = ast.literal_eval(v)
             except (ValueError, SyntaxError):
                 params[k] = v
-        execute(HERE / f"{args.run}.ipynb", params, out=args.out)
+        execute(HERE / f"{args.run}.ipynb", params, out=args.out, timeout=args.timeout)
         print(f"{args.run}: executed" + (f" -> {args.out}" if args.out else ""))
         return 0
     if args.check:
