@@ -1,0 +1,225 @@
+"""Load test of the REST service: N concurrent clients for S seconds against `python -m modules serve`.
+
+    .venv/bin/python benchmarks/serve_load.py --model models/world --clients 32 --seconds 60 \
+        --out benchmarks/results/serve-load.json
+
+Starts the service on a free loopback port (a subprocess, so the server gets its own interpreter), waits for
+/health, then runs closed-loop clients (each sends its next request when the previous one is answered) with
+requests built from the bundle: seed counts as in the challenge categories (0, 1, 5, 10, 25, 100), seeds drawn by
+popularity, titles from the bundle's track names. Reports throughput, latency percentiles and errors per
+endpoint. Loopback only, bounded by --seconds; the clients share the machine's cores with the server.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import platform
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+log = logging.getLogger("serve_load")
+ROOT = Path(__file__).resolve().parents[1]
+SEED_COUNTS = (0, 1, 5, 10, 25, 100)
+TITLES = ("chill", "workout", "summer vibes", "rock", "party", "sad songs", "road trip", "jazz", "throwbacks", "")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def make_requests(bundle: Path, n: int, k: int, seed: int) -> list[dict]:
+    """``n`` request bodies over the bundle's tracks (reproducible with ``seed``)."""
+    tracks = pd.read_parquet(bundle / "tracks.parquet", columns=["track_uri", "count"])
+    uris = tracks["track_uri"].to_numpy()
+    p = tracks["count"].to_numpy(np.float64) + 1.0
+    p /= p.sum()
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(n):
+        m = min(SEED_COUNTS[i % len(SEED_COUNTS)], len(uris))
+        seeds = rng.choice(uris, size=m, replace=False, p=p).tolist() if m else []
+        title = TITLES[rng.integers(len(TITLES))]
+        out.append({"seed_track_uris": seeds, "title": title, "k": k})
+    return out
+
+
+def start_server(bundle: Path, port: int, extra: list[str], server_log) -> subprocess.Popen:
+    """The service as a subprocess; its stderr goes to ``server_log`` (a pipe nobody reads could fill up)."""
+    cmd = [sys.executable, "-m", "modules", "-q", "serve", "--model", str(bundle), "--port", str(port),
+           "--log-level", "warning", *extra]
+    log.info("starting: %s", " ".join(cmd))
+    return subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=server_log)
+
+
+def log_tail(server_log, n: int = 3000) -> str:
+    server_log.flush()
+    server_log.seek(0)
+    return server_log.read().decode(errors="replace")[-n:]
+
+
+async def wait_ready(base: str, proc: subprocess.Popen, timeout: float, server_log) -> float:
+    import httpx
+
+    t0 = time.perf_counter()
+    async with httpx.AsyncClient(base_url=base, timeout=2) as c:
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"server exited with {proc.returncode}: {log_tail(server_log)}")
+            try:
+                if (await c.get("/health")).status_code == 200:
+                    return time.perf_counter() - t0
+            except httpx.TransportError:
+                pass
+            if time.perf_counter() - t0 > timeout:
+                raise TimeoutError(f"server not ready after {timeout:.0f} s")
+            await asyncio.sleep(0.5)
+
+
+async def run_load(base: str, path: str, bodies: list[dict], clients: int, seconds: float) -> dict:
+    """Closed-loop clients for ``seconds``; returns latencies (ms) of successes and error counts."""
+    import httpx
+
+    latencies: list[float] = []
+    errors: dict[str, int] = {}
+    stop = time.perf_counter() + seconds
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+
+    async with httpx.AsyncClient(base_url=base, timeout=60, limits=limits) as c:
+        async def client(i: int):
+            j = i
+            while time.perf_counter() < stop:
+                body = bodies[j % len(bodies)]
+                j += clients
+                t0 = time.perf_counter()
+                try:
+                    r = await c.post(path, json=body)
+                    ok = r.status_code == 200
+                    key = f"HTTP {r.status_code}"
+                except httpx.HTTPError as err:
+                    ok, key = False, type(err).__name__
+                if ok:
+                    latencies.append(1000 * (time.perf_counter() - t0))
+                else:
+                    errors[key] = errors.get(key, 0) + 1
+
+        t0 = time.perf_counter()
+        await asyncio.gather(*(client(i) for i in range(clients)))
+        wall = time.perf_counter() - t0
+    lat = np.array(latencies)
+    n_err = sum(errors.values())
+    return {
+        "endpoint": path, "clients": clients, "seconds": round(wall, 2), "requests": int(len(lat) + n_err),
+        "ok": int(len(lat)), "errors": n_err, "error_kinds": errors,
+        "throughput_rps": round(len(lat) / wall, 2),
+        "latency_ms": {q: round(float(np.percentile(lat, p)), 1) if len(lat) else None
+                       for q, p in (("p50", 50), ("p90", 90), ("p99", 99), ("max", 100))}
+        | {"mean": round(float(lat.mean()), 1) if len(lat) else None},
+    }
+
+
+async def single_latency(base: str, path: str, bodies: list[dict], n: int) -> dict:
+    """One client, one request at a time: the service time without queueing."""
+    import httpx
+
+    lat = []
+    async with httpx.AsyncClient(base_url=base, timeout=60) as c:
+        for b in bodies[:n]:
+            t0 = time.perf_counter()
+            r = await c.post(path, json=b)
+            r.raise_for_status()
+            lat.append(1000 * (time.perf_counter() - t0))
+    lat = np.array(lat)
+    return {"endpoint": path, "requests": n, "p50": round(float(np.percentile(lat, 50)), 1),
+            "p99": round(float(np.percentile(lat, 99)), 1), "mean": round(float(lat.mean()), 1)}
+
+
+async def main_async(args) -> dict:
+    bodies = make_requests(args.model, 600, args.k, args.seed)
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    extra = ["--concurrency", str(args.concurrency), "--workers", str(args.workers), "--threads", str(args.threads)]
+    server_log = tempfile.TemporaryFile()
+    proc = start_server(args.model, port, extra, server_log)
+    try:
+        ready = await wait_ready(base, proc, args.startup_timeout, server_log)
+        log.info("server ready in %.1f s", ready)
+        warm = await single_latency(base, "/recommend", bodies, 20)  # also warms caches
+        result = {"startup_seconds": round(ready, 1), "single_client": {"recommend": warm}, "load": {}}
+        predict_bodies = [{"instances": [{"seed_track_uris": b["seed_track_uris"], "title": b["title"]}]}
+                          for b in bodies]
+        if "predict" in args.endpoints:
+            result["single_client"]["predict"] = await single_latency(
+                base, "/v1/models/two_tower:predict", predict_bodies, 20)
+        for ep in args.endpoints:
+            path, bs = ("/recommend", bodies) if ep == "recommend" else ("/v1/models/two_tower:predict",
+                                                                         predict_bodies)
+            log.info("load: %d clients on %s for %.0f s", args.clients, path, args.seconds)
+            result["load"][ep] = await run_load(base, path, bs, args.clients, args.seconds)
+            log.info("%s", json.dumps(result["load"][ep]))
+        if any(r["errors"] for r in result["load"].values()):
+            result["server_log_tail"] = log_tail(server_log)
+        return result
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        server_log.close()
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--model", type=Path, required=True, metavar="BUNDLE_DIR")
+    ap.add_argument("--clients", type=int, default=32)
+    ap.add_argument("--seconds", type=float, default=60.0)
+    ap.add_argument("-k", type=int, default=50, help="k per /recommend request (default 50)")
+    ap.add_argument("--concurrency", type=int, default=os.cpu_count() or 1,
+                    help="the server's --concurrency (default: one per core, as the server's)")
+    ap.add_argument("--workers", type=int, default=1, help="the server's --workers (default 1)")
+    ap.add_argument("--threads", type=int, default=1, help="the server's --threads (default 1)")
+    ap.add_argument("--endpoints", nargs="+", default=["recommend", "predict"], choices=("recommend", "predict"))
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--startup-timeout", type=float, default=300.0)
+    ap.add_argument("--out", type=Path, help="write the results as JSON here ({\"runs\": [...]})")
+    ap.add_argument("--append", action="store_true", help="add this run to the runs already in --out")
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request would load the client side
+    if not (args.model / "manifest.json").exists():
+        ap.error(f"{args.model} is not a model bundle (no manifest.json)")
+    if args.clients < 1 or args.seconds <= 0 or args.seconds > 3600:
+        ap.error("--clients must be >= 1 and --seconds in (0, 3600]")
+    result = asyncio.run(main_async(args))
+    manifest = json.loads((args.model / "manifest.json").read_text())
+    out = {"command": "python benchmarks/serve_load.py " + " ".join(sys.argv[1:] if argv is None else argv),
+           "bundle": str(args.model), "bundle_playlists": manifest["data"]["playlists"],
+           "bundle_tracks": manifest["data"]["tracks"], "k": args.k, "server_concurrency": args.concurrency,
+           "server_workers": args.workers, "server_threads": args.threads,
+           "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
+           "goal": {"errors": 0, "p99_ms": 200}, **result}
+    print(json.dumps(out, indent=2))
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        runs = []
+        if args.append and args.out.exists():
+            runs = json.loads(args.out.read_text()).get("runs", [])
+        args.out.write_text(json.dumps({"runs": [*runs, out]}, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

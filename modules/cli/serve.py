@@ -1,0 +1,64 @@
+"""``serve``: the REST service (FastAPI + uvicorn) over a trained bundle."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    from modules.service import (
+        DEFAULT_CONCURRENCY,
+        DEFAULT_MAX_BODY_BYTES,
+        DEFAULT_MAX_K,
+        DEFAULT_MAX_SEEDS,
+        DEFAULT_MODEL_NAME,
+    )
+
+    p = sub.add_parser(
+        "serve", help="serve a bundle over REST (POST /recommend, TF-Serving-style :predict, docs at /docs)",
+        description="Load a model bundle and serve it over HTTP: POST /recommend {seed_track_uris, title, k} -> "
+        "recommendations with score parts and explanations; GET /health; GET /metadata (the bundle manifest); "
+        "POST /v1/models/NAME:predict in TensorFlow Serving's REST format, answered by the bundle's two-tower "
+        "SavedModel; OpenAPI docs at /docs. Bad input gets a 4xx with a message. See docs/serving.md.")
+    p.add_argument("--model", required=True, type=Path, metavar="BUNDLE_DIR", help="a bundle from `train`")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    p.add_argument("--max-k", type=int, default=DEFAULT_MAX_K, metavar="N",
+                   help=f"largest k a request may ask for (default {DEFAULT_MAX_K})")
+    p.add_argument("--max-seeds", type=int, default=DEFAULT_MAX_SEEDS, metavar="N",
+                   help=f"most seed tracks per playlist (default {DEFAULT_MAX_SEEDS})")
+    p.add_argument("--max-body-bytes", type=int, default=DEFAULT_MAX_BODY_BYTES, metavar="N",
+                   help=f"larger request bodies get 413 (default {DEFAULT_MAX_BODY_BYTES:,})")
+    p.add_argument("--model-name", default=DEFAULT_MODEL_NAME, metavar="NAME",
+                   help=f"model name in /v1/models/NAME:predict (default {DEFAULT_MODEL_NAME})")
+    p.add_argument("--concurrency", type=int, default=DEFAULT_CONCURRENCY, metavar="N",
+                   help="recommendations computed at once per process; more requests wait their turn (default: "
+                   f"one per core, {DEFAULT_CONCURRENCY} here)")
+    p.add_argument("--workers", type=int, default=1, metavar="N",
+                   help="server processes, each loading the bundle (default 1; on 2 cores one process with "
+                   "--concurrency 2 measured faster than 2 workers, see docs/serving.md)")
+    p.add_argument("--threads", type=int, default=1, metavar="N",
+                   help="OpenMP/BLAS threads per process, 0 to leave the libraries' defaults (default 1: one request "
+                   "is many tiny native calls and per-core pools contend; see docs/serving.md)")
+    p.add_argument("--keep-alive", type=int, default=30, metavar="SECONDS",
+                   help="close idle keep-alive connections after this long (default 30)")
+    p.add_argument("--log-level", default="info", choices=("critical", "error", "warning", "info", "debug"),
+                   help="uvicorn log level (default info; warning hides the access log)")
+    p.set_defaults(func=cmd_serve)
+
+
+def cmd_serve(args) -> int:
+    from modules.service import serve
+
+    if args.keep_alive < 1:
+        raise ValueError(f"--keep-alive must be >= 1 second (got {args.keep_alive})")
+    if args.threads < 0:
+        raise ValueError(f"--threads must be >= 0 (got {args.threads})")
+    if not 0 < args.port < 65536:
+        raise ValueError(f"--port must be between 1 and 65535 (got {args.port})")
+    serve(args.model, host=args.host, port=args.port, log_level=args.log_level, max_k=args.max_k,
+          max_seeds=args.max_seeds, max_body_bytes=args.max_body_bytes, model_name=args.model_name,
+          concurrency=args.concurrency, workers=args.workers,
+          threads=args.threads or None, keep_alive=args.keep_alive)
+    return 0

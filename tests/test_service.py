@@ -1,0 +1,286 @@
+"""The REST service: a real uvicorn server on a loopback port over the session's tiny bundle."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import numpy as np
+import pytest
+
+from modules.recommender import BundleError, Recommender
+from modules.service import ServiceError, create_app, limit_native_threads
+
+# fastapi's TestClient warns that starlette prefers httpx2; httpx is what the project pins
+pytestmark = pytest.mark.filterwarnings("ignore:Using `httpx` with `starlette.testclient`")
+
+MAX_K = 100
+MAX_SEEDS = 20
+MAX_BODY = 4096
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def rec(tiny_bundle):
+    return Recommender.load(tiny_bundle)
+
+
+@pytest.fixture(scope="module")
+def app(rec):
+    return create_app(rec, max_k=MAX_K, max_seeds=MAX_SEEDS, max_body_bytes=MAX_BODY, model_name="tt")
+
+
+@pytest.fixture(scope="module")
+def server(app):
+    """The app behind a real uvicorn server in a thread; yields its base URL."""
+    import uvicorn
+
+    port = free_port()
+    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not srv.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    srv.should_exit = True
+    thread.join(10)
+
+
+@pytest.fixture(scope="module")
+def client(server):
+    with httpx.Client(base_url=server, timeout=30) as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def seeds(rec):
+    return rec.tracks.sort_values(["count", "track_uri"], ascending=[False, True])["track_uri"].iloc[:5].tolist()
+
+
+def test_health_metadata_docs(client, rec):
+    r = client.get("/health")
+    assert r.status_code == 200
+    h = r.json()
+    assert h["status"] == "ok" and h["tracks"] == len(rec.tracks) and h["model_name"] == "tt"
+    assert h["limits"] == {"max_k": MAX_K, "max_seeds": MAX_SEEDS, "max_body_bytes": MAX_BODY}
+    r = client.get("/metadata")
+    assert r.status_code == 200 and r.json() == json.loads(json.dumps(rec.manifest))
+    assert r.json()["format"] == "playlist-bundle/1"
+    r = client.get("/docs")
+    assert r.status_code == 200 and "swagger" in r.text.lower()
+    paths = client.get("/openapi.json").json()["paths"]
+    assert {"/recommend", "/health", "/metadata", "/v1/models/{name}:predict"} <= set(paths)
+
+
+def test_recommend_matches_recommender(client, rec, seeds):
+    r = client.post("/recommend", json={"seed_track_uris": seeds, "title": "summer party", "k": 30})
+    assert r.status_code == 200, r.text
+    got = r.json()["recommendations"]
+    want = rec.recommend(seeds, "summer party", 30, explain=30)
+    assert [g["track_uri"] for g in got] == want["track_uri"].tolist()
+    assert np.allclose([g["score"] for g in got], want["score"].to_numpy())
+    assert [g["explanation"] for g in got] == want["explanation"].tolist()
+    assert any(g["explanation"] for g in got)
+    assert set(got[0]) >= {"track_uri", "score", "parts", "explanation"}
+    assert set(got[0]["parts"]) == {"retrieval", "rules", "content"}
+    assert [g["rank"] for g in got] == list(range(1, 31))
+    uris = [g["track_uri"] for g in got]
+    assert len(set(uris)) == 30 and not set(uris) & set(seeds)
+
+
+def test_recommend_title_only_and_empty(client):
+    r = client.post("/recommend", json={"title": "chill vibes", "k": 5})
+    assert r.status_code == 200 and len(r.json()["recommendations"]) == 5
+    r = client.post("/recommend", json={})  # nothing known: still k popular tracks, default k 50
+    assert r.status_code == 200 and len(r.json()["recommendations"]) == 50
+    r = client.post("/recommend", json={"seed_track_uris": ["spotify:track:unknown"], "k": 3, "explain": False})
+    assert r.status_code == 200 and [x["explanation"] for x in r.json()["recommendations"]] == ["", "", ""]
+
+
+def test_recommend_weights_and_mode(client, rec, seeds):
+    feature = list(rec.hybrid.content_.features)[0]
+    r = client.post("/recommend", json={"seed_track_uris": seeds, "k": 10, "weights": {feature: 3.0}})
+    assert r.status_code == 200
+    want = rec.recommend(seeds, None, 10, {feature: 3.0}, explain=False)
+    assert [x["track_uri"] for x in r.json()["recommendations"]] == want["track_uri"].tolist()
+    r = client.post("/recommend", json={"seed_track_uris": seeds, "k": 10, "mode": "collaborative"})
+    want = rec.recommend(seeds, None, 10, mode="collaborative", explain=False)
+    assert [x["track_uri"] for x in r.json()["recommendations"]] == want["track_uri"].tolist()
+
+
+BAD_RECOMMEND = [
+    ("k zero", {"k": 0}, "k must be between 1 and 100"),
+    ("k above max", {"k": MAX_K + 1}, "k must be between 1 and 100"),
+    ("k negative", {"k": -5}, "k must be between"),
+    ("k string", {"k": "10"}, "body.k"),
+    ("k float", {"k": 2.5}, "body.k"),
+    ("seeds a string", {"seed_track_uris": "spotify:track:x"}, "body.seed_track_uris"),
+    ("seed not a string", {"seed_track_uris": ["spotify:track:x", 3]}, "body.seed_track_uris.1"),
+    ("too many seeds", {"seed_track_uris": [f"spotify:track:{i}" for i in range(MAX_SEEDS + 1)]},
+     f"at most {MAX_SEEDS} seed tracks"),
+    ("title a number", {"title": 5}, "body.title"),
+    ("unknown field", {"seeds": []}, "body.seeds: Extra inputs are not permitted"),
+    ("unknown weight", {"weights": {"loudness_of_love": 2.0}}, "unknown features"),
+    ("negative weight", {"weights": {"energy": -1.0}}, "must be a finite number >= 0"),
+    ("bad mode", {"mode": "psychic"}, "body.mode"),
+    ("body a list", [1, 2], "body"),
+]
+
+
+@pytest.mark.parametrize("name,body,message", BAD_RECOMMEND, ids=[b[0] for b in BAD_RECOMMEND])
+def test_recommend_bad_input(client, name, body, message):
+    r = client.post("/recommend", json=body)
+    assert r.status_code == 422, (name, r.status_code, r.text)
+    assert message in r.json()["error"], r.json()
+
+
+def test_bad_json_and_content(client):
+    r = client.post("/recommend", content=b'{"k": 5,', headers={"content-type": "application/json"})
+    assert r.status_code == 400 and "invalid JSON at character 8" in r.json()["error"], r.json()
+    r = client.post("/recommend", content=b"k=5", headers={"content-type": "text/plain"})
+    assert 400 <= r.status_code < 500 and r.json()["error"]
+    r = client.get("/recommend")
+    assert r.status_code == 405
+
+
+def test_body_limit(client):
+    big = {"seed_track_uris": ["spotify:track:" + "x" * 50] * 100}  # ~7 kB > MAX_BODY
+    r = client.post("/recommend", json=big)
+    assert r.status_code == 413 and "larger than the limit of 4096 bytes" in r.json()["error"]
+
+    def chunks():  # no Content-Length: the limit is enforced while the body streams in
+        data = json.dumps(big).encode()
+        for a in range(0, len(data), 1000):
+            yield data[a:a + 1000]
+
+    r = client.post("/recommend", content=chunks(), headers={"content-type": "application/json"})
+    assert r.status_code == 413 and "larger than the limit" in r.json()["error"]
+    assert client.get("/health").status_code == 200  # the server is fine afterwards
+
+
+def test_predict_matches_saved_model(client, tiny_bundle, seeds):
+    import tensorflow as tf
+
+    instances = [{"seed_track_uris": seeds, "title": "summer party"},
+                 {"seed_track_uris": seeds[:1], "title": ""},
+                 {"title": "chill"}]
+    r = client.post("/v1/models/tt:predict", json={"instances": instances})
+    assert r.status_code == 200, r.text
+    preds = r.json()["predictions"]
+    assert len(preds) == 3
+
+    fn = tf.saved_model.load(str(tiny_bundle / "two_tower" / "saved_model")).signatures["serving_default"]
+    for inst, pred in zip(instances, preds, strict=True):
+        s = inst.get("seed_track_uris", []) or [""]
+        out = fn(seed_track_uris=tf.constant([s]), title=tf.constant([inst.get("title", "")]))
+        want_uris = [u.decode() for u in out["track_uris"].numpy()[0]]
+        assert pred["track_uris"] == want_uris
+        assert np.allclose(pred["scores"], out["scores"].numpy()[0], atol=1e-5)
+        assert not set(pred["track_uris"]) & set(inst.get("seed_track_uris", []))
+    # padding a batch with "" does not change a row's answer
+    assert preds[1]["track_uris"] == client.post("/v1/models/tt:predict", json={"instances": instances[1:2]}).json()[
+        "predictions"][0]["track_uris"]
+    r = client.get("/v1/models/tt")
+    assert r.status_code == 200 and r.json()["model_version_status"][0]["state"] == "AVAILABLE"
+
+
+BAD_PREDICT = [
+    ("wrong model", "other", {"instances": [{"title": "x"}]}, 404, "Servable not found"),
+    ("no instances", "tt", {}, 400, "instances"),
+    ("empty instances", "tt", {"instances": []}, 400, "instances"),
+    ("seeds not a list", "tt", {"instances": [{"seed_track_uris": "a"}]}, 400, "seed_track_uris"),
+    ("title not a string", "tt", {"instances": [{"title": 3}]}, 400, "title"),
+    ("bad signature", "tt", {"signature_name": "x", "instances": [{"title": "x"}]}, 400, "serving_default"),
+    ("too many seeds", "tt", {"instances": [{"seed_track_uris": ["a"] * (MAX_SEEDS + 1)}]}, 400, "at most"),
+]
+
+
+@pytest.mark.parametrize("name,model,body,status,message", BAD_PREDICT, ids=[b[0] for b in BAD_PREDICT])
+def test_predict_bad_input(client, name, model, body, status, message):
+    r = client.post(f"/v1/models/{model}:predict", json=body)
+    assert r.status_code == status, (name, r.text)
+    assert message in r.json()["error"]  # TensorFlow Serving's error shape: {"error": "..."}
+
+
+def test_concurrent_requests_agree_with_serial(client, rec):
+    uris = rec.tracks["track_uri"].tolist()
+    rng = np.random.default_rng(0)
+    bodies = [{"seed_track_uris": rng.choice(uris, size=n, replace=False).tolist(), "title": t, "k": 20}
+              for n, t in zip([0, 1, 3, 5, 10, 2, 8, 4] * 2, ["rock", "", "chill", "party"] * 4, strict=True)]
+    serial = [client.post("/recommend", json=b).json() for b in bodies]
+    with ThreadPoolExecutor(8) as pool:
+        parallel = list(pool.map(lambda b: client.post("/recommend", json=b).json(), bodies))
+    for s, p in zip(serial, parallel, strict=True):
+        assert [x["track_uri"] for x in s["recommendations"]] == [x["track_uri"] for x in p["recommendations"]]
+
+
+def test_testclient_and_app_errors(app, tiny_bundle, tmp_path, rec):
+    from fastapi.testclient import TestClient
+
+    with TestClient(app) as tc:
+        assert tc.post("/recommend", json={"k": 2}).status_code == 200
+        assert tc.post("/recommend", json={"k": True}).status_code == 422  # a bool is not an integer k
+    with pytest.raises(ServiceError, match="max_k must be a positive integer"):
+        create_app(rec, max_k=0, warmup=False)
+    with pytest.raises(BundleError, match="not a model bundle"):
+        create_app(tmp_path / "nothing")
+    with pytest.raises(ServiceError, match="no SavedModel"):
+        create_app(rec, saved_model=tmp_path, warmup=False)
+    with pytest.raises(ServiceError, match="threads must be a positive integer"):
+        limit_native_threads(0)
+    limit_native_threads(None)  # leaves the pools alone
+
+
+def test_serve_help_and_bad_bundle(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "modules", "serve", "--help"], capture_output=True, text=True,
+                       timeout=60)
+    assert r.returncode == 0
+    for flag in ("--model", "--host", "--port", "--max-k", "--max-body-bytes", "--max-seeds", "--workers"):
+        assert flag in r.stdout
+    r = subprocess.run([sys.executable, "-m", "modules", "serve", "--model", str(tmp_path / "nope")],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and "not a model bundle" in r.stderr
+    r = subprocess.run([sys.executable, "-m", "modules", "serve", "--model", str(tmp_path), "--threads", "-1"],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and "--threads must be >= 0" in r.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("workers", [1, 2])
+def test_serve_cli_starts_and_answers(tiny_bundle, workers):
+    """The command itself: a subprocess serving the bundle (one or two worker processes), then stopped."""
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "modules", "serve", "--model", str(tiny_bundle), "--port",
+                             str(port), "--log-level", "warning", "--workers", str(workers)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, "serve did not come up"
+            time.sleep(0.5)
+        for _ in range(4):
+            r = httpx.post(f"http://127.0.0.1:{port}/recommend", json={"title": "rock", "k": 7}, timeout=30)
+            assert r.status_code == 200 and len(r.json()["recommendations"]) == 7
+        assert httpx.post(f"http://127.0.0.1:{port}/recommend", json={"k": 0}, timeout=30).status_code == 422
+    finally:
+        proc.terminate()
+        proc.wait(30)
