@@ -10,7 +10,7 @@ DEMO_MODEL ?= models/world
 DEMO_PORT ?= 8501
 PYTEST_ARGS ?=
 
-.PHONY: venv demo test test-all bench bench-small lint clean browser
+.PHONY: venv demo test test-all bench bench-small lint clean browser notebooks serve-load
 
 # The venv is (re)built when a requirements file changes.
 $(STAMP): requirements.txt requirements-dev.txt
@@ -54,6 +54,14 @@ bench-small: $(STAMP)
 
 bench: bench-small
 	$(PY) benchmarks/quality.py --playlists 20000 --per-category 100 --suite
+
+# Regenerate notebooks/*.ipynb (committed without outputs) from notebooks/build_notebooks.py.
+notebooks: $(STAMP)
+	$(PY) notebooks/build_notebooks.py
+
+# 32 concurrent clients for 60 s against the service on the demo bundle (loopback only).
+serve-load: $(STAMP) $(DEMO_MODEL)/manifest.json
+	$(PY) benchmarks/serve_load.py --model $(DEMO_MODEL) --clients 32 --seconds 60 --out benchmarks/results/serve-load.json
 
 lint: $(STAMP)
 	$(PY) -m ruff check modules tests benchmarks streamlit_app notebooks
