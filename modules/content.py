@@ -340,9 +340,6 @@ class ContentModel(BaseEstimator):
             raise TypeError("pass a list of track URIs, not one string; wrap it in a list.")
         if not isinstance(uris, (list, tuple, np.ndarray)):
             uris = list(uris)
-        if len(uris) < 64:
-            get = self.index_.get
-            return np.fromiter((get(u, -1) for u in uris), dtype=np.int64, count=len(uris))
         return positions(self._uri_index(), uris)
 
     def _uri_index(self):

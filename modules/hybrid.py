@@ -260,14 +260,6 @@ class HybridRecommender(PlaylistRecommender):
             self._uri_index_ = pd.Index(self.track_uris_.astype(object), dtype=object)
         return self._uri_index_
 
-    def _als_uri_index(self):
-        if getattr(self, "_als_uri_index_", None) is None or self._als_uri_index_[0] is not self.als_:
-            import pandas as pd
-
-            uris = np.asarray(self.als_.matrix_.uris, dtype=object)
-            self._als_uri_index_ = (self.als_, pd.Index(uris, dtype=object))
-        return self._als_uri_index_[1]
-
     # -- features ---------------------------------------------------------------------------------------
     def candidate_set(self, seeds: list[str], title: str | None, feature_weights=None) -> CandidateSet:
         """Candidates of one playlist with their features (seeds excluded)."""
@@ -369,7 +361,7 @@ class HybridRecommender(PlaylistRecommender):
         if "als" in self.parts_:
             if als_scores is not None:
                 m = self.als_.matrix_
-                arow = positions(self._als_uri_index(), uris)
+                arow = m.positions(uris)
                 sc = np.where(arow >= 0, als_scores[np.maximum(arow, 0)], np.nan)
                 rank = np.argsort(np.argsort(-np.nan_to_num(sc, nan=-np.inf), kind="stable"), kind="stable")
                 cols.update(als_score=sc, als_z=_zscore(sc), als_rank_log=np.log1p(rank.astype(np.float64)))

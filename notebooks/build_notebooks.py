@@ -71,6 +71,16 @@ def md(text: str) -> nbformat.NotebookNode:
     return new_markdown_cell(text.strip("\n"))
 
 
+# The split notebooks 02 and 03 share (the same values let 03 reuse 02's split and two-tower).
+SPLIT_PARAMETERS = '''
+DATA_DIR = "data/world-1000"
+PLAYLISTS = 1000
+SEED = 0
+PER_CATEGORY = 10
+WORK_DIR = "data/split-notebooks"   # the split and the result files (git-ignored)
+'''
+
+
 def code(text: str, tags: list[str] | None = None) -> nbformat.NotebookNode:
     cell = new_code_cell(text.strip("\n"))
     if tags:
@@ -243,13 +253,7 @@ Parameters: `DATA_DIR` (MPD slices, generated with `PLAYLISTS` playlists when mi
 challenge playlists per category, `TWO_TOWER` overrides of `TwoTowerConfig` fields, `BASELINES` (names from
 `modules.methods`), `WORK_DIR` for the split and the results, `MODEL_DIR` for the trained two-tower. Paths
 are relative to the repository root.'''),
-code(r'''
-DATA_DIR = "data/world-1000"
-PLAYLISTS = 1000
-SEED = 0
-PER_CATEGORY = 10
-WORK_DIR = "data/split-notebooks"   # the split and the result files (git-ignored)
-MODEL_DIR = "models/notebook-two-tower"
+code(SPLIT_PARAMETERS + r'''MODEL_DIR = "models/notebook-two-tower"
 TWO_TOWER = {"epochs": 8}            # TwoTowerConfig overrides
 BASELINES = ["popularity", "itemknn", "als"]''', tags=['parameters']),
 code(SETUP),
@@ -363,13 +367,7 @@ explanations are shown, and the export is checked.
 Parameters: `DATA_DIR`/`PLAYLISTS`/`SEED`/`PER_CATEGORY`/`WORK_DIR` as in notebook 02 (the same values reuse
 its split), `PARAMS` for `HybridRecommender` (e.g. `{"two_tower": {"epochs": 5}}`), `TWO_TOWER_BUNDLE` to
 reuse the two-tower notebook 02 trained on the same split (`None`: train one), `MODEL_DIR` for the bundle.'''),
-code(r'''
-DATA_DIR = "data/world-1000"
-PLAYLISTS = 1000
-SEED = 0
-PER_CATEGORY = 10
-WORK_DIR = "data/split-notebooks"   # the split and the result files (git-ignored)
-MODEL_DIR = "models/notebook-world"
+code(SPLIT_PARAMETERS + r'''MODEL_DIR = "models/notebook-world"
 PARAMS = {"two_tower": {"epochs": 8}}  # HybridRecommender parameters
 TWO_TOWER_BUNDLE = None   # e.g. "models/notebook-two-tower" from notebook 02''', tags=['parameters']),
 code(SETUP),
