@@ -342,6 +342,10 @@ class ContentModel(BaseEstimator):
             uris = list(uris)
         return positions(self._uri_index(), uris)
 
+    def rows_of(self, uris: Sequence[str]) -> np.ndarray:
+        """Row of each URI in this model (-1 when unknown), for ``similarity(candidate_rows=…)``."""
+        return self._rows(uris)
+
     def _uri_index(self):
         """``index_`` as a ``pandas.Index`` (row order), built once: candidate sets map thousands of URIs."""
         cached = getattr(self, "_uri_index_", None)
@@ -437,8 +441,8 @@ class ContentModel(BaseEstimator):
             out[both] = (wn * num[both] + wt * text[both]) / (wn + wt)
         return out
 
-    def similarity(self, seed_uris: Sequence[str], candidate_uris: Sequence[str], feature_weights=None, *,
-                   seed_weights=None, title: str | None = None) -> dict[str, np.ndarray]:
+    def similarity(self, seed_uris: Sequence[str], candidate_uris: Sequence[str] = (), feature_weights=None, *,
+                   seed_weights=None, title: str | None = None, candidate_rows=None) -> dict[str, np.ndarray]:
         """How close each candidate is to the playlist made of ``seed_uris`` (and ``title``).
 
         Parameters
@@ -454,6 +458,9 @@ class ContentModel(BaseEstimator):
             Weight of each seed in the playlist's centre (e.g. more for recent tracks).
         title : str, default=None
             The playlist's title: its words join the text centre (weight ``query_title_weight``).
+        candidate_rows : array of int, default=None
+            The candidates as rows of this model (``rows_of``; -1 unknown) instead of ``candidate_uris``, for a
+            caller that maps URIs once.
 
         Returns
         -------
@@ -463,7 +470,7 @@ class ContentModel(BaseEstimator):
             part exists.
         """
         q = self._query(seed_uris, seed_weights, title, feature_weights)
-        rows = self._rows(candidate_uris)
+        rows = self._rows(candidate_uris) if candidate_rows is None else np.asarray(candidate_rows, np.int64)
         num, text = self._score(q, rows)
         return {"num": num, "text": text, "combined": self._combine(num, text)}
 

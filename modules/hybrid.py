@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from modules.base import PlaylistRecommender, popularity_order, positions, single_thread_blas
+from modules.base import PlaylistRecommender, popularity_order, positions, single_thread_native
 from modules.challenge import SplitError, split_store
 from modules.metrics import evaluate
 
@@ -56,16 +56,27 @@ class CandidateSet:
     """One playlist's candidates with their features.
 
     ``uris`` has shape ``[n]``; ``X`` is ``[n, n_features]`` in ``feature_names`` order; ``rule_rows`` is the
-    best firing rule per candidate (-1 where none), for explanations.
+    best firing rule per candidate (-1 where none), for explanations; ``ids`` order like the URIs (training
+    tracks are numbered in URI order), a cheap tie-break.
     """
 
     uris: np.ndarray
     X: np.ndarray
     feature_names: tuple[str, ...]
     rule_rows: np.ndarray
+    ids: np.ndarray
 
     def column(self, name: str) -> np.ndarray:
         return self.X[:, self.feature_names.index(name)]
+
+    def order(self, score: np.ndarray, k: int | None = None) -> np.ndarray:
+        """Positions of the ``k`` best candidates by ``score`` (ties by URI), best first."""
+        if k is not None and k < len(score):
+            # only the candidates that can make the top k (ties at the cut included) are sorted
+            cut = np.partition(-score, k - 1)[k - 1]
+            keep = np.flatnonzero(-score <= cut)
+            return keep[np.lexsort((self.ids[keep], -score[keep]))][:k]
+        return np.lexsort((self.ids, -score))[:k]
 
 
 class HybridRecommender(PlaylistRecommender):
@@ -88,8 +99,9 @@ class HybridRecommender(PlaylistRecommender):
     fusion_cuts : int, default=4
         Cuts per validation playlist the fusion learns from: the official one plus others in the categories the
         playlist is long enough for (so 10 per category still teaches every kind of playlist).
-    fusion : {"auto", "hgb", "logistic"}, default="auto"
+    fusion : {"auto", "hgb", "logistic", "logistic_by_length"}, default="auto"
         The fusion model; ``"auto"`` picks by two-fold cross-fitted NDCG on the validation playlists.
+        ``"logistic_by_length"`` fits one logistic regression per playlist-length bucket.
     two_tower, rules, content, als : dict, default=None
         Parameters of each part (``TwoTowerRecommender``, ``RuleRecommender``, ``ContentModel``,
         ``ALSRecommender``).
@@ -146,65 +158,73 @@ class HybridRecommender(PlaylistRecommender):
             if isinstance(v, bool) or not isinstance(v, int) or v < (1 if name == "n_candidates" else 0):
                 raise HybridError(f"The {name!r} parameter of HybridRecommender must be an int >= "
                                   f"{1 if name == 'n_candidates' else 0}. Got {v!r} instead.")
-        if self.fusion not in ("auto", "hgb", "logistic"):
-            raise HybridError(f"The 'fusion' parameter of HybridRecommender must be 'auto', 'hgb' or 'logistic'. "
-                              f"Got {self.fusion!r} instead.")
+        if self.fusion not in ("auto", *FUSION_KINDS):
+            raise HybridError(f"The 'fusion' parameter of HybridRecommender must be 'auto' or one of "
+                              f"{list(FUSION_KINDS)}. Got {self.fusion!r} instead.")
         return tuple(p for p in PARTS if p in parts)
 
     # -- fitting ----------------------------------------------------------------------------------------
     def fit(self, store, pids=None):
         """Fit the parts, learn the fusion on validation playlists carved from ``store`` (``pids``), refit the
-        cheap parts (rules, content) on all training playlists. Returns ``self``."""
-        from modules.content import ContentModel
-        from modules.rules import RuleRecommender
-        from modules.two_tower import TwoTowerRecommender
-
-        parts = self._check_params()
+        cheap parts (rules, content, ALS) on all training playlists. Returns ``self``."""
         t0 = time.perf_counter()
         all_pids = store.playlists["pid"].to_numpy() if pids is None else np.unique(np.asarray(pids, np.int64))
-        split, per_cat = self._validation_split(store, all_pids)
-        inner = split.train_pids if split is not None else all_pids
-        self.parts_ = parts
-        self.feature_names_ = BASE_FEATURES + tuple(f for p in parts for f in PART_FEATURES[p])
-
-        tt_params = {"seed": self.seed, "show_progress": self.show_progress, **(self.two_tower or {})}
-        tt_params.setdefault("validation_per_category", per_cat)
-        if self.features is not None:
-            tt_params.setdefault("features", self.features)
-        if self.two_tower_bundle:
-            self.two_tower_ = self._pretrained_two_tower(store, inner, per_cat)
-        else:
-            log.info("hybrid: training the two-tower on %d playlists", len(all_pids))
-            self.two_tower_ = TwoTowerRecommender(**tt_params).fit(store, all_pids)
-
-        def fit_cheap(pids_):
-            rules = content = als = None
-            if "rules" in parts:
-                rules = RuleRecommender(**self._rule_params(len(pids_))).fit(store, pids_).model_
-            if "content" in parts:
-                content = ContentModel(**(self.content or {})).fit(self.features, store, pids_)
-            if "als" in parts:
-                from modules.baselines import ALSRecommender
-
-                als = ALSRecommender(**{"seed": self.seed, **(self.als or {})}).fit(store, pids_)
-            return rules, content, als
-
-        self.validation_ = {}
+        split = self.fit_validation_stage(store, all_pids)
+        self.validation_, self.blend_ = {}, None
         if split is None:
             log.warning("hybrid: no validation playlists; fusion falls back to the two-tower order")
             self.fusion_kind_, self.fusion_ = "two_tower", None
         else:
-            # every table the features read comes from the playlists outside the validation split: a held-out
-            # track must not be "popular" because its own validation playlist counted it
-            self._fit_tables(store, inner)
-            self.rules_, self.content_, self.als_ = fit_cheap(inner)
             self._learn_fusion(split, store)
         self._fit_tables(store, all_pids)
-        self.rules_, self.content_, self.als_ = fit_cheap(all_pids)
+        self._fit_parts(store, all_pids)
         self.fallback_ = popularity_order(store, all_pids)
         self.fit_seconds_ = time.perf_counter() - t0
         self.fitted_ = True
         return self
+
+    def fit_validation_stage(self, store, all_pids):
+        """Carve the validation split, train (or reuse) the two-tower, and fit the other parts on the playlists
+        outside the split; returns the split (``None`` when the data is too small for one).
+
+        Every table the fusion's features read comes from the playlists outside the validation split: a held-out
+        track must not be "popular" because its own validation playlist counted it."""
+        from modules.two_tower import TwoTowerRecommender
+
+        parts = self._check_params()
+        split, per_cat = self._validation_split(store, all_pids)
+        inner = split.train_pids if split is not None else all_pids
+        self.parts_ = parts
+        self.feature_names_ = BASE_FEATURES + tuple(f for p in parts for f in PART_FEATURES[p])
+        if self.two_tower_bundle:
+            self.two_tower_ = self._pretrained_two_tower(store, inner, per_cat)
+        else:
+            tt_params = {"seed": self.seed, "show_progress": self.show_progress, **(self.two_tower or {})}
+            tt_params.setdefault("validation_per_category", per_cat)
+            if self.features is not None:
+                tt_params.setdefault("features", self.features)
+            log.info("hybrid: training the two-tower on %d playlists", len(all_pids))
+            self.two_tower_ = TwoTowerRecommender(**tt_params).fit(store, all_pids)
+        if split is not None:
+            self._fit_tables(store, inner)
+            self._fit_parts(store, inner)
+        return split
+
+    def _fit_parts(self, store, pids) -> None:
+        """Fit the cheap parts (rules, content, ALS) that are switched on."""
+        from modules.content import ContentModel
+        from modules.rules import RuleRecommender
+
+        self.rules_ = self.content_ = self.als_ = None
+        self._ids_ = None
+        if "rules" in self.parts_:
+            self.rules_ = RuleRecommender(**self._rule_params(len(pids))).fit(store, pids).model_
+        if "content" in self.parts_:
+            self.content_ = ContentModel(**(self.content or {})).fit(self.features, store, pids)
+        if "als" in self.parts_:
+            from modules.baselines import ALSRecommender
+
+            self.als_ = ALSRecommender(**{"seed": self.seed, **(self.als or {})}).fit(store, pids)
 
     def _pretrained_two_tower(self, store, inner, per_cat):
         """A two-tower trained earlier (``train-two-tower``) on exactly these playlists, with the same validation
@@ -243,8 +263,7 @@ class HybridRecommender(PlaylistRecommender):
         """Per-track lookups used by the features: popularity, artist and album codes."""
         tr = store.tracks
         self.track_uris_ = tr["track_uri"].to_numpy().astype(str)
-        self.track_index_ = {u: i for i, u in enumerate(self.track_uris_.tolist())}
-        self._uri_index_ = None
+        self._ids_ = None
         _, self.artist_code_ = np.unique(tr["artist_uri"].to_numpy().astype(str), return_inverse=True)
         _, self.album_code_ = np.unique(tr["album_uri"].to_numpy().astype(str), return_inverse=True)
         inter = store.interactions(pids)
@@ -252,30 +271,40 @@ class HybridRecommender(PlaylistRecommender):
         self.pop_log_ = np.log1p(counts).astype(np.float32)
         self.popular_ = self.track_uris_[np.lexsort((self.track_uris_, -counts))[: max(self.n_popular_candidates, 1)]]
 
-    def _uri_index(self):
-        """The training tracks as a ``pandas.Index`` (built once, not saved)."""
-        if getattr(self, "_uri_index_", None) is None:
-            import pandas as pd
+    def _ids(self) -> _IdMaps:
+        """Integer maps between the parts' own track orders and one id space (built once per fitted state)."""
+        ids = getattr(self, "_ids_", None)
+        if ids is None:
+            ids = self._ids_ = _IdMaps.build(self)
+        return ids
 
-            self._uri_index_ = pd.Index(self.track_uris_.astype(object), dtype=object)
-        return self._uri_index_
+    def unknown(self, uris) -> list[str]:
+        """The URIs that are not training tracks (they add nothing as seeds)."""
+        uris = list(uris)
+        ids = self._ids().of(uris)
+        return [u for u, i in zip(uris, ids.tolist()) if not 0 <= i < self._ids().n_known]
 
     # -- features ---------------------------------------------------------------------------------------
     def candidate_set(self, seeds: list[str], title: str | None, feature_weights=None) -> CandidateSet:
-        """Candidates of one playlist with their features (seeds excluded)."""
-        seed_set = set(seeds)
+        """Candidates of one playlist with their features (seeds excluded).
+
+        Every part's candidates are integer ids of one id space (``_IdMaps``), so the pool is built and each
+        feature column filled by array indexing; URIs are looked up once, for the seeds."""
+        ids = self._ids()
+        n_known = ids.n_known
+        seed_g = ids.of(seeds)
         # the same tower asked about the last few seeds only (one batched call with the whole playlist): the
         # held-out tracks continue the playlist's end
         recent = len(seeds) > RECENT_SEEDS
-        answers = self.two_tower_.candidates_batch([seeds, seeds[-RECENT_SEEDS:]] if recent else [seeds],
-                                                   [title, title] if recent else [title], self.n_candidates)
-        tt_uris, tt_scores = answers[0]
-        pool = dict.fromkeys(tt_uris)
+        answers = self.two_tower_.top_batch([seeds, seeds[-RECENT_SEEDS:]] if recent else [seeds],
+                                            [title, title] if recent else [title], self.n_candidates)
+        tt_top, tt_scores = answers[0]
+        tt_g = ids.tt[tt_top]
+        sources = [tt_g]
         rs = None
-        if self.rules_ is not None and seeds:
-            rs = self.rules_.score(seeds, k=self.n_rule_candidates or None) if self.n_rule_candidates else None
-            if rs is not None:
-                pool.update(dict.fromkeys(rs.uris.tolist()))
+        if self.rules_ is not None and seeds and self.n_rule_candidates:
+            rs = self.rules_.score(seeds, k=self.n_rule_candidates)
+            sources.append(ids.rules[rs.ids])
         als_scores = None
         if getattr(self, "als_", None) is not None:
             m = self.als_.matrix_
@@ -284,49 +313,64 @@ class HybridRecommender(PlaylistRecommender):
                 als_scores = self.als_.model_.item_factors @ self.als_.fold_in(known_idx)
                 als_scores[known_idx] = -np.inf
                 top = np.argpartition(-als_scores, min(self.n_rule_candidates, len(als_scores) - 1))
-                pool.update(dict.fromkeys(m.uris[top[: self.n_rule_candidates]].tolist()))
-        pool.update(dict.fromkeys(u for u in self.popular_.tolist()[: self.n_popular_candidates]))
-        uris = np.array([u for u in pool if u not in seed_set], dtype=object)
-        n = len(uris)
-        cols: dict[str, np.ndarray] = {}
+                sources.append(ids.als[top[: self.n_rule_candidates]])
+        sources.append(ids.popular[: self.n_popular_candidates])
+        pool = np.concatenate(sources)
+        _, first = np.unique(pool, return_index=True)
+        pool = pool[np.sort(first)]
+        pool = pool[~np.isin(pool, seed_g)]
+        uris = ids.uris[pool]
+        n = len(pool)
+        slot = np.full(len(ids.uris), -1, np.int64)
+        slot[pool] = np.arange(n)
 
-        idx = self.track_index_
-        rows = positions(self._uri_index(), uris)
-        known = rows >= 0
-        cols["pop_log"] = np.where(known, self.pop_log_[np.maximum(rows, 0)], 0.0)
-        seed_rows = np.array([idx[s] for s in seeds if s in idx], np.int64)
+        def place(gids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            """(rows of the pool these ids fill, which of the ids are in the pool)."""
+            p = slot[gids]
+            return p[p >= 0], p >= 0
+
+        cols: dict[str, np.ndarray] = {}
+        known = pool < n_known
+        rows = np.where(known, pool, 0)
+        cols["pop_log"] = np.where(known, self.pop_log_[rows], 0.0)
+        seed_rows = seed_g[(seed_g >= 0) & (seed_g < n_known)]
         ns = max(len(seeds), 1)
         for name, codes in (("same_artist", self.artist_code_), ("same_album", self.album_code_)):
             if len(seed_rows):
                 sc, cnt = np.unique(codes[seed_rows], return_counts=True)
-                cand = codes[np.maximum(rows, 0)]
+                cand = codes[rows]
                 pos = np.clip(np.searchsorted(sc, cand), 0, len(sc) - 1)
                 cols[name] = np.where(known & (sc[pos] == cand), cnt[pos], 0) / ns
             else:
                 cols[name] = np.zeros(n)
         # the playlist's last seed: people add runs of one artist or album, and the held-out tracks follow it
-        last = idx.get(seeds[-1], -1) if seeds else -1
+        last = int(seed_g[-1]) if len(seeds) and 0 <= seed_g[-1] < n_known else -1
         for name, codes in (("same_artist_last", self.artist_code_), ("same_album_last", self.album_code_)):
-            cols[name] = (known & (codes[np.maximum(rows, 0)] == codes[last])).astype(np.float64) if last >= 0 \
-                else np.zeros(n)
+            cols[name] = (known & (codes[rows] == codes[last])).astype(np.float64) if last >= 0 else np.zeros(n)
         cols["n_seeds_log"] = np.full(n, np.log1p(len(seeds)))
         cols["known_share"] = np.full(n, len(seed_rows) / ns if seeds else 0.0)
         cols["has_title"] = np.full(n, 1.0 if title else 0.0)
 
-        if recent:
-            r_uris, r_scores = answers[1]
-            rp = positions(r_uris, uris)
-            cols["tt_recent"] = np.where(rp >= 0, r_scores[np.maximum(rp, 0)] if len(r_scores) else 0.0, np.nan)
-        tpos = positions(tt_uris, uris)
-        found = tpos >= 0
-        top = float(tt_scores[0]) if len(tt_scores) else 0.0
         floor = float(tt_scores[-1]) if len(tt_scores) else 0.0
-        cols["tt_score"] = np.where(found, tt_scores[np.maximum(tpos, 0)] if len(tt_scores) else 0.0, floor)
-        cols["tt_gap"] = cols["tt_score"] - top
-        cols["tt_z"] = _zscore(cols["tt_score"])
-        cols["tt_rank_log"] = np.log1p(np.where(found, tpos, len(tt_uris)))
+        tt_score = np.full(n, floor, np.float64)
+        tpos = np.full(n, len(tt_g), np.int64)
+        at, ok = place(tt_g)
+        tt_score[at] = tt_scores[ok]
+        tpos[at] = np.flatnonzero(ok)
+        found = tpos < len(tt_g)
+        cols["tt_score"] = tt_score
+        cols["tt_gap"] = tt_score - (float(tt_scores[0]) if len(tt_scores) else 0.0)
+        cols["tt_z"] = _zscore(tt_score)
+        cols["tt_rank_log"] = np.log1p(tpos)
         cols["tt_found"] = found.astype(np.float64)
-        cols.setdefault("tt_recent", cols["tt_score"])
+        if recent:
+            r_top, r_scores = answers[1]
+            tt_recent = np.full(n, np.nan)
+            at, ok = place(ids.tt[r_top])
+            tt_recent[at] = r_scores[ok]
+            cols["tt_recent"] = tt_recent
+        else:
+            cols["tt_recent"] = tt_score
 
         rule_rows = np.full(n, -1, np.int64)
         if "rules" in self.parts_:
@@ -335,33 +379,31 @@ class HybridRecommender(PlaylistRecommender):
             lift = np.zeros(n)
             rank = np.full(n, np.log1p(self.n_rule_candidates + 1))
             if rs is not None and len(rs):
-                p = positions(rs.uris, uris)
-                hit = p >= 0
-                score[hit] = rs.scores[p[hit]]
-                rank[hit] = np.log1p(p[hit])
-                rule_rows[hit] = rs.best_rule[p[hit]]
-                if hit.any():
-                    m = self.rules_.rules.metrics(rule_rows[hit])
-                    conf[hit] = m["confidence"]
-                    lift[hit] = np.log(np.maximum(m["lift"], 1e-9))
-            recent = np.zeros(n)
+                at, ok = place(ids.rules[rs.ids])
+                score[at] = rs.scores[ok]
+                rank[at] = np.log1p(np.flatnonzero(ok))
+                rule_rows[at] = rs.best_rule[ok]
+                if len(at):
+                    m = self.rules_.rules.metrics(rule_rows[at])
+                    conf[at] = m["confidence"]
+                    lift[at] = np.log(np.maximum(m["lift"], 1e-9))
+            rule_recent = np.zeros(n)
             if rs is not None and len(rs) and len(seeds) > RECENT_SEEDS:
                 rr = self.rules_.score(seeds[-RECENT_SEEDS:])
-                p = positions(rr.uris, uris)
-                recent[p >= 0] = rr.scores[p[p >= 0]]
+                at, ok = place(ids.rules[rr.ids])
+                rule_recent[at] = rr.scores[ok]
             elif rs is not None:
-                recent = score
-            cols.update(rule_score=score, rule_norm=score / max(len(seed_rows), 1), rule_recent=recent,
+                rule_recent = score
+            cols.update(rule_score=score, rule_norm=score / max(len(seed_rows), 1), rule_recent=rule_recent,
                         rule_conf=conf, rule_lift_log=lift, rule_rank_log=rank,
                         rule_found=(rule_rows >= 0).astype(np.float64))
         if "content" in self.parts_:
-            sim = self.content_.similarity(seeds, uris.tolist(), feature_weights, title=title)
+            sim = self.content_.similarity(seeds, (), feature_weights, title=title, candidate_rows=ids.content[pool])
             cols.update(cont_num=sim["num"], cont_text=sim["text"], cont_combined=sim["combined"],
                         cont_z=_zscore(sim["combined"]))
         if "als" in self.parts_:
             if als_scores is not None:
-                m = self.als_.matrix_
-                arow = m.positions(uris)
+                arow = ids.als_row[pool]
                 sc = np.where(arow >= 0, als_scores[np.maximum(arow, 0)], np.nan)
                 rank = np.argsort(np.argsort(-np.nan_to_num(sc, nan=-np.inf), kind="stable"), kind="stable")
                 cols.update(als_score=sc, als_z=_zscore(sc), als_rank_log=np.log1p(rank.astype(np.float64)))
@@ -369,7 +411,7 @@ class HybridRecommender(PlaylistRecommender):
                 cols.update(als_score=np.full(n, np.nan), als_z=np.full(n, np.nan), als_rank_log=np.full(n, np.nan))
         X = np.column_stack([np.asarray(cols[f], np.float64) for f in self.feature_names_]) if n else \
             np.zeros((0, len(self.feature_names_)))
-        return CandidateSet(uris, X, self.feature_names_, rule_rows)
+        return CandidateSet(uris, X, self.feature_names_, rule_rows, pool)
 
     # -- fusion -----------------------------------------------------------------------------------------
     def _fusion_examples(self, split, store) -> list[tuple[int, bool, list[str], str | None, set[str]]]:
@@ -403,61 +445,139 @@ class HybridRecommender(PlaylistRecommender):
                             {full[j] for j in h_pos}))
         return out
 
-    def _learn_fusion(self, split, store) -> None:
-        pls = split.challenge["playlists"]
+    def fusion_data(self, split, store) -> dict:
+        """Candidate sets, labels and cross-fitting folds of every validation cut (the fusion's training data)."""
         examples = self._fusion_examples(split, store)
-        sets, groups, labels, official = [], [], [], []
-        for g, is_official, seeds, title, held in tqdm(examples, desc="fusion features", unit="cut",
-                                                        disable=not self.show_progress):
+        sets, groups, labels = [], [], []
+        for g, _official, seeds, title, held in tqdm(examples, desc="fusion features", unit="cut",
+                                                     disable=not self.show_progress):
             cs = self.candidate_set(seeds, title)
             sets.append(cs)
             labels.append(np.fromiter((u in held for u in cs.uris), bool, len(cs.uris)))
             groups.append(np.full(len(cs.uris), g))
-            official.append(is_official)
-        X = np.concatenate([s.X for s in sets])
-        y = np.concatenate(labels)
-        fold = np.concatenate(groups) % 2
-        first = {g: i for i, (g, is_official, *_) in enumerate(examples) if is_official}
-        artist_of = dict(zip(store.tracks["track_uri"], store.tracks["artist_name"]))
-        kinds = ("hgb", "logistic") if self.fusion == "auto" else (self.fusion,)
-        results = {}
+        return {"examples": examples, "sets": sets, "labels": labels, "X": np.concatenate([s.X for s in sets]),
+                "y": np.concatenate(labels), "fold": np.concatenate(groups) % 2,
+                "first": {g: i for i, (g, is_official, *_) in enumerate(examples) if is_official},
+                "artist_of": dict(zip(store.tracks["track_uri"], store.tracks["artist_name"]))}
+
+    def cross_fitted_scores(self, data: dict, kind: str, params: dict | None = None) -> list[np.ndarray]:
+        """Fusion ``kind``'s score of every validation cut, each from a model fitted on the other fold's playlists."""
+        X, y, fold, sets = data["X"], data["y"], data["fold"], data["sets"]
+        n_seeds_col = self.feature_names_.index("n_seeds_log")
+        out: list[np.ndarray] = [np.zeros(0)] * len(sets)
+        for f in (0, 1):
+            tr = fold != f
+            model = _make_fusion(kind, self.seed, params, n_seeds_col).fit(X[tr], y[tr])
+            for i, (g, *_rest) in enumerate(data["examples"]):
+                if g % 2 == f:
+                    out[i] = _fusion_score(model, sets[i].X)
+        return out
+
+    def cross_fit(self, data: dict, split, kind: str, params: dict | None = None, scores=None) -> dict:
+        """Metrics of fusion ``kind`` (or of given per-cut ``scores``), cross-fitted: per category on the official
+        cuts, and ``"ALL_CUTS"`` (mean NDCG / R-precision over every cut, four times the examples, so less noisy)
+        which ``fit`` chooses by."""
+        from modules.metrics import score_playlist
+
+        pls = split.challenge["playlists"]
+        sets, first = data["sets"], data["first"]
+        if scores is None:
+            scores = self.cross_fitted_scores(data, kind, params)
+        rows, per_cut = {}, []
+        for i, (g, _official, _seeds, _title, held) in enumerate(data["examples"]):
+            top = sets[i].uris[sets[i].order(scores[i], 500)].tolist()
+            per_cut.append(score_playlist(top, list(held)))
+            if first[g] == i:
+                rows[pls[g]["pid"]] = top
+        summary = evaluate(rows, split.truth, artist_of=data["artist_of"]).summary()
+        summary["ALL_CUTS"] = {m: float(np.mean([c[m] for c in per_cut])) for m in ("ndcg", "r_precision")}
+        summary["ALL_CUTS"]["count"] = len(per_cut)
+        return summary
+
+    def choose_blend(self, data: dict, scores: list[np.ndarray]) -> tuple[dict, list[np.ndarray]]:
+        """Per playlist-length bucket, the weights ``(a, c)`` of ``z(logit fusion) + a·ALS z + c·two-tower z`` with
+        the best mean NDCG over the validation cuts (``BLEND_GRID``; the fusion scores are cross-fitted). Returns
+        the weights chosen on all cuts, and blended scores whose weights were chosen on the *other* fold (an
+        honest estimate of what the blend adds)."""
+        from modules.metrics import score_playlist
+
+        sets, examples = data["sets"], data["examples"]
+        a_grid = BLEND_GRID if "als" in self.parts_ else (0.0,)
+        combos = [(a, c) for a in a_grid for c in BLEND_GRID]
+        ndcg = np.zeros((len(sets), len(combos)))
+        for i, (_g, _official, _seeds, _title, held) in enumerate(examples):
+            for j, (a, c) in enumerate(combos):
+                top = sets[i].uris[sets[i].order(_blend(scores[i], sets[i], a, c), 500)].tolist()
+                ndcg[i, j] = score_playlist(top, list(held))["ndcg"]
+        bucket = np.searchsorted(np.asarray(BLEND_BUCKETS), [len(e[2]) for e in examples], side="right")
+        fold = np.array([e[0] % 2 for e in examples])
+
+        def pick(rows):
+            return {int(b): combos[int(np.argmax(ndcg[rows & (bucket == b)].mean(axis=0)))]
+                    for b in np.unique(bucket[rows]).tolist()}
+
+        chosen = pick(np.ones(len(sets), bool))
+        honest = list(scores)
+        for f in (0, 1):
+            other = pick(fold != f)
+            for i in np.flatnonzero(fold == f):
+                a, c = other.get(int(bucket[i]), (0.0, 0.0))
+                honest[i] = _blend(scores[i], sets[i], a, c)
+        return chosen, honest
+
+    def _learn_fusion(self, split, store) -> None:
+        pls = split.challenge["playlists"]
+        data = self.fusion_data(split, store)
+        sets, labels, first, y = data["sets"], data["labels"], data["first"], data["y"]
+        kinds = FUSION_KINDS if self.fusion == "auto" else (self.fusion,)
+        results, blends, blend_evals = {}, {}, {}
         for kind in kinds:
-            rows = {}
-            for f in (0, 1):
-                model = _make_fusion(kind, self.seed).fit(X[fold != f], y[fold != f])
-                for g in range(f, len(pls), 2):
-                    s = sets[first[g]]
-                    score = _fusion_score(model, s.X)
-                    rows[pls[g]["pid"]] = s.uris[np.lexsort((s.uris, -score))][:500].tolist()
-            results[kind] = evaluate(rows, split.truth, artist_of=artist_of).summary()
-        tt_rows = {p["pid"]: sets[first[g]].uris[np.lexsort((sets[first[g]].uris,
-                                                              -sets[first[g]].column("tt_score")))][:500].tolist()
+            scores = self.cross_fitted_scores(data, kind)
+            results[kind] = self.cross_fit(data, split, kind, scores=scores)
+            blends[kind], blended = self.choose_blend(data, scores)
+            blend_evals[kind] = self.cross_fit(data, split, kind, scores=blended)
+        tt_rows = {p["pid"]: sets[first[g]].uris[sets[first[g]].order(sets[first[g]].column("tt_score"), 500)].tolist()
                    for g, p in enumerate(pls)}
-        tt_eval = evaluate(tt_rows, split.truth, artist_of=artist_of).summary()
-        best = max(kinds, key=lambda k: results[k]["ALL"]["ndcg"])
+        tt_eval = evaluate(tt_rows, split.truth, artist_of=data["artist_of"]).summary()
+        # what is served is the blend, so the blend's honest estimate decides
+        best = max(kinds, key=lambda k: blend_evals[k]["ALL_CUTS"]["ndcg"])
         self.fusion_kind_ = best
-        self.fusion_ = _make_fusion(best, self.seed).fit(X, y)
+        self.fusion_ = _make_fusion(best, self.seed, n_seeds_col=self.feature_names_.index("n_seeds_log")).fit(
+            data["X"], y)
+        self.blend_, blend_eval = blends[best], blend_evals[best]
         n_held = sum(len(t["tracks"]) for t in split.truth.values())
         found = sum(int(labels[first[g]].sum()) for g in range(len(pls)))
-        self.validation_ = {"playlists": len(pls), "cuts": len(examples), "candidates": int(len(y)),
+        self.validation_ = {"playlists": len(pls), "cuts": len(data["examples"]), "candidates": int(len(y)),
                             "positives": int(y.sum()), "candidate_recall": found / max(n_held, 1),
-                            "fusion": {k: v["ALL"] for k, v in results.items()}, "chosen": best,
-                            "two_tower_alone": tt_eval["ALL"], "per_category": results[best],
+                            "fusion": {k: v["ALL"] for k, v in results.items()},
+                            "fusion_all_cuts": {k: v["ALL_CUTS"] for k, v in results.items()}, "chosen": best,
+                            "blend": {"weights": {str(b): list(w) for b, w in self.blend_.items()},
+                                      "official": blend_eval["ALL"], "all_cuts": blend_eval["ALL_CUTS"],
+                                      "all_cuts_by_fusion": {k: v["ALL_CUTS"] for k, v in blend_evals.items()}},
+                            "two_tower_alone": tt_eval["ALL"], "per_category": blend_eval,
                             "two_tower_per_category": tt_eval}
-        log.info("hybrid: fusion %s, validation NDCG %.4f (two-tower alone %.4f) on %d playlists, %d cuts", best,
-                 results[best]["ALL"]["ndcg"], tt_eval["ALL"]["ndcg"], len(pls), len(examples))
+        log.info("hybrid: fusion %s, validation NDCG %.4f over %d cuts, %.4f blended (%.4f on the official cuts; "
+                 "two-tower alone %.4f)", best, results[best]["ALL_CUTS"]["ndcg"], len(data["examples"]),
+                 blend_eval["ALL_CUTS"]["ndcg"], blend_eval["ALL"]["ndcg"], tt_eval["ALL"]["ndcg"])
 
     def score_candidates(self, cs: CandidateSet) -> np.ndarray:
-        """Fused scores of a candidate set (higher is better)."""
+        """Fused scores of a candidate set (higher is better): the fusion, blended with the ALS and two-tower
+        z-scores by the weights ``fit`` chose for the playlist's length."""
         if self.fusion_ is None:
             return cs.column("tt_score")
-        return _fusion_score(self.fusion_, cs.X)
+        p = _fusion_score(self.fusion_, cs.X)
+        blend = getattr(self, "blend_", None)
+        if not blend or len(p) == 0:
+            return p
+        n_seeds = int(np.rint(np.expm1(cs.column("n_seeds_log")[0])))
+        a, c = blend.get(int(np.searchsorted(np.asarray(BLEND_BUCKETS), n_seeds, side="right")), (0.0, 0.0))
+        return _blend(p, cs, a, c)
 
     def _recommend(self, seeds, title, k):
-        with single_thread_blas():
+        with single_thread_native():
             cs = self.candidate_set(seeds, title)
             score = self.score_candidates(cs)
-        order = np.lexsort((cs.uris, -score))[:k]
+        order = cs.order(score, k)
         return cs.uris[order].tolist(), score[order]
 
     # -- persistence ------------------------------------------------------------------------------------
@@ -480,7 +600,7 @@ class HybridRecommender(PlaylistRecommender):
             written["als"] = "als.joblib"
         state = {k: getattr(self, k) for k in ("parts_", "feature_names_", "fusion_kind_", "fusion_", "validation_",
                                                 "track_uris_", "artist_code_", "album_code_", "pop_log_",
-                                                "popular_", "fallback_", "fit_seconds_")}
+                                                "popular_", "fallback_", "fit_seconds_", "blend_")}
         state["params"] = {k: v for k, v in self.get_params().items() if k != "features"}
         joblib.dump(state, path / "fusion.joblib")
         written["fusion"] = "fusion.joblib"
@@ -499,7 +619,6 @@ class HybridRecommender(PlaylistRecommender):
         self = cls(**state.pop("params"))
         for k, v in state.items():
             setattr(self, k, v)
-        self.track_index_ = {u: i for i, u in enumerate(self.track_uris_.tolist())}
         self.two_tower_ = TwoTowerRecommender.load(path)
         aggregation = (self.rules or {}).get("aggregation", "sum_confidence")
         self.rules_ = RuleModel.load(path / "rules.parquet", aggregation) if "rules" in self.parts_ else None
@@ -513,6 +632,68 @@ class HybridRecommender(PlaylistRecommender):
                  "fusion_cuts", "fusion", "two_tower", "rules", "content", "als", "two_tower_bundle", "features",
                  "seed", "show_progress")
         return {k: getattr(self, k) for k in names}
+
+
+@dataclass
+class _IdMaps:
+    """One integer id space for the candidates: the training tracks first (``id < n_known``, the rows of the
+    hybrid's per-track tables), then any track a part knows that the training tracks do not. Each part's own
+    order maps into it (``tt``, ``rules``, ``als``, ``popular``) and back (``als_row``, ``content``: -1 where the
+    part does not know the track)."""
+
+    uris: np.ndarray
+    n_known: int
+    index: object
+    tt: np.ndarray
+    rules: np.ndarray
+    als: np.ndarray
+    popular: np.ndarray
+    als_row: np.ndarray
+    content: np.ndarray
+
+    @classmethod
+    def build(cls, h: HybridRecommender) -> _IdMaps:
+        import pandas as pd
+
+        uris = np.asarray(h.track_uris_, dtype=object)
+        n_known = len(uris)
+        lists = {"tt": h.two_tower_.candidate_uris_,
+                 "rules": h.rules_.rules.track_uris if h.rules_ is not None else np.zeros(0, object),
+                 "als": h.als_.matrix_.uris if getattr(h, "als_", None) is not None else np.zeros(0, object),
+                 "popular": h.popular_}
+        index = pd.Index(uris, dtype=object)
+        for key in ("tt", "rules", "als"):
+            extra = np.asarray(lists[key], dtype=object)
+            extra = extra[index.get_indexer(extra) < 0]
+            if len(extra):
+                uris = np.concatenate([uris, pd.unique(extra)])
+                index = pd.Index(uris, dtype=object)
+        maps = {k: positions(index, np.asarray(v, dtype=object)) for k, v in lists.items()}
+        als_row = np.full(len(uris), -1, np.int64)
+        als_row[maps["als"]] = np.arange(len(maps["als"]))
+        content = h.content_.rows_of(uris) if h.content_ is not None else np.full(len(uris), -1, np.int64)
+        return cls(uris, n_known, index, als_row=als_row, content=content, **maps)
+
+    def of(self, uris) -> np.ndarray:
+        """Ids of URIs (-1 when unknown to every part)."""
+        return positions(self.index, np.asarray(list(uris), dtype=object))
+
+
+# the blend's weights and the playlist lengths (seeds) they may change at: 0 | 1–4 | 5–9 | 10–24 | 25–99 | 100+
+BLEND_GRID = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0)
+BLEND_BUCKETS = (1, 5, 10, 25, 100)
+ALS_UNKNOWN_Z = -10.0  # a candidate ALS cannot score ranks last on the ALS side
+
+
+def _blend(fused: np.ndarray, cs: CandidateSet, a: float, c: float) -> np.ndarray:
+    """``z(logit fused) + a·ALS z + c·two-tower z`` within one playlist's candidates."""
+    p = np.clip(np.asarray(fused, np.float64), 1e-12, 1 - 1e-12)
+    out = _zscore(np.log(p) - np.log1p(-p))
+    if a and "als_z" in cs.feature_names:
+        out = out + a * np.nan_to_num(cs.column("als_z"), nan=ALS_UNKNOWN_Z)
+    if c:
+        out = out + c * cs.column("tt_z")
+    return out
 
 
 def _zscore(x: np.ndarray) -> np.ndarray:
@@ -529,7 +710,19 @@ HGB_DEFAULTS = {"max_iter": 100, "learning_rate": 0.1, "max_leaf_nodes": 31, "mi
                 "l2_regularization": 1.0}
 
 
-def _make_fusion(kind: str, seed: int, params: dict | None = None):
+FUSION_KINDS = ("hgb", "logistic", "logistic_by_length")
+# playlist lengths (seeds) where the fusion's weights change: title only | seeded (finer buckets, e.g. (1, 10),
+# validated no better on the 20k world: benchmarks/results/fusion-kinds/world-20000.json)
+LENGTH_BUCKETS = (1,)
+
+
+def _make_fusion(kind: str, seed: int, params: dict | None = None, n_seeds_col: int | None = None):
+    if kind == "logistic_by_length":
+        if n_seeds_col is None:
+            raise HybridError("the 'logistic_by_length' fusion needs the n_seeds_log column")
+        params = dict(params or {})
+        buckets = tuple(params.pop("buckets", LENGTH_BUCKETS))
+        return _FusionByLength(params.pop("base", "logistic"), seed, n_seeds_col, buckets, params)
     from sklearn.ensemble import HistGradientBoostingClassifier
     from sklearn.impute import SimpleImputer
     from sklearn.linear_model import LogisticRegression
@@ -541,8 +734,44 @@ def _make_fusion(kind: str, seed: int, params: dict | None = None):
             **{**HGB_DEFAULTS, **(params or {})}, early_stopping=False, random_state=seed))
     if kind == "logistic":
         return make_pipeline(SimpleImputer(strategy="constant", fill_value=0.0, keep_empty_features=True),
-                             StandardScaler(), LogisticRegression(C=1.0, max_iter=2000))
+                             StandardScaler(), LogisticRegression(**{"C": 1.0, "max_iter": 2000, **(params or {})}))
     raise HybridError(f"unknown fusion {kind!r}")
+
+
+class _FusionByLength:
+    """One fusion model per playlist-length bucket (``LENGTH_BUCKETS``), plus a pooled one for buckets with too
+    few positives. A single linear model must weigh ALS the same for a title-only playlist and a 100-seed one;
+    per bucket it need not (ALS is strong with many seeds, the title tower with none)."""
+
+    def __init__(self, kind: str, seed: int, n_seeds_col: int, buckets=LENGTH_BUCKETS, params: dict | None = None,
+                 min_positives: int = 50):
+        self.kind, self.seed, self.n_seeds_col, self.buckets = kind, seed, n_seeds_col, tuple(buckets)
+        self.params, self.min_positives = params, min_positives
+
+    def _bucket(self, X: np.ndarray) -> np.ndarray:
+        n_seeds = np.rint(np.expm1(X[:, self.n_seeds_col]))
+        return np.searchsorted(np.asarray(self.buckets), n_seeds, side="right")
+
+    def fit(self, X, y):
+        y = np.asarray(y, bool)
+        self.pooled_ = _make_fusion(self.kind, self.seed, self.params).fit(X, y)
+        bucket = self._bucket(X)
+        self.models_ = {}
+        for b in np.unique(bucket).tolist():
+            sel = bucket == b
+            if y[sel].sum() >= self.min_positives and (~y[sel]).any():
+                self.models_[b] = _make_fusion(self.kind, self.seed, self.params).fit(X[sel], y[sel])
+        return self
+
+    def predict_proba(self, X):
+        out = self.pooled_.predict_proba(X)
+        if self.models_:
+            bucket = self._bucket(X)
+            for b, model in self.models_.items():
+                sel = bucket == b
+                if sel.any():
+                    out[sel] = model.predict_proba(X[sel])
+        return out
 
 
 class _EmptyColumnsToZero:

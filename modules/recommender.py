@@ -30,7 +30,7 @@ import orjson
 import pandas as pd
 
 from modules import __version__
-from modules.base import positions, single_thread_blas
+from modules.base import positions, single_thread_native
 from modules.mpd import SUBMISSION_SIZE
 
 log = logging.getLogger(__name__)
@@ -217,7 +217,7 @@ class Recommender:
         seeds = list(dict.fromkeys(str(s) for s in seed_track_uris))
         title = title.strip() if isinstance(title, str) and title.strip() else None
         h = self.hybrid
-        with single_thread_blas():
+        with single_thread_native():
             cs = h.candidate_set(seeds, title, weights)
             if mode == "collaborative":
                 score = cs.column("tt_score")
@@ -225,7 +225,7 @@ class Recommender:
                 score = h.score_candidates(cs)
                 if weights and self.hybrid.content_ is not None:
                     score = self._emphasize(score, cs, weights, seeds)
-        order = np.lexsort((cs.uris, -score))[:k]
+        order = cs.order(score, k)
         uris = cs.uris[order].tolist()
         part = {n: (cs.column(c)[order] if c in cs.feature_names else np.full(len(order), np.nan))
                 for n, c in (("retrieval", "tt_score"), ("rules", "rule_score"), ("content", "cont_combined"))}

@@ -862,13 +862,15 @@ class RuleScores:
 
     ``uris`` and ``scores`` are arrays of shape ``[n_candidates]``; ``best_rule[i]`` is the row (in
     ``RuleModel.rules``) of the rule that best explains ``uris[i]`` (highest confidence, then lift);
-    ``firing`` holds every rule row whose antecedent is contained in the seeds.
+    ``firing`` holds every rule row whose antecedent is contained in the seeds; ``ids`` are the candidates'
+    positions in ``RuleSet.track_uris``.
     """
 
     uris: np.ndarray
     scores: np.ndarray
     best_rule: np.ndarray
     firing: np.ndarray
+    ids: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.uris)
@@ -1011,7 +1013,7 @@ class RuleModel:
             rows, cons = rows[keep], cons[keep]
         if len(rows) == 0:
             z = np.zeros(0, np.int64)
-            return RuleScores(np.zeros(0, object), np.zeros(0, np.float64), z, self.rule_ids_[rows])
+            return RuleScores(np.zeros(0, object), np.zeros(0, np.float64), z, self.rule_ids_[rows], z)
         n_items = len(self.pair_item_)
         conf, lift = self.confidence_[rows], self.lift_[rows]
         # best rule per candidate: highest confidence, then highest lift, then first row
@@ -1042,7 +1044,7 @@ class RuleModel:
         if k is not None:
             rank = rank[:k]
         return RuleScores(self.rules.track_uris[cand[rank]], score[rank], self.rule_ids_[best[rank]],
-                          self.rule_ids_[rows])
+                          self.rule_ids_[rows], cand[rank])
 
     def rule(self, row: int) -> dict:
         """One rule as a plain dict (antecedents, consequents, counts, support, confidence, lift, …)."""

@@ -17,7 +17,8 @@ Endpoints are plain ``def`` functions, so FastAPI runs them in its threadpool an
 ``Recommender.recommend`` is read-only over numpy arrays and TensorFlow functions, but the two-tower builds
 its query ``tf.function`` lazily on first use; the app warms it up before serving and bounds the number of
 recommendations computed at once (``concurrency``, default one per core: on a CPU-bound model more parallel
-calls only contend for the same cores and make every request slower; the rest wait their turn).
+calls only contend for the same cores and make every request slower; the rest wait their turn). ``:predict``
+requests that arrive together are answered by one SavedModel call (``MicroBatcher``).
 """
 
 from __future__ import annotations
@@ -139,6 +140,62 @@ class SavedModelPredictor:
                 for i in range(len(seed_lists))]
 
 
+class MicroBatcher:
+    """Answers concurrent calls of ``fn(seed_lists, titles)`` together: while one batch runs, the calls that arrive
+    queue up and the next batch takes them all (up to ``max_rows`` playlists), in arrival order.
+
+    A SavedModel call costs mostly per call, not per row, so under load one call serves many requests; an idle
+    server adds no wait (a lone request is a batch of one). One batch runs at a time; the thread whose request is
+    first in the queue runs the next batch, so no thread works for others after its own answer is ready.
+    """
+
+    def __init__(self, fn, max_rows: int = 256):
+        self.fn, self.max_rows = fn, max_rows
+        self._lock = threading.Lock()
+        self._queue: list[dict] = []
+        self._busy = False
+
+    def __call__(self, seed_lists: list[list[str]], titles: list[str]) -> list:
+        job = {"seeds": list(seed_lists), "titles": list(titles), "wake": threading.Event(), "done": False}
+        with self._lock:
+            self._queue.append(job)
+            lead, self._busy = not self._busy, True
+        while True:
+            if lead:
+                self._run_batch()
+            job["wake"].wait()
+            if job["done"]:
+                break
+            job["wake"].clear()  # woken to run the next batch, which starts with this job
+            lead = True
+        if "error" in job:
+            raise job["error"]
+        return job["result"]
+
+    def _run_batch(self) -> None:
+        with self._lock:
+            batch, rows = [], 0
+            while self._queue and (not batch or rows + len(self._queue[0]["seeds"]) <= self.max_rows):
+                batch.append(self._queue.pop(0))
+                rows += len(batch[-1]["seeds"])
+        try:
+            out = self.fn([s for j in batch for s in j["seeds"]], [t for j in batch for t in j["titles"]])
+            at = 0
+            for j in batch:
+                j["result"], at = out[at:at + len(j["seeds"])], at + len(j["seeds"])
+        except Exception as err:  # every caller of this batch gets the error, not just the one running it
+            for j in batch:
+                j["error"] = err
+        with self._lock:
+            for j in batch:
+                j["done"] = True
+                j["wake"].set()
+            if self._queue:
+                self._queue[0]["wake"].set()
+            else:
+                self._busy = False
+
+
 class BodyLimitMiddleware:
     """Refuse request bodies above ``max_bytes`` with 413, by Content-Length or while the body streams in."""
 
@@ -214,6 +271,7 @@ def create_app(model, *, max_k: int = DEFAULT_MAX_K, max_seeds: int = DEFAULT_MA
             raise ServiceError(f"{name} must be a positive integer (got {value!r}).")
     rec = model if isinstance(model, Recommender) else Recommender.load(model)
     predictor = SavedModelPredictor(saved_model or Path(rec.path) / "two_tower" / "saved_model")
+    predict_batched = MicroBatcher(predictor.predict)
     slots = threading.BoundedSemaphore(concurrency)
     if warmup:  # builds the lazily traced TensorFlow functions before the first (possibly concurrent) request
         seed = rec.tracks["track_uri"].iloc[:2].tolist()
@@ -302,8 +360,7 @@ def create_app(model, *, max_k: int = DEFAULT_MAX_K, max_seeds: int = DEFAULT_MA
         too_many = [i for i, x in enumerate(req.instances) if len(x.seed_track_uris) > max_seeds]
         if too_many:
             raise HTTPException(400, f"instances {too_many[:5]}: at most {max_seeds} seed tracks each")
-        preds = run(predictor.predict, [x.seed_track_uris for x in req.instances],
-                    [x.title for x in req.instances])
+        preds = predict_batched([x.seed_track_uris for x in req.instances], [x.title for x in req.instances])
         return {"predictions": preds}
 
     return app

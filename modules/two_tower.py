@@ -934,7 +934,9 @@ class TwoTowerRecommender(PlaylistRecommender):
         t = [x if isinstance(x, str) else "" for x in titles]
         return self._encode_fn(tf.constant(arr), tf.constant(t, dtype=tf.string)).numpy()
 
-    def _candidates_batch(self, seed_lists, titles, n):
+    def top_batch(self, seed_lists, titles, n) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Like ``candidates_batch`` but positions in ``candidate_uris_`` instead of URIs (for a later stage that
+        keeps integer ids)."""
         Q = self.encode_queries(seed_lists, titles)
         S = Q @ self.candidate_embeddings_.T
         nc = len(self.candidate_uris_)
@@ -949,8 +951,11 @@ class TwoTowerRecommender(PlaylistRecommender):
             top = np.argpartition(-s, m - 1)[:m] if m < nc else np.arange(nc)
             top = top[np.lexsort((top, -s[top]))]
             top = top[np.isfinite(s[top])]
-            out.append((self.candidate_uris_[top].tolist(), s[top].astype(np.float32)))
+            out.append((top, s[top].astype(np.float32)))
         return out
+
+    def _candidates_batch(self, seed_lists, titles, n):
+        return [(self.candidate_uris_[top].tolist(), scores) for top, scores in self.top_batch(seed_lists, titles, n)]
 
     def candidates(self, seed_track_uris=(), title: str | None = None, n: int = 1000) -> tuple[list[str], np.ndarray]:
         """The ``n`` best-scoring tracks (seeds excluded) and their scores, best first.

@@ -10,6 +10,7 @@ import orjson
 import pytest
 from conftest import TINY_PARAMS as PARAMS
 
+from modules.hybrid import FUSION_KINDS
 from modules.mpd import read_challenge, read_submission
 from modules.recommender import RESULT_COLUMNS, BundleError, Recommender, train_bundle
 
@@ -38,7 +39,7 @@ def test_bundle_layout_and_manifest(bundle, rec):
     assert {"tensorflow", "sklearn", "modules"} <= set(m["versions"])
     assert m["data"]["playlists"] == 350 and len(m["data"]["fingerprint"]) == 16
     v = m["validation"]
-    assert v["playlists"] == 20 and v["cuts"] > v["playlists"] and v["chosen"] in ("hgb", "logistic")
+    assert v["playlists"] == 20 and v["cuts"] > v["playlists"] and v["chosen"] in FUSION_KINDS
     assert 0 <= v["fusion"][v["chosen"]]["ndcg"] <= 1
     assert rec.manifest == m
 
@@ -205,3 +206,60 @@ def test_pretrained_two_tower_must_match_the_data(bundle, store):
     # the bundle's two-tower was trained on the split's training playlists, not on the whole world
     with pytest.raises(HybridError, match="was not trained on these playlists"):
         HybridRecommender(two_tower_bundle=str(bundle), validation_per_category=2, fusion_cuts=2).fit(store)
+
+
+def test_fusion_by_length_learns_title_only_playlists_apart():
+    """Two kinds of playlists whose best feature differs: one logistic regression per length bucket ranks both
+    right, a single one cannot."""
+    from modules.hybrid import _make_fusion
+
+    rng = np.random.default_rng(0)
+    n = 4000
+    n_seeds = np.where(np.arange(n) < n // 2, 0, 10)
+    a, b = rng.normal(size=n), rng.normal(size=n)
+    # title-only rows: feature a decides; seeded rows: feature b decides (and a points the other way)
+    y = np.where(n_seeds == 0, a > 0.8, (b > 0.8) & (a < 0.5))
+    X = np.column_stack([a, b, np.log1p(n_seeds)])
+    split = _make_fusion("logistic_by_length", 0, n_seeds_col=2).fit(X, y)
+    pooled = _make_fusion("logistic", 0).fit(X, y)
+    assert set(split.models_) == {0, 1}
+
+    def auc(model, rows):
+        s = model.predict_proba(X[rows])[:, 1]
+        pos, neg = s[y[rows]], s[~y[rows]]
+        return (pos[:, None] > neg[None, :]).mean()
+
+    title_only, seeded = n_seeds == 0, n_seeds > 0
+    assert auc(split, title_only) > 0.95 and auc(split, seeded) > 0.95
+    assert auc(split, title_only) > auc(pooled, title_only) + 0.02
+
+
+def test_candidate_order_breaks_ties_by_uri(rec, challenge):
+    """``CandidateSet.order`` (top k by partition, ties by id) equals a full sort by (-score, URI)."""
+    p = next(p for p in challenge["playlists"] if len(p["tracks"]) >= 5)
+    cs = rec.hybrid.candidate_set([t["track_uri"] for t in p["tracks"]], p.get("name"))
+    assert (cs.uris[np.argsort(cs.ids)] == np.sort(cs.uris)).all()  # ids follow URI order
+    score = np.round(rec.hybrid.score_candidates(cs), 2)  # many ties
+    for k in (1, 10, 100, len(score), len(score) + 5):
+        expected = np.lexsort((cs.uris, -score))[:k]
+        assert cs.order(score, k).tolist() == expected.tolist()
+
+
+def test_blend_weights_are_chosen_per_length_and_used(rec, challenge):
+    from modules.hybrid import BLEND_BUCKETS, BLEND_GRID
+
+    h = rec.hybrid
+    assert h.blend_ and set(h.blend_) <= set(range(len(BLEND_BUCKETS) + 1))
+    assert all(a in BLEND_GRID and c in BLEND_GRID for a, c in h.blend_.values())
+    blend = rec.manifest["validation"]["blend"]
+    assert 0 <= blend["all_cuts"]["ndcg"] <= 1 and blend["weights"]
+    p = next(p for p in challenge["playlists"] if len(p["tracks"]) >= 5)
+    cs = h.candidate_set([t["track_uri"] for t in p["tracks"]], p.get("name"))
+    saved = h.blend_
+    try:
+        h.blend_ = {b: (0.0, 1e6) for b in range(len(BLEND_BUCKETS) + 1)}  # the two-tower outweighs the rest
+        assert cs.order(h.score_candidates(cs), 50).tolist() == cs.order(cs.column("tt_score"), 50).tolist()
+        h.blend_ = None  # an older bundle: the fusion alone
+        assert np.allclose(h.score_candidates(cs), h.fusion_.predict_proba(cs.X)[:, 1])
+    finally:
+        h.blend_ = saved

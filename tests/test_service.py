@@ -284,3 +284,48 @@ def test_serve_cli_starts_and_answers(tiny_bundle, workers):
     finally:
         proc.terminate()
         proc.wait(30)
+
+
+def test_micro_batcher_answers_each_caller_and_batches_under_load():
+    import threading
+    import time
+
+    from modules.service import MicroBatcher
+
+    calls = []
+
+    def fn(seed_lists, titles):
+        calls.append(len(seed_lists))
+        time.sleep(0.02)  # a model call; callers arriving meanwhile wait for the next batch
+        return [f"{t}:{len(s)}" for s, t in zip(seed_lists, titles, strict=True)]
+
+    batcher = MicroBatcher(fn, max_rows=8)
+    start = threading.Barrier(24)
+
+    def call(i):
+        start.wait()
+        return batcher([["x"] * (i % 3)] * (1 + i % 2), [f"t{i}"] * (1 + i % 2))
+
+    with ThreadPoolExecutor(24) as pool:
+        got = list(pool.map(call, range(24)))
+    assert got == [[f"t{i}:{i % 3}"] * (1 + i % 2) for i in range(24)]
+    assert sum(calls) == sum(1 + i % 2 for i in range(24)) and max(calls) > 1 and max(calls) <= 8
+
+    def broken(seed_lists, titles):
+        raise ValueError("model failed")
+
+    with pytest.raises(ValueError, match="model failed"):
+        MicroBatcher(broken)([["a"]], ["t"])
+
+
+def test_concurrent_predict_requests_agree_with_serial(client, rec):
+    uris = rec.tracks["track_uri"].tolist()
+    rng = np.random.default_rng(1)
+    bodies = [{"instances": [{"seed_track_uris": rng.choice(uris, size=n, replace=False).tolist(), "title": t}]}
+              for n, t in zip([0, 1, 3, 5, 10, 2, 8, 4] * 2, ["rock", "", "chill", "party"] * 4, strict=True)]
+    serial = [client.post("/v1/models/tt:predict", json=b).json()["predictions"] for b in bodies]
+    with ThreadPoolExecutor(16) as pool:
+        parallel = list(pool.map(lambda b: client.post("/v1/models/tt:predict", json=b).json()["predictions"],
+                                 bodies))
+    for s, p in zip(serial, parallel, strict=True):
+        assert s[0]["track_uris"] == p[0]["track_uris"]

@@ -107,7 +107,7 @@ def cmd_recommend(args) -> int:
     if args.json:
         print(frame.to_json(orient="records", indent=1))
         return 0
-    unknown = [s for s in seeds if s not in rec.hybrid.track_index_]
+    unknown = rec.hybrid.unknown(seeds)
     if seeds and len(unknown) == len(seeds):
         print("note: none of the seeds is known to this model; answering from the title and popularity",
               file=sys.stderr)
