@@ -39,11 +39,15 @@ def main() -> int:
     h = HybridRecommender(**params).fit(PlaylistStore(args.store))
     v = h.validation_
     result = {"params": params, "seconds": round(time.perf_counter() - t0), "chosen": v["chosen"],
-              "fusion": v["fusion"], "two_tower_alone": v["two_tower_alone"],
+              "fusion": v["fusion"], "fusion_all_cuts": v.get("fusion_all_cuts"), "blend": v.get("blend"),
+              "two_tower_alone": v["two_tower_alone"],
               "candidate_recall": v["candidate_recall"], "cuts": v["cuts"], "playlists": v["playlists"],
               "command": "python benchmarks/hybrid_validation.py " + " ".join(sys.argv[1:])}
     for name, m in [*v["fusion"].items(), ("two-tower alone", v["two_tower_alone"])]:
-        print(f"{name}: NDCG {m['ndcg']:.4f}  R-prec {m['r_precision']:.4f}")
+        print(f"{name}: NDCG {m['ndcg']:.4f}  R-prec {m['r_precision']:.4f}  (official cuts)")
+    if v.get("blend"):
+        b = v["blend"]["all_cuts"]
+        print(f"{v['chosen']} + blend: NDCG {b['ndcg']:.4f}  R-prec {b['r_precision']:.4f}  (all cuts)")
     out = ROOT / "benchmarks" / "results" / "hybrid-validation" / f"{args.label}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=1))

@@ -312,8 +312,10 @@ class HybridRecommender(PlaylistRecommender):
             if len(known_idx):
                 als_scores = self.als_.model_.item_factors @ self.als_.fold_in(known_idx)
                 als_scores[known_idx] = -np.inf
-                top = np.argpartition(-als_scores, min(self.n_rule_candidates, len(als_scores) - 1))
-                sources.append(ids.als[top[: self.n_rule_candidates]])
+                n_als = min(self.n_rule_candidates, len(als_scores))
+                if n_als:
+                    top = np.argpartition(als_scores, len(als_scores) - n_als)[len(als_scores) - n_als:]
+                    sources.append(ids.als[top])
         sources.append(ids.popular[: self.n_popular_candidates])
         pool = np.concatenate(sources)
         _, first = np.unique(pool, return_index=True)
@@ -554,7 +556,8 @@ class HybridRecommender(PlaylistRecommender):
                             "blend": {"weights": {str(b): list(w) for b, w in self.blend_.items()},
                                       "official": blend_eval["ALL"], "all_cuts": blend_eval["ALL_CUTS"],
                                       "all_cuts_by_fusion": {k: v["ALL_CUTS"] for k, v in blend_evals.items()}},
-                            "two_tower_alone": tt_eval["ALL"], "per_category": blend_eval,
+                            "two_tower_alone": tt_eval["ALL"],
+                            "per_category": {k: v for k, v in blend_eval.items() if k != "ALL_CUTS"},
                             "two_tower_per_category": tt_eval}
         log.info("hybrid: fusion %s, validation NDCG %.4f over %d cuts, %.4f blended (%.4f on the official cuts; "
                  "two-tower alone %.4f)", best, results[best]["ALL_CUTS"]["ndcg"], len(data["examples"]),

@@ -948,7 +948,7 @@ class TwoTowerRecommender(PlaylistRecommender):
             if ex:
                 s[ex] = -np.inf
             m = min(n, nc)
-            top = np.argpartition(-s, m - 1)[:m] if m < nc else np.arange(nc)
+            top = np.argpartition(s, nc - m)[nc - m:] if m < nc else np.arange(nc)  # the m best (no negated copy)
             top = top[np.lexsort((top, -s[top]))]
             top = top[np.isfinite(s[top])]
             out.append((top, s[top].astype(np.float32)))

@@ -304,7 +304,7 @@ def test_micro_batcher_answers_each_caller_and_batches_under_load():
 
     def call(i):
         start.wait()
-        return batcher([["x"] * (i % 3)] * (1 + i % 2), [f"t{i}"] * (1 + i % 2))
+        return batcher.call([["x"] * (i % 3)] * (1 + i % 2), [f"t{i}"] * (1 + i % 2))
 
     with ThreadPoolExecutor(24) as pool:
         got = list(pool.map(call, range(24)))
@@ -315,7 +315,7 @@ def test_micro_batcher_answers_each_caller_and_batches_under_load():
         raise ValueError("model failed")
 
     with pytest.raises(ValueError, match="model failed"):
-        MicroBatcher(broken)([["a"]], ["t"])
+        MicroBatcher(broken).call([["a"]], ["t"])
 
 
 def test_concurrent_predict_requests_agree_with_serial(client, rec):

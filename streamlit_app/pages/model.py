@@ -31,7 +31,7 @@ else:
     if val.get("two_tower_per_category"):
         rows["two-tower alone"] = val["two_tower_per_category"]
     long = pd.DataFrame([{"model": name, "category": cat, **vals} for name, per in rows.items()
-                         for cat, vals in per.items()])
+                         for cat, vals in per.items() if cat != "ALL_CUTS"])  # a summary over all cuts, not a category
     st.dataframe(long.loc[long["category"] == "ALL"].drop(columns="category"), hide_index=True)
     metric = st.selectbox("Metric per category", ["ndcg", "r_precision", "r_precision_artist", "recall", "clicks"],
                           key="val_metric")
