@@ -924,7 +924,8 @@ class TwoTowerRecommender(PlaylistRecommender):
             def encode(seeds, titles):
                 return tower({"seeds": seeds, "words": words(titles), "ngrams": ngrams(titles)})
 
-            self._encode_fn = encode
+            # the concrete function: one signature, so calls skip tf.function's dispatch
+            self._encode_fn = encode.get_concrete_function()
         idx = self.items_.index
         ids = [[idx[u] for u in s if u in idx] for s in seed_lists]
         width = max([len(i) for i in ids] + [1])
