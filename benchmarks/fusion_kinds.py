@@ -61,7 +61,7 @@ def main() -> int:
         scores = h.cross_fitted_scores(data, kind, json_object(extra) if extra else None)
         weights, blended = h.choose_blend(data, scores)
         for label, sc in ((spec, scores), (f"{spec} + blend", blended)):
-            summary = results[label] = h.cross_fit(data, split, kind, scores=sc)
+            summary = results[label] = h.score_cuts(data, split, sc)
             a, c = summary["ALL"], summary["ALL_CUTS"]
             print(f"{label:40s} official cuts NDCG {a['ndcg']:.4f} R-prec {a['r_precision']:.4f} | all {c['count']} "
                   f"cuts NDCG {c['ndcg']:.4f} R-prec {c['r_precision']:.4f}", flush=True)

@@ -133,7 +133,7 @@ def positions(keys, uris) -> np.ndarray:
     return keys.get_indexer(np.asarray(uris, dtype=object)).astype(np.int64, copy=False)
 
 
-_BLAS = None
+_THREADPOOLS = None
 
 
 def single_thread_native():
@@ -143,12 +143,12 @@ def single_thread_native():
     100 ms in waiting for a 0.2 ms solve, and the gradient-boosted fusion runs one OpenMP region per tree (100 per
     query). Cheap to enter (one controller, made once).
     """
-    global _BLAS
-    if _BLAS is None:
+    global _THREADPOOLS
+    if _THREADPOOLS is None:
         from threadpoolctl import ThreadpoolController
 
-        _BLAS = ThreadpoolController()
-    return _BLAS.limit(limits=1)
+        _THREADPOOLS = ThreadpoolController()
+    return _THREADPOOLS.limit(limits=1)
 
 
 def popularity_order(store, pids=None) -> list[str]:

@@ -31,7 +31,7 @@ import numpy as np
 from scipy import sparse
 from tqdm import tqdm
 
-from modules.base import PlaylistRecommender, popularity_order, positions, recommend_challenge
+from modules.base import PlaylistRecommender, popularity_order, recommend_challenge
 from modules.challenge import Split, split_store
 from modules.metrics import evaluate
 
@@ -71,14 +71,6 @@ class _Matrix:
 
     def known(self, seeds: Iterable[str]) -> np.ndarray:
         return np.array([self.index[s] for s in seeds if s in self.index], dtype=np.int64)
-
-    def positions(self, uris) -> np.ndarray:
-        """Column of each URI (-1 where absent), for thousands of URIs at once (a hybrid candidate set)."""
-        if getattr(self, "_uri_index", None) is None:
-            import pandas as pd
-
-            self._uri_index = pd.Index(np.asarray(self.uris, dtype=object), dtype=object)
-        return positions(self._uri_index, uris)
 
     def top(self, scores: np.ndarray, k: int, exclude: np.ndarray = ()) -> tuple[list[str], np.ndarray]:
         """The ``k`` best tracks with a positive score, ties broken by popularity then URI (deterministic)."""

@@ -280,9 +280,8 @@ class HybridRecommender(PlaylistRecommender):
 
     def unknown(self, uris) -> list[str]:
         """The URIs that are not training tracks (they add nothing as seeds)."""
-        uris = list(uris)
-        ids = self._ids().of(uris)
-        return [u for u, i in zip(uris, ids.tolist()) if not 0 <= i < self._ids().n_known]
+        uris, ids = list(uris), self._ids()
+        return [u for u, i in zip(uris, ids.of(uris).tolist()) if not 0 <= i < ids.n_known]
 
     # -- features ---------------------------------------------------------------------------------------
     def candidate_set(self, seeds: list[str], title: str | None, feature_weights=None) -> CandidateSet:
@@ -462,29 +461,29 @@ class HybridRecommender(PlaylistRecommender):
                 "first": {g: i for i, (g, is_official, *_) in enumerate(examples) if is_official},
                 "artist_of": dict(zip(store.tracks["track_uri"], store.tracks["artist_name"]))}
 
+    def _new_fusion(self, kind: str, params: dict | None = None):
+        return _make_fusion(kind, self.seed, params, self.feature_names_.index("n_seeds_log"))
+
     def cross_fitted_scores(self, data: dict, kind: str, params: dict | None = None) -> list[np.ndarray]:
         """Fusion ``kind``'s score of every validation cut, each from a model fitted on the other fold's playlists."""
         X, y, fold, sets = data["X"], data["y"], data["fold"], data["sets"]
-        n_seeds_col = self.feature_names_.index("n_seeds_log")
         out: list[np.ndarray] = [np.zeros(0)] * len(sets)
         for f in (0, 1):
             tr = fold != f
-            model = _make_fusion(kind, self.seed, params, n_seeds_col).fit(X[tr], y[tr])
+            model = self._new_fusion(kind, params).fit(X[tr], y[tr])
             for i, (g, *_rest) in enumerate(data["examples"]):
                 if g % 2 == f:
                     out[i] = _fusion_score(model, sets[i].X)
         return out
 
-    def cross_fit(self, data: dict, split, kind: str, params: dict | None = None, scores=None) -> dict:
-        """Metrics of fusion ``kind`` (or of given per-cut ``scores``), cross-fitted: per category on the official
-        cuts, and ``"ALL_CUTS"`` (mean NDCG / R-precision over every cut, four times the examples, so less noisy)
-        which ``fit`` chooses by."""
+    def score_cuts(self, data: dict, split, scores: list[np.ndarray]) -> dict:
+        """Metrics of per-cut ``scores`` (e.g. ``cross_fitted_scores``): per category on the official cuts, and
+        ``"ALL_CUTS"`` (mean NDCG / R-precision over every cut, four times the examples, so less noisy) which
+        ``fit`` chooses by."""
         from modules.metrics import score_playlist
 
         pls = split.challenge["playlists"]
         sets, first = data["sets"], data["first"]
-        if scores is None:
-            scores = self.cross_fitted_scores(data, kind, params)
         rows, per_cut = {}, []
         for i, (g, _official, _seeds, _title, held) in enumerate(data["examples"]):
             top = sets[i].uris[sets[i].order(scores[i], 500)].tolist()
@@ -511,7 +510,7 @@ class HybridRecommender(PlaylistRecommender):
             for j, (a, c) in enumerate(combos):
                 top = sets[i].uris[sets[i].order(_blend(scores[i], sets[i], a, c), 500)].tolist()
                 ndcg[i, j] = score_playlist(top, list(held))["ndcg"]
-        bucket = np.searchsorted(np.asarray(BLEND_BUCKETS), [len(e[2]) for e in examples], side="right")
+        bucket = _length_bucket([len(e[2]) for e in examples])
         fold = np.array([e[0] % 2 for e in examples])
 
         def pick(rows):
@@ -535,20 +534,21 @@ class HybridRecommender(PlaylistRecommender):
         results, blends, blend_evals = {}, {}, {}
         for kind in kinds:
             scores = self.cross_fitted_scores(data, kind)
-            results[kind] = self.cross_fit(data, split, kind, scores=scores)
+            results[kind] = self.score_cuts(data, split, scores)
             blends[kind], blended = self.choose_blend(data, scores)
-            blend_evals[kind] = self.cross_fit(data, split, kind, scores=blended)
-        tt_rows = {p["pid"]: sets[first[g]].uris[sets[first[g]].order(sets[first[g]].column("tt_score"), 500)].tolist()
-                   for g, p in enumerate(pls)}
-        tt_eval = evaluate(tt_rows, split.truth, artist_of=data["artist_of"]).summary()
+            blend_evals[kind] = self.score_cuts(data, split, blended)
+        tt_eval = self.score_cuts(data, split, [s.column("tt_score") for s in sets])
         # what is served is the blend, so the blend's honest estimate decides
         best = max(kinds, key=lambda k: blend_evals[k]["ALL_CUTS"]["ndcg"])
         self.fusion_kind_ = best
-        self.fusion_ = _make_fusion(best, self.seed, n_seeds_col=self.feature_names_.index("n_seeds_log")).fit(
-            data["X"], y)
+        self.fusion_ = self._new_fusion(best).fit(data["X"], y)
         self.blend_, blend_eval = blends[best], blend_evals[best]
         n_held = sum(len(t["tracks"]) for t in split.truth.values())
         found = sum(int(labels[first[g]].sum()) for g in range(len(pls)))
+
+        def per_category(summary):
+            return {k: v for k, v in summary.items() if k != "ALL_CUTS"}
+
         self.validation_ = {"playlists": len(pls), "cuts": len(data["examples"]), "candidates": int(len(y)),
                             "positives": int(y.sum()), "candidate_recall": found / max(n_held, 1),
                             "fusion": {k: v["ALL"] for k, v in results.items()},
@@ -556,9 +556,9 @@ class HybridRecommender(PlaylistRecommender):
                             "blend": {"weights": {str(b): list(w) for b, w in self.blend_.items()},
                                       "official": blend_eval["ALL"], "all_cuts": blend_eval["ALL_CUTS"],
                                       "all_cuts_by_fusion": {k: v["ALL_CUTS"] for k, v in blend_evals.items()}},
-                            "two_tower_alone": tt_eval["ALL"],
-                            "per_category": {k: v for k, v in blend_eval.items() if k != "ALL_CUTS"},
-                            "two_tower_per_category": tt_eval}
+                            "two_tower_alone": tt_eval["ALL"], "two_tower_alone_all_cuts": tt_eval["ALL_CUTS"],
+                            "per_category": per_category(blend_eval),
+                            "two_tower_per_category": per_category(tt_eval)}
         log.info("hybrid: fusion %s, validation NDCG %.4f over %d cuts, %.4f blended (%.4f on the official cuts; "
                  "two-tower alone %.4f)", best, results[best]["ALL_CUTS"]["ndcg"], len(data["examples"]),
                  blend_eval["ALL_CUTS"]["ndcg"], blend_eval["ALL"]["ndcg"], tt_eval["ALL"]["ndcg"])
@@ -572,8 +572,8 @@ class HybridRecommender(PlaylistRecommender):
         blend = getattr(self, "blend_", None)
         if not blend or len(p) == 0:
             return p
-        n_seeds = int(np.rint(np.expm1(cs.column("n_seeds_log")[0])))
-        a, c = blend.get(int(np.searchsorted(np.asarray(BLEND_BUCKETS), n_seeds, side="right")), (0.0, 0.0))
+        bucket = int(_length_bucket(_n_seeds(cs.X[:1], cs.feature_names.index("n_seeds_log"))[0]))
+        a, c = blend.get(bucket, (0.0, 0.0))
         return _blend(p, cs, a, c)
 
     def _recommend(self, seeds, title, k):
@@ -688,6 +688,16 @@ BLEND_BUCKETS = (1, 5, 10, 25, 100)
 ALS_UNKNOWN_Z = -10.0  # a candidate ALS cannot score ranks last on the ALS side
 
 
+def _length_bucket(n_seeds, edges=BLEND_BUCKETS):
+    """Bucket of a playlist length (number of seeds): 0 below ``edges[0]``, then one per edge passed."""
+    return np.searchsorted(np.asarray(edges), n_seeds, side="right")
+
+
+def _n_seeds(X: np.ndarray, n_seeds_col: int) -> np.ndarray:
+    """Seeds per candidate row, back from the ``n_seeds_log`` feature."""
+    return np.rint(np.expm1(X[:, n_seeds_col]))
+
+
 def _blend(fused: np.ndarray, cs: CandidateSet, a: float, c: float) -> np.ndarray:
     """``z(logit fused) + a·ALS z + c·two-tower z`` within one playlist's candidates."""
     p = np.clip(np.asarray(fused, np.float64), 1e-12, 1 - 1e-12)
@@ -725,7 +735,7 @@ def _make_fusion(kind: str, seed: int, params: dict | None = None, n_seeds_col: 
             raise HybridError("the 'logistic_by_length' fusion needs the n_seeds_log column")
         params = dict(params or {})
         buckets = tuple(params.pop("buckets", LENGTH_BUCKETS))
-        return _FusionByLength(params.pop("base", "logistic"), seed, n_seeds_col, buckets, params)
+        return _FusionByLength("logistic", seed, n_seeds_col, buckets, params)
     from sklearn.ensemble import HistGradientBoostingClassifier
     from sklearn.impute import SimpleImputer
     from sklearn.linear_model import LogisticRegression
@@ -752,8 +762,7 @@ class _FusionByLength:
         self.params, self.min_positives = params, min_positives
 
     def _bucket(self, X: np.ndarray) -> np.ndarray:
-        n_seeds = np.rint(np.expm1(X[:, self.n_seeds_col]))
-        return np.searchsorted(np.asarray(self.buckets), n_seeds, side="right")
+        return _length_bucket(_n_seeds(X, self.n_seeds_col), self.buckets)
 
     def fit(self, X, y):
         y = np.asarray(y, bool)

@@ -284,7 +284,7 @@ class Recommender:
         cols = [list(content.features).index(f) for f in emph]
         w = np.array(list(emph.values()))
         centre = content.numeric_[seed_rows][:, cols].mean(axis=0)
-        rows = content._rows(cs.uris)
+        rows = content.rows_of(cs.uris)
         ok = (rows >= 0) & content.has_num_[np.maximum(rows, 0)]
         dist = np.full(len(rows), np.inf)
         dist[ok] = (np.abs(content.numeric_[rows[ok]][:, cols] - centre) * w).sum(axis=1) / w.sum()

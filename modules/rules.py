@@ -870,7 +870,7 @@ class RuleScores:
     scores: np.ndarray
     best_rule: np.ndarray
     firing: np.ndarray
-    ids: np.ndarray | None = None
+    ids: np.ndarray
 
     def __len__(self) -> int:
         return len(self.uris)

@@ -366,7 +366,7 @@ def create_app(model, *, max_k: int = DEFAULT_MAX_K, max_seeds: int = DEFAULT_MA
 
     @app.post("/v1/models/{name}:predict", response_model=PredictResponse,
               summary="TensorFlow-Serving predict over the two-tower SavedModel (serving_default)")
-    async def predict(name: str, req: PredictRequest) -> dict[str, Any]:
+    async def predict(name: str, req: PredictRequest) -> Response:
         check_name(name)
         if req.signature_name != "serving_default":
             raise HTTPException(400, f"signature_name must be 'serving_default' (got {req.signature_name!r})")

@@ -936,8 +936,8 @@ class TwoTowerRecommender(PlaylistRecommender):
         return self._encode_fn(tf.constant(arr), tf.constant(t, dtype=tf.string)).numpy()
 
     def top_batch(self, seed_lists, titles, n) -> list[tuple[np.ndarray, np.ndarray]]:
-        """Like ``candidates_batch`` but positions in ``candidate_uris_`` instead of URIs (for a later stage that
-        keeps integer ids)."""
+        """``candidates`` for several queries in one query-tower call (e.g. a playlist and its last seeds), as
+        positions in ``candidate_uris_`` instead of URIs (for a later stage that keeps integer ids)."""
         Q = self.encode_queries(seed_lists, titles)
         S = Q @ self.candidate_embeddings_.T
         nc = len(self.candidate_uris_)
@@ -968,13 +968,6 @@ class TwoTowerRecommender(PlaylistRecommender):
         if isinstance(seed_track_uris, str):
             raise TypeError("seed_track_uris must be a list of track URIs, not one string; wrap it in a list.")
         return self._candidates_batch([list(seed_track_uris)], [title], int(n))[0]
-
-    def candidates_batch(self, seed_lists, titles, n: int = 1000) -> list[tuple[list[str], np.ndarray]]:
-        """``candidates`` for several queries in one query-tower call (e.g. a playlist and its last seeds)."""
-        self._check_fitted()
-        if len(seed_lists) != len(titles):
-            raise ValueError(f"got {len(seed_lists)} seed lists but {len(titles)} titles; pass one title per list.")
-        return self._candidates_batch([list(s) for s in seed_lists], list(titles), int(n))
 
     def _recommend(self, seeds, title, k):
         return self._candidates_batch([seeds], [title], k)[0]
