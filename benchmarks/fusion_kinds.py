@@ -39,7 +39,7 @@ def main() -> int:
     import numpy as np
 
     from modules.cli.options import json_object
-    from modules.hybrid import HybridRecommender
+    from modules.hybrid import PER_CUT, HybridRecommender
     from modules.store import PlaylistStore
 
     params = {**json_object(args.params), "two_tower_bundle": str(args.two_tower_bundle)}
@@ -62,6 +62,7 @@ def main() -> int:
         weights, blended = h.choose_blend(data, scores)
         for label, sc in ((spec, scores), (f"{spec} + blend", blended)):
             summary = results[label] = h.score_cuts(data, split, sc)
+            summary.pop(PER_CUT)
             a, c = summary["ALL"], summary["ALL_CUTS"]
             print(f"{label:40s} official cuts NDCG {a['ndcg']:.4f} R-prec {a['r_precision']:.4f} | all {c['count']} "
                   f"cuts NDCG {c['ndcg']:.4f} R-prec {c['r_precision']:.4f}", flush=True)

@@ -115,18 +115,81 @@ async def run_load(base: str, path: str, bodies: list[dict], clients: int, secon
                 else:
                     errors[key] = errors.get(key, 0) + 1
 
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         await asyncio.gather(*(client(i) for i in range(clients)))
-        wall = time.perf_counter() - t0
+        wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     lat = np.array(latencies)
     n_err = sum(errors.values())
     return {
-        "endpoint": path, "clients": clients, "seconds": round(wall, 2), "requests": int(len(lat) + n_err),
+        "endpoint": path, "clients": clients, "load_generator": "python-httpx", "seconds": round(wall, 2),
+        "requests": int(len(lat) + n_err),
         "ok": int(len(lat)), "errors": n_err, "error_kinds": errors,
         "throughput_rps": round(len(lat) / wall, 2),
         "latency_ms": {q: round(float(np.percentile(lat, p)), 1) if len(lat) else None
                        for q, p in (("p50", 50), ("p90", 90), ("p99", 99), ("max", 100))}
         | {"mean": round(float(lat.mean()), 1) if len(lat) else None},
+        "client_cpu_seconds": round(cpu, 1),
+    }
+
+
+WRK_SCRIPT = """
+local bodies = {%s}
+local path = "%s"
+local headers = {["Content-Type"] = "application/json"}
+local n = 0
+local threads = {}
+function setup(thread)
+  thread:set("offset", #threads)
+  table.insert(threads, thread)
+end
+function request()
+  n = n + 1
+  return wrk.format("POST", path, headers, bodies[((n * 2 + (offset or 0)) %% #bodies) + 1])
+end
+function done(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format('WRK_JSON {"requests": %%d, "duration_us": %%d, "connect": %%d, "read": %%d, ' ..
+    '"write": %%d, "status": %%d, "timeout": %%d, "p50": %%d, "p90": %%d, "p99": %%d, "max": %%d, "mean": %%f}\\n',
+    summary.requests, summary.duration, e.connect, e.read, e.write, e.status, e.timeout,
+    latency:percentile(50), latency:percentile(90), latency:percentile(99), latency.max, latency.mean))
+end
+"""
+
+
+def run_wrk(base: str, path: str, bodies: list[dict], clients: int, seconds: float) -> dict:
+    """The same closed-loop load from wrk (C, two event-loop threads): ``clients`` connections, each sending its
+    next request when the previous one is answered, bodies cycled as with the Python clients. Latency percentiles
+    are wrk's (all requests); errors are connection errors, timeouts (60 s) and non-2xx answers."""
+    import resource
+    import shutil
+
+    wrk = shutil.which("wrk")
+    if wrk is None:
+        raise RuntimeError("wrk is not installed (Debian: apt-get install wrk; or `make serve-load`, which does)")
+    lua_bodies = ",".join("[==[" + json.dumps(b) + "]==]" for b in bodies)
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
+        f.write(WRK_SCRIPT % (lua_bodies, path))
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    try:
+        out = subprocess.run([wrk, "-t", "2", "-c", str(clients), "-d", f"{seconds:.0f}s", "--timeout", "60s",
+                              "--latency", "-s", f.name, base + path], capture_output=True, text=True, check=True)
+    finally:
+        os.unlink(f.name)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    line = next((x for x in out.stdout.splitlines() if x.startswith("WRK_JSON ")), None)
+    if line is None:
+        raise RuntimeError(f"wrk printed no summary:\n{out.stdout}\n{out.stderr}")
+    w = json.loads(line[len("WRK_JSON "):])
+    kinds = {k: w[k] for k in ("connect", "read", "write", "status", "timeout") if w[k]}
+    n_err = sum(kinds.values())
+    wall = w["duration_us"] / 1e6
+    ok = w["requests"] - w["status"]
+    return {
+        "endpoint": path, "clients": clients, "load_generator": "wrk", "seconds": round(wall, 2),
+        "requests": w["requests"], "ok": ok, "errors": n_err, "error_kinds": kinds,
+        "throughput_rps": round(ok / wall, 2),
+        "latency_ms": {q: round(w[q] / 1000, 1) for q in ("p50", "p90", "p99", "max", "mean")},
+        "client_cpu_seconds": round((after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime), 1),
     }
 
 
@@ -144,6 +207,22 @@ async def single_latency(base: str, path: str, bodies: list[dict], n: int) -> di
     lat = np.array(lat)
     return {"endpoint": path, "requests": n, "p50": round(float(np.percentile(lat, 50)), 1),
             "p99": round(float(np.percentile(lat, 99)), 1), "mean": round(float(lat.mean()), 1)}
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process and its children (the server's workers), from /proc via psutil."""
+    import psutil
+
+    procs = [psutil.Process(pid)]
+    procs += procs[0].children(recursive=True)
+    total = 0.0
+    for p in procs:
+        try:
+            t = p.cpu_times()
+            total += t.user + t.system
+        except psutil.NoSuchProcess:
+            pass
+    return total
 
 
 async def main_async(args) -> dict:
@@ -166,8 +245,15 @@ async def main_async(args) -> dict:
         for ep in args.endpoints:
             path, bs = ("/recommend", bodies) if ep == "recommend" else ("/v1/models/two_tower:predict",
                                                                          predict_bodies)
-            log.info("load: %d clients on %s for %.0f s", args.clients, path, args.seconds)
-            result["load"][ep] = await run_load(base, path, bs, args.clients, args.seconds)
+            log.info("load: %d clients (%s) on %s for %.0f s", args.clients, args.client, path, args.seconds)
+            server_cpu = _cpu_seconds(proc.pid)
+            if args.client == "wrk":
+                r = await asyncio.to_thread(run_wrk, base, path, bs, args.clients, args.seconds)
+            else:
+                r = await run_load(base, path, bs, args.clients, args.seconds)
+            r["server_cpu_seconds"] = round(_cpu_seconds(proc.pid) - server_cpu, 1)
+            r["server_cpu_ms_per_request"] = round(1000 * r["server_cpu_seconds"] / max(r["requests"], 1), 2)
+            result["load"][ep] = r
             log.info("%s", json.dumps(result["load"][ep]))
         if any(r["errors"] for r in result["load"].values()):
             result["server_log_tail"] = log_tail(server_log)
@@ -192,6 +278,9 @@ def main(argv=None) -> int:
     ap.add_argument("--workers", type=int, default=1, help="the server's --workers (default 1)")
     ap.add_argument("--threads", type=int, default=1, help="the server's --threads (default 1)")
     ap.add_argument("--endpoints", nargs="+", default=["recommend", "predict"], choices=("recommend", "predict"))
+    ap.add_argument("--client", choices=("python", "wrk"), default="python",
+                    help="load generator: asyncio + httpx in this process (default), or wrk (C; must be installed), "
+                         "which takes less of the cores the server shares")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--startup-timeout", type=float, default=300.0)
     ap.add_argument("--out", type=Path, help="write the results as JSON here ({\"runs\": [...]})")

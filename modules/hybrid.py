@@ -493,6 +493,7 @@ class HybridRecommender(PlaylistRecommender):
         summary = evaluate(rows, split.truth, artist_of=data["artist_of"]).summary()
         summary["ALL_CUTS"] = {m: float(np.mean([c[m] for c in per_cut])) for m in ("ndcg", "r_precision")}
         summary["ALL_CUTS"]["count"] = len(per_cut)
+        summary[PER_CUT] = np.array([c["ndcg"] for c in per_cut])
         return summary
 
     def choose_blend(self, data: dict, scores: list[np.ndarray]) -> tuple[dict, list[np.ndarray]]:
@@ -539,7 +540,7 @@ class HybridRecommender(PlaylistRecommender):
             blend_evals[kind] = self.score_cuts(data, split, blended)
         tt_eval = self.score_cuts(data, split, [s.column("tt_score") for s in sets])
         # what is served is the blend, so the blend's honest estimate decides
-        best = max(kinds, key=lambda k: blend_evals[k]["ALL_CUTS"]["ndcg"])
+        best, choice = _choose_fusion_kind(blend_evals, [e[0] for e in data["examples"]])
         self.fusion_kind_ = best
         self.fusion_ = self._new_fusion(best).fit(data["X"], y)
         self.blend_, blend_eval = blends[best], blend_evals[best]
@@ -547,12 +548,13 @@ class HybridRecommender(PlaylistRecommender):
         found = sum(int(labels[first[g]].sum()) for g in range(len(pls)))
 
         def per_category(summary):
-            return {k: v for k, v in summary.items() if k != "ALL_CUTS"}
+            return {k: v for k, v in summary.items() if k not in ("ALL_CUTS", PER_CUT)}
 
         self.validation_ = {"playlists": len(pls), "cuts": len(data["examples"]), "candidates": int(len(y)),
                             "positives": int(y.sum()), "candidate_recall": found / max(n_held, 1),
                             "fusion": {k: v["ALL"] for k, v in results.items()},
                             "fusion_all_cuts": {k: v["ALL_CUTS"] for k, v in results.items()}, "chosen": best,
+                            "choice": choice,
                             "blend": {"weights": {str(b): list(w) for b, w in self.blend_.items()},
                                       "official": blend_eval["ALL"], "all_cuts": blend_eval["ALL_CUTS"],
                                       "all_cuts_by_fusion": {k: v["ALL_CUTS"] for k, v in blend_evals.items()}},
@@ -724,6 +726,34 @@ HGB_DEFAULTS = {"max_iter": 100, "learning_rate": 0.1, "max_leaf_nodes": 31, "mi
 
 
 FUSION_KINDS = ("hgb", "logistic", "logistic_by_length")
+# fusion kinds that are a dot product per candidate; the trees cost about 100 tree walks per candidate
+LINEAR_FUSIONS = ("logistic", "logistic_by_length")
+PER_CUT = "PER_CUT"  # score_cuts' key for the NDCG of every cut (not a category)
+
+
+def _choose_fusion_kind(evals: dict, playlist_of_cut) -> tuple[str, dict]:
+    """The fusion kind to serve, from each kind's blended validation scores (``score_cuts``).
+
+    The best linear kind, unless the gradient-boosted trees beat it by more than one standard error of the
+    paired difference (per validation playlist, since a playlist's cuts are not independent): the trees cost
+    several times more per query and fit noise more easily, so a tie goes to the linear fusion (the
+    "one-standard-error rule")."""
+    mean = {k: v["ALL_CUTS"]["ndcg"] for k, v in evals.items()}
+    linear = [k for k in evals if k in LINEAR_FUSIONS]
+    if "hgb" not in evals or not linear:
+        best = max(evals, key=mean.get)
+        return best, {"rule": "best mean NDCG over the validation cuts"}
+    best_linear = max(linear, key=mean.get)
+    diff = evals["hgb"][PER_CUT] - evals[best_linear][PER_CUT]
+    groups = np.asarray(playlist_of_cut)
+    _, inverse = np.unique(groups, return_inverse=True)
+    per_playlist = np.bincount(inverse, diff) / np.bincount(inverse)
+    se = float(per_playlist.std(ddof=1) / np.sqrt(len(per_playlist))) if len(per_playlist) > 1 else float("inf")
+    gain = float(diff.mean())
+    best = "hgb" if gain > se else best_linear
+    return best, {"rule": "trees only when they beat the best linear fusion by more than one standard error",
+                  "best_linear": best_linear, "trees_gain": gain, "standard_error": se,
+                  "playlists": int(len(per_playlist))}
 # playlist lengths (seeds) where the fusion's weights change: title only | seeded (finer buckets, e.g. (1, 10),
 # validated no better on the 20k world: benchmarks/results/fusion-kinds/world-20000.json)
 LENGTH_BUCKETS = (1,)

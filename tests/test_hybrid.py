@@ -10,7 +10,7 @@ import orjson
 import pytest
 from conftest import TINY_PARAMS as PARAMS
 
-from modules.hybrid import FUSION_KINDS
+from modules.hybrid import FUSION_KINDS, PER_CUT, _choose_fusion_kind
 from modules.mpd import read_challenge, read_submission
 from modules.recommender import RESULT_COLUMNS, BundleError, Recommender, train_bundle
 
@@ -40,7 +40,7 @@ def test_bundle_layout_and_manifest(bundle, rec):
     assert m["data"]["playlists"] == 350 and len(m["data"]["fingerprint"]) == 16
     v = m["validation"]
     assert v["playlists"] == 20 and v["cuts"] > v["playlists"] and v["chosen"] in FUSION_KINDS
-    assert 0 <= v["fusion"][v["chosen"]]["ndcg"] <= 1
+    assert 0 <= v["fusion"][v["chosen"]]["ndcg"] <= 1 and "rule" in v["choice"]
     assert rec.manifest == m
 
 
@@ -232,6 +232,25 @@ def test_fusion_by_length_learns_title_only_playlists_apart():
     title_only, seeded = n_seeds == 0, n_seeds > 0
     assert auc(split, title_only) > 0.95 and auc(split, seeded) > 0.95
     assert auc(split, title_only) > auc(pooled, title_only) + 0.02
+
+
+def test_trees_are_chosen_only_when_they_beat_the_linear_fusion_by_a_standard_error():
+    rng = np.random.default_rng(0)
+    playlist = np.repeat(np.arange(100), 4)  # four cuts per validation playlist
+    linear = rng.uniform(0.2, 0.6, len(playlist))
+
+    def evals(hgb_gain, noise):
+        trees = linear + hgb_gain + rng.normal(0, noise, len(playlist))
+        return {k: {"ALL_CUTS": {"ndcg": float(v.mean())}, PER_CUT: v}
+                for k, v in (("hgb", trees), ("logistic", linear), ("logistic_by_length", linear - 0.01))}
+
+    kind, why = _choose_fusion_kind(evals(0.001, 0.05), playlist)  # a higher mean, but within the noise
+    assert kind == "logistic" and why["best_linear"] == "logistic" and why["trees_gain"] > 0
+    assert why["trees_gain"] < why["standard_error"] and why["playlists"] == 100
+    kind, why = _choose_fusion_kind(evals(0.02, 0.05), playlist)
+    assert kind == "hgb" and why["trees_gain"] > why["standard_error"]
+    only_linear = {k: v for k, v in evals(0.02, 0.05).items() if k != "hgb"}
+    assert _choose_fusion_kind(only_linear, playlist)[0] == "logistic"
 
 
 def test_candidate_order_breaks_ties_by_uri(rec, challenge):
