@@ -226,23 +226,26 @@ class Recommender:
                 if weights and self.hybrid.content_ is not None:
                     score = self._emphasize(score, cs, weights, seeds)
         order = cs.order(score, k)
-        uris = cs.uris[order].tolist()
+        uris = cs.uris[order]
+        scores = score[order].astype(float)
         part = {n: (cs.column(c)[order] if c in cs.feature_names else np.full(len(order), np.nan))
                 for n, c in (("retrieval", "tt_score"), ("rules", "rule_score"), ("content", "cont_combined"))}
-        frame = pd.DataFrame({"rank": np.arange(1, len(uris) + 1), "track_uri": uris,
-                              "score": score[order].astype(float), **part})
-        if len(frame) < k:  # a tiny catalog: pad with popular tracks, as every recommender does
-            extra, _ = h._complete([], np.zeros(0), set(seeds) | set(uris), k - len(frame))
-            pad = pd.DataFrame({"rank": np.arange(len(frame) + 1, len(frame) + len(extra) + 1), "track_uri": extra,
-                                "score": (frame["score"].min() if len(frame) else 0.0) - 1.0})
-            frame = pd.concat([frame, pad], ignore_index=True)
-        rows = positions(self._uri_keys, frame["track_uri"].to_numpy(dtype=object))
-        for at, col in ((2, "track_name"), (3, "artist_name")):
-            values = self._columns[col]
-            frame.insert(at, col, np.where(rows >= 0, values[np.maximum(rows, 0)], "") if len(values) else "")
-        n_explain = len(frame) if explain is True else int(explain or 0)
-        frame["explanation"] = self._explain(seeds, title, frame, cs, order, weights, n_explain)
-        return frame[list(RESULT_COLUMNS)]
+        if len(uris) < k:  # a tiny catalog: pad with popular tracks, as every recommender does
+            extra, _ = h._complete([], np.zeros(0), set(seeds) | set(uris.tolist()), k - len(uris))
+            floor = (scores.min() if len(scores) else 0.0) - 1.0
+            uris = np.concatenate([uris, np.array(extra, dtype=object)])
+            scores = np.concatenate([scores, np.full(len(extra), floor)])
+            part = {n: np.concatenate([v, np.full(len(extra), np.nan)]) for n, v in part.items()}
+        rows = positions(self._uri_keys, uris)
+        names = {col: np.where(rows >= 0, self._columns[col][np.maximum(rows, 0)], "")
+                 if len(self._columns[col]) else np.full(len(uris), "", dtype=object)
+                 for col in ("track_name", "artist_name")}
+        n_explain = len(uris) if explain is True else int(explain or 0)
+        # one constructor, columns in their final order: a frame built column by column costs more than the
+        # ranking for k = 50
+        return pd.DataFrame({"rank": np.arange(1, len(uris) + 1), "track_uri": uris, **names, "score": scores,
+                             **part, "explanation": self._explain(seeds, title, uris, cs, order, weights, n_explain)},
+                            columns=list(RESULT_COLUMNS))
 
     def recommend_batch(self, playlists: Sequence[dict], k: int = SUBMISSION_SIZE, *, explain: int | bool = False,
                         show_progress: bool = False) -> list[pd.DataFrame]:
@@ -295,13 +298,13 @@ class Recommender:
 
         return (1 - alpha) * pct(score) + alpha * pct(-dist)
 
-    def _explain(self, seeds, title, frame, cs, order, weights, n: int) -> list[str]:
+    def _explain(self, seeds, title, all_uris, cs, order, weights, n: int) -> list[str]:
         h = self.hybrid
-        out = [""] * len(frame)
+        out = [""] * len(all_uris)
         n = min(n, len(order))
         if n == 0:
             return out
-        uris = frame["track_uri"].tolist()[:n]
+        uris = all_uris[:n].tolist()
         content = {}
         if h.content_ is not None:
             for e in h.content_.explanations(seeds, uris, weights, title=title):
