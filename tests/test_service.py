@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from modules.recommender import BundleError, Recommender
-from modules.service import ServiceError, create_app, limit_native_threads
+from modules.service import ServiceError, create_app, freeze_loaded_heap, limit_native_threads
 
 # fastapi's TestClient warns that starlette prefers httpx2; httpx is what the project pins
 pytestmark = pytest.mark.filterwarnings("ignore:Using `httpx` with `starlette.testclient`")
@@ -284,6 +284,20 @@ def test_serve_cli_starts_and_answers(tiny_bundle, workers):
     finally:
         proc.terminate()
         proc.wait(30)
+
+
+def test_loaded_heap_is_kept_out_of_garbage_collection(app):
+    """A full collection walks every tracked object (~240 ms with the demo bundle loaded, a pause every request
+    in flight waits through); after freezing, the loaded objects are no longer walked."""
+    import gc
+
+    before = len(gc.get_objects())
+    try:
+        frozen = freeze_loaded_heap()
+        assert frozen >= before // 2 and len(gc.get_objects()) < before // 10
+        assert app.state.recommender.recommend([], "rock", k=3).shape[0] == 3  # the app still answers
+    finally:
+        gc.unfreeze()
 
 
 def test_micro_batcher_answers_each_caller_and_batches_under_load():
