@@ -29,7 +29,7 @@ import numpy as np
 from tqdm import tqdm
 
 from modules.base import PlaylistRecommender, popularity_order, positions, single_thread_native
-from modules.challenge import SplitError, split_store
+from modules.challenge import SplitError, split_store, validation_per_category
 from modules.metrics import evaluate
 
 log = logging.getLogger(__name__)
@@ -93,9 +93,11 @@ class HybridRecommender(PlaylistRecommender):
         Rule consequents added to the pool.
     n_popular_candidates : int, default=100
         Most popular training tracks added to the pool.
-    validation_per_category : int, default=10
+    validation_per_category : int or "auto", default="auto"
         Validation playlists per challenge category carved from the training playlists (halved until the
-        data allows it). The two-tower holds out the same playlists for its early stopping.
+        data allows it). ``"auto"``: 1.5 % of the training playlists, 10 to 50 per category
+        (``modules.challenge.validation_per_category``). The two-tower holds out the same playlists for its
+        early stopping.
     fusion_cuts : int, default=4
         Cuts per validation playlist the fusion learns from: the official one plus others in the categories the
         playlist is long enough for (so 10 per category still teaches every kind of playlist).
@@ -124,7 +126,8 @@ class HybridRecommender(PlaylistRecommender):
     """
 
     def __init__(self, *, parts=DEFAULT_PARTS, n_candidates: int = 1500, n_rule_candidates: int = 300,
-                 n_popular_candidates: int = 100, validation_per_category: int = 10, fusion_cuts: int = 4,
+                 n_popular_candidates: int = 100, validation_per_category: int | str = "auto",
+                 fusion_cuts: int = 4,
                  fusion: str = "auto",
                  two_tower: dict | None = None, rules: dict | None = None, content: dict | None = None,
                  als: dict | None = None, two_tower_bundle: str | None = None, features=None, seed: int = 0,
@@ -155,9 +158,12 @@ class HybridRecommender(PlaylistRecommender):
         for name in ("n_candidates", "n_rule_candidates", "n_popular_candidates", "validation_per_category",
                      "fusion_cuts"):
             v = getattr(self, name)
+            if name == "validation_per_category" and v == "auto":
+                continue
             if isinstance(v, bool) or not isinstance(v, int) or v < (1 if name == "n_candidates" else 0):
+                also = " or 'auto'" if name == "validation_per_category" else ""
                 raise HybridError(f"The {name!r} parameter of HybridRecommender must be an int >= "
-                                  f"{1 if name == 'n_candidates' else 0}. Got {v!r} instead.")
+                                  f"{1 if name == 'n_candidates' else 0}{also}. Got {v!r} instead.")
         if self.fusion not in ("auto", *FUSION_KINDS):
             raise HybridError(f"The 'fusion' parameter of HybridRecommender must be 'auto' or one of "
                               f"{list(FUSION_KINDS)}. Got {self.fusion!r} instead.")
@@ -251,6 +257,8 @@ class HybridRecommender(PlaylistRecommender):
 
     def _validation_split(self, store, pids):
         per_cat = self.validation_per_category
+        if per_cat == "auto":
+            per_cat = validation_per_category(len(np.unique(pids)))
         while per_cat >= 1:
             try:
                 return split_store(store, per_category=per_cat, seed=int(self.seed), pids=pids), per_cat

@@ -55,7 +55,7 @@ from tqdm import tqdm
 import modules  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow is imported)
 from modules.base import PlaylistRecommender, popularity_order
 from modules.catalog import AUDIO_FEATURES
-from modules.challenge import SplitError, split_store
+from modules.challenge import SplitError, split_store, validation_per_category
 from modules.metrics import evaluate
 
 log = logging.getLogger(__name__)
@@ -145,9 +145,10 @@ class TwoTowerConfig:
         Title tokens kept.
     catalog_candidates : bool, default=False
         Also rank tracks known only from the feature table (never in a training playlist).
-    validation_per_category : int, default=10
+    validation_per_category : int or "auto", default="auto"
         Validation playlists per challenge category, carved from the training playlists (0: no
-        validation, train ``epochs`` epochs).
+        validation, train ``epochs`` epochs). ``"auto"``: 1.5 % of the training playlists, 10 to 50 per
+        category (``modules.challenge.validation_per_category``); the fitted ``config_`` holds the number used.
     k : int, default=500
         Recommendations returned by the exported SavedModel.
     """
@@ -187,7 +188,7 @@ class TwoTowerConfig:
     max_title_words: int = 8
     max_title_ngrams: int = 48
     catalog_candidates: bool = False
-    validation_per_category: int = 10
+    validation_per_category: int | str = "auto"
     k: int = 500
 
     @classmethod
@@ -215,8 +216,9 @@ class TwoTowerConfig:
         need("patience", isinstance(self.patience, int) and self.patience >= 1, "a positive int")
         need("min_delta", isinstance(self.min_delta, (int, float)) and self.min_delta >= 0, "a float >= 0")
         need("mixed_negatives", isinstance(self.mixed_negatives, int) and self.mixed_negatives >= 0, "an int >= 0")
-        need("validation_per_category", isinstance(self.validation_per_category, int)
-             and self.validation_per_category >= 0, "an int >= 0")
+        need("validation_per_category", self.validation_per_category == "auto" or (
+            isinstance(self.validation_per_category, int) and not isinstance(self.validation_per_category, bool)
+            and self.validation_per_category >= 0), "'auto' or an int >= 0")
         need("pooling", self.pooling in ("mean", "attention", "mean+max"), "'mean', 'attention' or 'mean+max'")
         for name in ("empty_context_rate", "prefix_rate", "title_drop_rate", "id_dropout", "uniform_context_rate",
                      "dropout"):
@@ -721,6 +723,9 @@ class TwoTowerRecommender(PlaylistRecommender):
         tf.keras.utils.set_random_seed(int(self.seed))
         tf.config.experimental.enable_op_determinism()
         all_pids = store.playlists["pid"].to_numpy() if pids is None else np.asarray(pids, np.int64)
+        if cfg.validation_per_category == "auto":
+            cfg = self.config_ = dataclasses.replace(
+                cfg, validation_per_category=validation_per_category(len(np.unique(all_pids))))
         split = None
         if cfg.validation_per_category > 0:
             try:

@@ -3,7 +3,8 @@
 import orjson
 import pytest
 
-from modules.challenge import CATEGORIES, CATEGORY_BY_NAME, SplitError, split_mpd, split_store
+from modules.challenge import (CATEGORIES, CATEGORY_BY_NAME, SplitError, split_mpd, split_store,
+                              validation_per_category)
 from modules.mpd import find_slices, read_challenge
 
 
@@ -69,3 +70,9 @@ def test_too_few_playlists_says_what_to_do(world_dir, tmp_path):
     with pytest.raises(SplitError, match="title_first_100 needs 40 playlists with at least 150 tracks.*Lower"):
         split_mpd(world_dir, tmp_path / "x", per_category=40)
     assert not (tmp_path / "x").exists()
+
+
+def test_validation_grows_with_the_training_playlists_within_bounds():
+    sizes = [validation_per_category(n) for n in (0, 350, 3_000, 10_000, 19_000, 30_000, 40_000, 1_000_000)]
+    assert sizes == [10, 10, 10, 15, 28, 45, 50, 50]
+    assert validation_per_category(19_000) * len(CATEGORIES) == 280  # 1.5 % of 19,000 playlists, rounded

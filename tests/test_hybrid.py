@@ -234,6 +234,14 @@ def test_fusion_by_length_learns_title_only_playlists_apart():
     assert auc(split, title_only) > auc(pooled, title_only) + 0.02
 
 
+def test_validation_size_is_auto_by_default_and_checked():
+    from modules.hybrid import HybridError, HybridRecommender
+
+    assert HybridRecommender().validation_per_category == "auto"
+    with pytest.raises(HybridError, match="'validation_per_category' parameter .* int >= 0 or 'auto'"):
+        HybridRecommender(validation_per_category="lots")._check_params()
+
+
 def test_trees_are_chosen_only_when_they_beat_the_linear_fusion_by_a_standard_error():
     rng = np.random.default_rng(0)
     playlist = np.repeat(np.arange(100), 4)  # four cuts per validation playlist

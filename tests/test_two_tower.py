@@ -37,6 +37,9 @@ def test_config_rejects_unknown_and_bad_values():
         TwoTowerConfig.from_dict({"embeding_dim": 8})
     with pytest.raises(ValueError, match="'temperature' parameter of TwoTowerConfig must be a positive float"):
         TwoTowerConfig.from_dict({"temperature": 0})
+    assert TwoTowerConfig.from_dict({}).validation_per_category == "auto"
+    with pytest.raises(ValueError, match="'validation_per_category' parameter .* must be 'auto' or an int >= 0"):
+        TwoTowerConfig.from_dict({"validation_per_category": "many"})
 
 
 def test_training_curve_and_validation(fitted):
