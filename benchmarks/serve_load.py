@@ -1,13 +1,15 @@
 """Load test of the REST service: N concurrent clients for S seconds against `python -m modules serve`.
 
-    .venv/bin/python benchmarks/serve_load.py --model models/world --clients 32 --seconds 60 \
-        --out benchmarks/results/serve-load.json
+    .venv/bin/python benchmarks/serve_load.py --model models/world --clients 32 --seconds 60 --client wrk \
+        --out benchmarks/results/serve-load.json --append
 
 Starts the service on a free loopback port (a subprocess, so the server gets its own interpreter), waits for
 /health, then runs closed-loop clients (each sends its next request when the previous one is answered) with
 requests built from the bundle: seed counts as in the challenge categories (0, 1, 5, 10, 25, 100), seeds drawn by
 popularity, titles from the bundle's track names. Reports throughput, latency percentiles and errors per
-endpoint. Loopback only, bounded by --seconds; the clients share the machine's cores with the server.
+endpoint, and the CPU the clients and the server used. The clients are asyncio + httpx in this process
+(``--client python``) or wrk (``--client wrk``, Debian's package), which takes far less of the cores the clients
+share with the server. Loopback only, bounded by --seconds.
 """
 
 from __future__ import annotations
