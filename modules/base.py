@@ -130,7 +130,10 @@ def positions(keys, uris) -> np.ndarray:
         keys = pd.Index(np.asarray(keys, dtype=object), dtype=object)
     if len(keys) == 0:
         return np.full(len(uris), -1, np.int64)
-    return keys.get_indexer(np.asarray(uris, dtype=object)).astype(np.int64, copy=False)
+    # the target as an object Index: given a bare array, pandas infers its string dtype and converts the URIs
+    # to Arrow first, which cost ~60 µs per call (five calls per query)
+    target = pd.Index(np.asarray(uris, dtype=object), dtype=object)
+    return keys.get_indexer(target).astype(np.int64, copy=False)
 
 
 _THREADPOOLS = None

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import time
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -813,15 +814,24 @@ class _FusionByLength:
                 self.models_[b] = _make_fusion(self.kind, self.seed, self.params).fit(X[sel], y[sel])
         return self
 
-    def predict_proba(self, X):
-        out = self.pooled_.predict_proba(X)
-        if self.models_:
-            bucket = self._bucket(X)
-            for b, model in self.models_.items():
-                sel = bucket == b
-                if sel.any():
-                    out[sel] = model.predict_proba(X[sel])
+    def positive_proba(self, X) -> np.ndarray:
+        """Each row's probability of the positive class, from its bucket's model (the pooled one otherwise)."""
+        if not self.models_:
+            return _fusion_score(self.pooled_, X)
+        bucket = self._bucket(X)
+        out = np.empty(len(X))
+        pooled = ~np.isin(bucket, list(self.models_))
+        if pooled.any():
+            out[pooled] = _fusion_score(self.pooled_, X[pooled])
+        for b, model in self.models_.items():
+            sel = bucket == b
+            if sel.any():
+                out[sel] = _fusion_score(model, X[sel])
         return out
+
+    def predict_proba(self, X):
+        p = self.positive_proba(X)
+        return np.column_stack([1.0 - p, p])
 
 
 class _EmptyColumnsToZero:
@@ -849,6 +859,47 @@ class _EmptyColumnsToZero:
 
 
 def _fusion_score(model, X: np.ndarray) -> np.ndarray:
+    """The fusion's probability that each candidate row is a held-out track."""
     if len(X) == 0:
         return np.zeros(0)
+    if isinstance(model, _FusionByLength):
+        return model.positive_proba(X)
+    affine = _affine_logistic(model)
+    if affine is not None:
+        w, b = affine
+        return 1.0 / (1.0 + np.exp(-(np.where(np.isnan(X), 0.0, X) @ w + b)))
     return model.predict_proba(X)[:, 1]
+
+
+_AFFINE = weakref.WeakKeyDictionary()
+
+
+def _affine_logistic(model) -> tuple[np.ndarray, float] | None:
+    """``(w, b)`` with ``decision = X @ w + b`` (NaN as 0) when ``model`` is the logistic fusion pipeline (zero
+    imputer, scaler, logistic regression), else None. The same numbers as ``predict_proba`` in one matrix-vector
+    product: the pipeline re-validated its input at every step, 1.6 ms of a 12 ms query on the demo bundle."""
+    try:
+        return _AFFINE[model]
+    except (KeyError, TypeError):
+        pass
+    from sklearn.impute import SimpleImputer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    steps = [s for _, s in model.steps] if isinstance(model, Pipeline) else []
+    out = None
+    if (len(steps) == 3 and isinstance(steps[0], SimpleImputer) and steps[0].strategy == "constant"
+            and steps[0].fill_value == 0.0 and isinstance(steps[1], StandardScaler)
+            and isinstance(steps[2], LogisticRegression) and steps[2].coef_.shape[0] == 1):
+        imp, scaler, lr = steps
+        if isinstance(imp.missing_values, float) and np.isnan(imp.missing_values):
+            mean = scaler.mean_ if scaler.with_mean else 0.0
+            scale = scaler.scale_ if scaler.with_std else 1.0
+            w = lr.coef_[0] / scale
+            out = (w, float(lr.intercept_[0] - np.sum(lr.coef_[0] * mean / scale)))
+    try:
+        _AFFINE[model] = out
+    except TypeError:
+        pass
+    return out

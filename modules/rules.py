@@ -1040,6 +1040,12 @@ class RuleModel:
         else:  # noisy_or
             with np.errstate(divide="ignore"):
                 score = -np.expm1(np.bincount(cons, weights=np.log1p(-conf), minlength=n_items)[cand])
+        if k is not None and k < len(cand) and np.isfinite(score).all():
+            # only what can reach the top k (score at least the k-th best, ties included) goes through the
+            # four-key sort: a 100-seed playlist fires rules for thousands of candidates
+            kth = np.partition(score, len(score) - k)[len(score) - k]
+            sel = np.flatnonzero(score >= kth)
+            cand, best, score = cand[sel], best[sel], score[sel]
         rank = np.lexsort((cand, -self.lift_[best], -self.confidence_[best], -score))
         if k is not None:
             rank = rank[:k]

@@ -97,6 +97,24 @@ def test_feature_weights_change_the_ranking(tiny_model):
         m.similarity(seeds, cands, {"energy": -1})
 
 
+def test_the_kept_query_never_answers_another_playlist(tiny_model):
+    """The last playlist's centre is kept (a recommendation asks for it twice); any change of seeds, order,
+    title or feature weights must compute a new one."""
+    m = tiny_model
+    cands = [uri(c) for c in "ABCDEFG"]
+    asks = [([uri("F")], None, None), ([uri("F"), uri("A")], None, None), ([uri("A"), uri("F")], None, None),
+            ([uri("F")], "rock", None), ([uri("F")], None, {"energy": 3.0}), ([uri("F")], None, None)]
+    kept = [m.similarity(s, cands, w, title=t) for s, t, w in asks]
+    for (s, t, w), got in zip(asks, kept, strict=True):
+        m._last_query_ = None
+        fresh = m.similarity(s, cands, w, title=t)
+        for part in ("num", "text", "combined"):
+            np.testing.assert_array_equal(got[part], fresh[part])
+    assert not np.allclose(kept[0]["num"], kept[1]["num"], equal_nan=True)
+    q = m._query([uri("F")])
+    assert m._query([uri("F")]) is q and m._query([uri("F")], title="rock") is not q
+
+
 def test_explanations_in_listener_words(tiny_model):
     m = tiny_model
     exp = m.explanations([uri("C")], [uri("A"), uri("E"), uri("Z")])

@@ -234,6 +234,33 @@ def test_fusion_by_length_learns_title_only_playlists_apart():
     assert auc(split, title_only) > auc(pooled, title_only) + 0.02
 
 
+@pytest.mark.parametrize("kind", ["logistic", "logistic_by_length"])
+def test_linear_fusion_scores_equal_the_pipeline(kind):
+    """Serving scores the linear fusion as one matrix-vector product; it must give the pipeline's numbers
+    (missing values included), or the validation that chose it would not describe what is served."""
+    from modules.hybrid import _affine_logistic, _fusion_score, _make_fusion
+
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(3000, 6)) * [1, 5, 0.1, 1, 3, 1]
+    X[:, 5] = np.log1p(np.where(np.arange(3000) < 1000, 0, 10))
+    y = X[:, 0] + 0.3 * X[:, 1] + rng.normal(size=3000) > 1.5
+    X[rng.random(X.shape) < 0.1] = np.nan
+    X[:, 3] = np.nan  # a column missing everywhere (no audio features in a reduced subset)
+    X[:, 5] = np.log1p(np.where(np.arange(3000) < 1000, 0, 10))
+    model = _make_fusion(kind, 0, n_seeds_col=5).fit(X, y)
+    pipes = [model.pooled_, *model.models_.values()] if kind == "logistic_by_length" else [model]
+    assert all(_affine_logistic(p) is not None for p in pipes)
+    fast = _fusion_score(model, X)
+    if kind == "logistic":
+        np.testing.assert_allclose(fast, model.predict_proba(X)[:, 1], rtol=1e-12, atol=1e-15)
+    else:
+        bucket = model._bucket(X)
+        for b, m in model.models_.items():
+            np.testing.assert_allclose(fast[bucket == b], m.predict_proba(X[bucket == b])[:, 1], rtol=1e-12,
+                                       atol=1e-15)
+    assert _affine_logistic(_make_fusion("hgb", 0).fit(X, y)) is None  # trees keep sklearn's predict
+
+
 def test_validation_size_is_auto_by_default_and_checked():
     from modules.hybrid import HybridError, HybridRecommender
 

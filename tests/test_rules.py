@@ -172,6 +172,26 @@ def test_score_matches_brute_force(agg, seeds):
     assert not set(res.uris) & set(seeds)
 
 
+@pytest.mark.parametrize("agg", AGGREGATIONS)
+def test_score_top_k_is_the_head_of_the_full_ranking(agg):
+    """``k`` only sorts what can reach the top k; ties at the k-th score must still break as in the full sort."""
+    rng = np.random.default_rng(3)
+    lists = [[f"spotify:track:{t}" for t in rng.choice(30, size=rng.integers(3, 9), replace=False)]
+             for _ in range(200)]
+    model = RuleModel(mine_rules(Transactions.from_lists(lists), min_support=0.02, min_confidence=0.1,
+                                 max_len=3), agg)
+    seeds = lists[0] + lists[1]
+    full = model.score(seeds)
+    assert len(full) > 10
+    if agg == "max_confidence":  # ties at the cut exist here, so the tie-break is checked
+        assert len(set(full.scores.tolist())) < len(full)
+    for k in (1, 3, 7, len(full) - 1, len(full), len(full) + 5):
+        top = model.score(seeds, k=k)
+        assert top.uris.tolist() == full.uris[:k].tolist()
+        assert top.scores.tolist() == full.scores[:k].tolist()
+        assert top.best_rule.tolist() == full.best_rule[:k].tolist()
+
+
 def test_score_pair_rules_fire_only_with_both_seeds_and_best_rule_explains():
     model = _model()
     # seeds {B, D}: B -> D? conf 0.5; D -> E conf 1, {B, D} -> E conf 1 (pair rule), D -> B is a seed

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from modules.recommender import BundleError, Recommender
-from modules.service import ServiceError, create_app, freeze_loaded_heap, limit_native_threads
+from modules.service import ServiceError, create_app, freeze_loaded_heap, limit_native_threads, tcp_listener
 
 # fastapi's TestClient warns that starlette prefers httpx2; httpx is what the project pins
 pytestmark = pytest.mark.filterwarnings("ignore:Using `httpx` with `starlette.testclient`")
@@ -96,6 +96,10 @@ def test_recommend_matches_recommender(client, rec, seeds):
     assert any(g["explanation"] for g in got)
     assert set(got[0]) >= {"track_uri", "score", "parts", "explanation"}
     assert set(got[0]["parts"]) == {"retrieval", "rules", "content"}
+    for part in ("retrieval", "rules", "content"):  # JSON has no NaN: a missing part is null
+        expected = [None if not np.isfinite(v) else pytest.approx(v) for v in want[part]]
+        assert [g["parts"][part] for g in got] == expected
+    assert [g["track_name"] for g in got] == want["track_name"].tolist()
     assert [g["rank"] for g in got] == list(range(1, 31))
     uris = [g["track_uri"] for g in got]
     assert len(set(uris)) == 30 and not set(uris) & set(seeds)
@@ -343,3 +347,39 @@ def test_concurrent_predict_requests_agree_with_serial(client, rec):
                                  bodies))
     for s, p in zip(serial, parallel, strict=True):
         assert s[0]["track_uris"] == p[0]["track_uris"]
+
+
+def test_worker_listener_gives_connections_tcp_nodelay():
+    """With --workers, connections are accepted from a socket made before the workers start; asyncio sets
+    TCP_NODELAY on them only when that socket says IPPROTO_TCP (uvicorn's does not: every keep-alive request
+    then waited ~40 ms for a delayed ACK)."""
+    import asyncio
+
+    sock = tcp_listener("127.0.0.1", 0)
+    assert sock.proto == socket.IPPROTO_TCP and sock.get_inheritable()
+    seen = {}
+
+    class Probe(asyncio.Protocol):
+        def connection_made(self, transport):
+            s = transport.get_extra_info("socket")
+            seen["nodelay"] = s.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+            transport.close()
+
+    async def main():
+        server = await asyncio.get_running_loop().create_server(Probe, sock=sock)
+        _, writer = await asyncio.open_connection(*sock.getsockname())
+        for _ in range(200):
+            if seen:
+                break
+            await asyncio.sleep(0.01)
+        writer.close()
+        server.close()
+        await server.wait_closed()
+
+    asyncio.run(main())
+    assert seen["nodelay"] == 1
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        with pytest.raises(ServiceError, match="another --port"):
+            tcp_listener("127.0.0.1", busy.getsockname()[1])
