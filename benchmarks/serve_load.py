@@ -32,6 +32,9 @@ import pandas as pd
 
 log = logging.getLogger("serve_load")
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from modules.service import DEFAULT_CONCURRENCY, DEFAULT_WORKERS  # noqa: E402
+
 SEED_COUNTS = (0, 1, 5, 10, 25, 100)
 TITLES = ("chill", "workout", "summer vibes", "rock", "party", "sad songs", "road trip", "jazz", "throwbacks", "")
 
@@ -275,9 +278,10 @@ def main(argv=None) -> int:
     ap.add_argument("--clients", type=int, default=32)
     ap.add_argument("--seconds", type=float, default=60.0)
     ap.add_argument("-k", type=int, default=50, help="k per /recommend request (default 50)")
-    ap.add_argument("--concurrency", type=int, default=os.cpu_count() or 1,
-                    help="the server's --concurrency (default: one per core, as the server's)")
-    ap.add_argument("--workers", type=int, default=1, help="the server's --workers (default 1)")
+    ap.add_argument("--concurrency", type=int, default=DEFAULT_CONCURRENCY,
+                    help=f"the server's --concurrency (default {DEFAULT_CONCURRENCY}, as the server's)")
+    ap.add_argument("--workers", type=int, default=DEFAULT_WORKERS,
+                    help=f"the server's --workers (default {DEFAULT_WORKERS} here, as the server's)")
     ap.add_argument("--threads", type=int, default=1, help="the server's --threads (default 1)")
     ap.add_argument("--endpoints", nargs="+", default=["recommend", "predict"], choices=("recommend", "predict"))
     ap.add_argument("--client", choices=("python", "wrk"), default="python",

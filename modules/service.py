@@ -13,23 +13,22 @@ Bad input is always a 4xx with a message in ``error``, never a 500: a body that 
 or unknown fields (422), ``k`` or the seed count out of bounds (422), a body above ``max_body_bytes`` (413);
 on the ``/v1/`` routes TensorFlow Serving's shapes: 400 for any bad request, 404 for another model name.
 
-``/recommend`` is a plain ``def`` function, so FastAPI runs it in its threadpool and the event loop stays free;
-``:predict`` awaits its answer from the micro-batcher's worker thread.
-``Recommender.recommend`` is read-only over numpy arrays and TensorFlow functions, but the two-tower builds
-its query ``tf.function`` lazily on first use; the app warms it up before serving and bounds the number of
-recommendations computed at once (``concurrency``, default one per core: on a CPU-bound model more parallel
-calls only contend for the same cores and make every request slower; the rest wait their turn). ``:predict``
-requests that arrive together are answered by one SavedModel call (``MicroBatcher``).
+Both model endpoints await their answers from a micro-batcher's worker thread (``MicroBatcher``), so the event
+loop stays free: ``:predict`` requests that arrive together are answered by one SavedModel call, ``/recommend``
+requests by one ``Recommender.recommend_columns_batch`` call (one scan of the catalog for all of them).
+``Recommender`` is read-only over numpy arrays and TensorFlow functions, but the two-tower builds its query
+``tf.function`` lazily on first use; the app warms it up before serving. ``concurrency`` (default one per core)
+is the number of ``/recommend`` batches computed at once: on a CPU-bound model more parallel calls only contend
+for the same cores; the rest queue for the next batch.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
-import socket
 import threading
 import time
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -43,7 +42,11 @@ DEFAULT_MAX_K = 500
 DEFAULT_MAX_SEEDS = 500
 DEFAULT_MAX_BODY_BYTES = 1_000_000
 DEFAULT_MODEL_NAME = "two_tower"
-DEFAULT_CONCURRENCY = os.cpu_count() or 1  # with one native thread per call, one call per core
+# /recommend batches at once in one process: 1 measured faster than 2 on 2 cores (the GIL serializes the rest)
+DEFAULT_CONCURRENCY = 1
+# recommendation processes: one per core, at most 4 (each holds a copy of the bundle)
+DEFAULT_WORKERS = max(1, min(os.cpu_count() or 1, 4))
+RECOMMEND_BATCH = 32  # /recommend requests per batch (one catalog scan; memory: 32 x tracks floats)
 
 
 class ServiceError(ValueError):
@@ -149,36 +152,40 @@ class SavedModelPredictor:
 
 
 class MicroBatcher:
-    """Answers concurrent calls of ``fn(seed_lists, titles)`` together, in one worker thread: while one batch runs,
-    the requests that arrive queue up, and the next batch takes them all (up to ``max_rows`` playlists) in arrival
-    order.
+    """Answers concurrent calls together, in one worker thread: ``fn(rows)`` maps a list of rows (playlists) to one
+    result per row. While one batch runs, the calls that arrive queue up, and the next batch takes them all (up to
+    ``max_rows`` rows) in arrival order.
 
-    A SavedModel call costs mostly per call, not per row, so under load one call serves many requests; an idle
-    server adds no wait (a lone request is a batch of one). Requests wait as asyncio futures on the event loop, not
-    as threads: 32 waiting threads fighting for the GIL starve the event loop and stretch the latency tail.
+    With ``threads`` > 1 that many batches run at once: a thread that becomes free takes its share of what has
+    queued (the queue divided by the number of threads, rounded up), so the others find work too.
+    The work behind both endpoints costs mostly per call, not per row (a SavedModel call; a scan of the whole
+    catalog's factors), so under load one call serves many requests; an idle server adds no wait (a lone request
+    is a batch of one). Requests wait as asyncio futures on the event loop, not as threads: 32 waiting threads
+    fighting for the GIL starve the event loop and stretch the latency tail.
     """
 
-    def __init__(self, fn, max_rows: int = 256):
+    def __init__(self, fn, max_rows: int = 256, name: str = "batcher", threads: int = 1):
         import queue
 
         self.fn, self.max_rows = fn, max_rows
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
-        self._thread = threading.Thread(target=self._work, name="predict-batcher", daemon=True)
-        self._thread.start()
+        self._threads = [threading.Thread(target=self._work, name=f"{name}-{i}", daemon=True) for i in range(threads)]
+        for t in self._threads:
+            t.start()
 
-    async def __call__(self, seed_lists: list[list[str]], titles: list[str]) -> list:
+    async def __call__(self, rows: list) -> list:
         import asyncio
 
         loop = asyncio.get_running_loop()
         future = loop.create_future()
-        self._queue.put((list(seed_lists), list(titles), loop, future))
+        self._queue.put((list(rows), loop, future))
         return await future
 
-    def call(self, seed_lists: list[list[str]], titles: list[str]) -> list:
+    def call(self, rows: list) -> list:
         """The same from a thread without an event loop (tests, scripts)."""
         import asyncio
 
-        return asyncio.run(self(seed_lists, titles))
+        return asyncio.run(self(rows))
 
     def _work(self) -> None:
         import queue
@@ -186,25 +193,28 @@ class MicroBatcher:
         pending = None
         while True:
             batch = [pending or self._queue.get()]
-            pending, rows = None, len(batch[0][0])
-            while True:
+            # a fair share of what is queued, so the other threads (processes) get work too: with one cap for all,
+            # the first free thread took all 32 waiting requests while the second idled
+            share = -(-(len(batch[0][0]) + self._queue.qsize()) // len(self._threads))
+            pending, n = None, len(batch[0][0])
+            while n < share:
                 try:
                     job = self._queue.get_nowait()
                 except queue.Empty:
                     break
-                if rows + len(job[0]) > self.max_rows:
+                if n + len(job[0]) > self.max_rows:
                     pending = job  # starts the next batch
                     break
                 batch.append(job)
-                rows += len(job[0])
+                n += len(job[0])
             try:
-                out = self.fn([s for j in batch for s in j[0]], [t for j in batch for t in j[1]])
+                out = self.fn([row for rows, _loop, _future in batch for row in rows])
                 at = 0
-                for seeds, _titles, loop, future in batch:
-                    loop.call_soon_threadsafe(_resolve, future, out[at:at + len(seeds)], None)
-                    at += len(seeds)
+                for rows, loop, future in batch:
+                    loop.call_soon_threadsafe(_resolve, future, out[at:at + len(rows)], None)
+                    at += len(rows)
             except Exception as err:  # every request of this batch gets the error
-                for _seeds, _titles, loop, future in batch:
+                for _rows, loop, future in batch:
                     loop.call_soon_threadsafe(_resolve, future, None, err)
 
 
@@ -270,12 +280,88 @@ def _summarize(errors) -> str:
     return "; ".join(parts) or "invalid request"
 
 
+_WORKER_RECOMMENDER = None
+
+
+def _worker_start(bundle: str, threads: int | None, loaded) -> None:
+    """Initializer of a recommendation process: load the bundle, warm it up, freeze it, say so."""
+    global _WORKER_RECOMMENDER
+    from modules.recommender import Recommender
+
+    limit_native_threads(threads)
+    rec = Recommender.load(bundle)
+    rec.recommend_columns(rec.tracks["track_uri"].iloc[:2].tolist(), "warm up", k=10)
+    _WORKER_RECOMMENDER = rec
+    freeze_loaded_heap()
+    loaded.wait()
+
+
+def _worker_recommend(requests: list) -> list:
+    return _WORKER_RECOMMENDER.recommend_columns_batch(requests)
+
+
+def _worker_pid() -> int:
+    return os.getpid()
+
+
+class ProcessRecommender:
+    """``Recommender.recommend_columns_batch`` answered by ``processes`` worker processes, each with its own copy
+    of the bundle; a batch goes to whichever process is free (one queue, so none idles while another has work).
+
+    The processes are started (spawned: TensorFlow does not survive a fork) and loaded before the constructor
+    returns. If one dies (e.g. killed for memory), the batch in flight fails and a new pool starts for the next."""
+
+    def __init__(self, bundle: str | Path, processes: int, threads: int | None = 1, timeout: float = 600):
+        self.bundle, self.processes, self.threads, self.timeout = str(bundle), processes, threads, timeout
+        self._lock = threading.Lock()
+        self._pool = self._start()
+
+    def _start(self):
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        ctx = multiprocessing.get_context("spawn")
+        loaded = ctx.Barrier(self.processes + 1)
+        pool = ProcessPoolExecutor(self.processes, mp_context=ctx, initializer=_worker_start,
+                                   initargs=(self.bundle, self.threads, loaded))
+        pids = [pool.submit(_worker_pid) for _ in range(self.processes)]  # spawns the processes
+        try:
+            loaded.wait(self.timeout)
+        except threading.BrokenBarrierError:
+            pool.shutdown(cancel_futures=True)
+            raise ServiceError(f"the {self.processes} recommendation processes did not load {self.bundle} within "
+                               f"{self.timeout:.0f} s") from None
+        log.info("%d recommendation processes loaded (pids %s)", self.processes,
+                 sorted({f.result() for f in pids}))
+        return pool
+
+    def __call__(self, requests: list) -> list:
+        from concurrent.futures.process import BrokenProcessPool
+
+        pool = self._pool
+        try:
+            return pool.submit(_worker_recommend, requests).result()
+        except BrokenProcessPool:
+            with self._lock:
+                if self._pool is pool:
+                    log.error("a recommendation process died; starting new ones")
+                    pool.shutdown(wait=False, cancel_futures=True)
+                    self._pool = self._start()
+            raise
+
+    def close(self) -> None:
+        self._pool.shutdown(cancel_futures=True)
+
+
 def create_app(model, *, max_k: int = DEFAULT_MAX_K, max_seeds: int = DEFAULT_MAX_SEEDS,
                max_body_bytes: int = DEFAULT_MAX_BODY_BYTES, model_name: str = DEFAULT_MODEL_NAME,
-               concurrency: int = DEFAULT_CONCURRENCY, saved_model: str | Path | None = None, warmup: bool = True):
+               concurrency: int = DEFAULT_CONCURRENCY, saved_model: str | Path | None = None, warmup: bool = True,
+               processes: int = 0, threads: int | None = 1):
     """A FastAPI app answering from ``model`` (a bundle path or a loaded ``Recommender``).
 
     ``saved_model`` defaults to the bundle's ``two_tower/saved_model``; the ``:predict`` endpoint uses it.
+    ``processes`` > 0 computes ``/recommend`` in that many worker processes (``ProcessRecommender``, each with
+    ``threads`` native threads) instead of this one; ``concurrency`` is then ignored (one batch per process).
     """
     from fastapi import FastAPI, HTTPException, Request
     from fastapi.encoders import jsonable_encoder
@@ -290,21 +376,33 @@ def create_app(model, *, max_k: int = DEFAULT_MAX_K, max_seeds: int = DEFAULT_MA
                         ("concurrency", concurrency)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ServiceError(f"{name} must be a positive integer (got {value!r}).")
+    if isinstance(processes, bool) or not isinstance(processes, int) or processes < 0:
+        raise ServiceError(f"processes must be an integer >= 0 (got {processes!r}).")
     rec = model if isinstance(model, Recommender) else Recommender.load(model)
     predictor = SavedModelPredictor(saved_model or Path(rec.path) / "two_tower" / "saved_model")
-    predict_batched = MicroBatcher(predictor.predict)
-    slots = threading.BoundedSemaphore(concurrency)
+    predict_batched = MicroBatcher(lambda rows: predictor.predict([r[0] for r in rows], [r[1] for r in rows]),
+                                   name="predict-batcher")
+    workers = ProcessRecommender(rec.path, processes, threads) if processes else None
+    recommend_batched = MicroBatcher(workers or rec.recommend_columns_batch, max_rows=RECOMMEND_BATCH,
+                                     name="recommend-batcher", threads=processes or concurrency)
     if warmup:  # builds the lazily traced TensorFlow functions before the first (possibly concurrent) request
         seed = rec.tracks["track_uri"].iloc[:2].tolist()
         rec.recommend(seed, "warm up", k=min(10, max_k), explain=True)
         predictor.predict([seed], ["warm up"])
 
-    app = FastAPI(title="playlist-engine", version=__version__,
+    @asynccontextmanager
+    async def lifespan(_app):
+        yield
+        if workers is not None:  # the worker processes go with the server
+            workers.close()
+
+    app = FastAPI(title="playlist-engine", version=__version__, lifespan=lifespan,
                   description="Playlist continuation: give seed tracks and/or a title, get the tracks that "
                   "continue the playlist, with score parts and explanations. `/v1/models/{name}:predict` "
                   "speaks TensorFlow Serving's REST format over the exported two-tower SavedModel.")
     app.state.recommender = rec
     app.state.predictor = predictor
+    app.state.workers = workers
     app.add_middleware(BodyLimitMiddleware, max_bytes=max_body_bytes)
 
     def tf_style(request: Request) -> bool:
@@ -325,14 +423,11 @@ def create_app(model, *, max_k: int = DEFAULT_MAX_K, max_seeds: int = DEFAULT_MA
         body = {"error": msg} if tf_style(request) else {"detail": exc.detail, "error": msg}
         return JSONResponse(body, status_code=exc.status_code, headers=getattr(exc, "headers", None))
 
-    def run(fn, *args, **kwargs):
-        with slots:
-            return fn(*args, **kwargs)
-
     @app.get("/health", summary="liveness: the bundle and the SavedModel are loaded")
     def health() -> dict[str, Any]:
         return {"status": "ok", "bundle": str(rec.path), "tracks": int(len(rec.tracks)),
                 "parts": sorted(rec.manifest.get("parts", {})), "model_name": model_name,
+                "recommendation_processes": processes,
                 "limits": {"max_k": max_k, "max_seeds": max_seeds, "max_body_bytes": max_body_bytes}}
 
     @app.get("/metadata", summary="the bundle manifest (data, configuration, validation metrics, versions)")
@@ -341,17 +436,17 @@ def create_app(model, *, max_k: int = DEFAULT_MAX_K, max_seeds: int = DEFAULT_MA
 
     @app.post("/recommend", response_model=RecommendResponse,
               summary="the k tracks that best continue a playlist, with score parts and explanations")
-    def recommend(req: RecommendRequest) -> Response:
+    async def recommend(req: RecommendRequest) -> Response:
         if req.k < 1 or req.k > max_k:
             raise HTTPException(422, f"k must be between 1 and {max_k} (got {req.k})")
         if len(req.seed_track_uris) > max_seeds:
             raise HTTPException(422, f"at most {max_seeds} seed tracks per request (got {len(req.seed_track_uris)})")
         t0 = time.perf_counter()
-        try:
-            c = run(rec.recommend_columns, req.seed_track_uris, req.title, req.k, req.weights, mode=req.mode,
-                    explain=req.k if req.explain else False)
-        except (ValueError, TypeError) as err:  # e.g. an unknown feature in weights
-            raise HTTPException(422, str(err)) from None
+        (c,) = await recommend_batched([{"seed_track_uris": req.seed_track_uris, "title": req.title, "k": req.k,
+                                         "weights": req.weights, "mode": req.mode,
+                                         "explain": req.k if req.explain else False}])
+        if isinstance(c, Exception):  # e.g. an unknown feature in weights
+            raise HTTPException(422, str(c))
         rows = [{"rank": rank, "track_uri": uri, "track_name": name, "artist_name": artist, "score": score,
                  "parts": {"retrieval": retrieval, "rules": rules, "content": content}, "explanation": why}
                 for rank, uri, name, artist, score, retrieval, rules, content, why in zip(
@@ -385,15 +480,12 @@ def create_app(model, *, max_k: int = DEFAULT_MAX_K, max_seeds: int = DEFAULT_MA
         too_many = [i for i, x in enumerate(req.instances) if len(x.seed_track_uris) > max_seeds]
         if too_many:
             raise HTTPException(400, f"instances {too_many[:5]}: at most {max_seeds} seed tracks each")
-        preds = await predict_batched([x.seed_track_uris for x in req.instances], [x.title for x in req.instances])
+        preds = await predict_batched([(x.seed_track_uris, x.title) for x in req.instances])
         # 500 URIs and 500 scores per row, already plain str/float: orjson writes them directly, without
         # re-validating ~30 kB per request on the event loop (response_model still documents the shape)
         return Response(orjson.dumps({"predictions": preds}), media_type="application/json")
 
     return app
-
-
-OPTIONS_ENV = "PLAYLIST_SERVICE_OPTIONS"
 
 
 def limit_native_threads(threads: int | None) -> None:
@@ -428,69 +520,28 @@ def freeze_loaded_heap() -> int:
     return gc.get_freeze_count()
 
 
-def tcp_listener(host: str, port: int) -> socket.socket:
-    """A bound TCP socket for the worker processes to share, created with ``IPPROTO_TCP``.
-
-    uvicorn's own (``Config.bind_socket``) leaves the protocol at 0; asyncio then does not set TCP_NODELAY on
-    the connections it accepts, and every keep-alive request after a connection's first waited ~40 ms for the
-    client's delayed ACK (measured: 44-48 ms per request with two workers, 1-3 ms with one; uvicorn issue
-    #3149)."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((host, port))
-    except OSError as err:
-        sock.close()
-        raise ServiceError(f"cannot listen on {host}:{port}: {err.strerror or err}. Pick another --port or stop "
-                           "the process using it.") from None
-    sock.set_inheritable(True)
-    return sock
-
-
-def app_from_env():
-    """The app of one worker process (``workers > 1``): options come from ``PLAYLIST_SERVICE_OPTIONS``."""
-    options = json.loads(os.environ[OPTIONS_ENV])
-    limit_native_threads(options.pop("threads", None))
-    app = create_app(options.pop("model"), **options)
-    freeze_loaded_heap()
-    return app
-
-
 def serve(model: str | Path, *, host: str = "127.0.0.1", port: int = 8000, log_level: str = "info",
           workers: int = 1, threads: int | None = 1, keep_alive: int = 30, **options) -> None:
     """Load the bundle, build the app and run it with uvicorn until interrupted.
 
-    With ``workers > 1`` uvicorn starts that many processes, each loading the bundle: the recommender is
-    Python-heavy (the GIL serializes threads), so processes are how a second core helps. ``threads`` caps
-    the native thread pools of each process (see ``limit_native_threads``). ``keep_alive`` is uvicorn's idle
-    keep-alive timeout in seconds (its default 5 s is short for a CPU-bound server whose event loop can be
-    starved for seconds under load: a connection closed just as the client reuses it is a failed request).
+    With ``workers > 1`` the ``/recommend`` batches are computed by that many worker processes, each loading
+    the bundle (``ProcessRecommender``), behind this one HTTP process: the recommender is Python-heavy (the GIL
+    serializes threads), so processes are how a second core helps, and one queue in front of them keeps both busy
+    (uvicorn's own worker processes split the clients' connections unevenly: one got 20 of 32 and its clients
+    waited). ``threads`` caps the native thread pools of each process (see ``limit_native_threads``).
+    ``keep_alive`` is uvicorn's idle keep-alive timeout in seconds (its default 5 s is short for a CPU-bound
+    server whose event loop can be starved for seconds under load: a connection closed just as the client reuses
+    it is a failed request).
     """
     import uvicorn
 
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise ServiceError(f"workers must be a positive integer (got {workers!r}).")
-    if workers > 1:
-        from modules.recommender import MANIFEST, BundleError
-
-        if not (Path(model) / MANIFEST).exists():  # fail here, once, rather than in every worker
-            raise BundleError(f"{model} is not a model bundle: no {MANIFEST}.")
-        os.environ[OPTIONS_ENV] = json.dumps({"model": str(model), "threads": threads, **options})
-        log.info("starting %d workers on http://%s:%d (docs at /docs), each loading %s", workers, host, port, model)
-        from uvicorn.supervisors import Multiprocess
-
-        config = uvicorn.Config("modules.service:app_from_env", factory=True, workers=workers, host=host,
-                                port=port, log_level=log_level, timeout_keep_alive=keep_alive)
-        try:  # what uvicorn.run does for workers, with a listener whose connections get TCP_NODELAY
-            Multiprocess(config, sockets=[tcp_listener(host, port)]).run()
-        except KeyboardInterrupt:
-            pass
-        return
     limit_native_threads(threads)
     t0 = time.perf_counter()
-    app = create_app(model, **options)
+    app = create_app(model, processes=workers if workers > 1 else 0, threads=threads, **options)
     frozen = freeze_loaded_heap()
-    log.info("bundle %s loaded in %.1f s (%d objects kept out of garbage collection); serving on http://%s:%d "
-             "(docs at /docs)", model, time.perf_counter() - t0, frozen, host, port)
+    log.info("bundle %s loaded in %.1f s (%d objects kept out of garbage collection%s); serving on http://%s:%d "
+             "(docs at /docs)", model, time.perf_counter() - t0, frozen,
+             f"; {workers} recommendation processes" if workers > 1 else "", host, port)
     uvicorn.run(app, host=host, port=port, log_level=log_level, timeout_keep_alive=keep_alive)

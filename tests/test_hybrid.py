@@ -64,9 +64,20 @@ def test_batch_matches_single_and_submission_scores(rec, challenge, split_dir):
     from modules.metrics import evaluate
 
     pls = challenge["playlists"]
-    frames = rec.recommend_batch(pls, 500)
-    one = rec.recommend([t["track_uri"] for t in pls[3]["tracks"]], pls[3].get("name"), 500, explain=False)
-    assert frames[3]["track_uri"].tolist() == one["track_uri"].tolist()
+    frames = rec.recommend_batch(pls, 500)  # 32 playlists per catalog scan
+    assert len(pls) > 32  # more than one batch
+    for i in (3, 40, len(pls) - 1):  # the batched scans answer as one playlist alone does
+        one = rec.recommend([t["track_uri"] for t in pls[i]["tracks"]], pls[i].get("name"), 500, explain=False)
+        assert frames[i]["track_uri"].tolist() == one["track_uri"].tolist()
+        # float32 products in another order: ~1e-6 apart, up to ~1e-4 after the fusion's logit
+        np.testing.assert_allclose(frames[i]["score"], one["score"], rtol=1e-3, atol=1e-4)
+    mixed = rec.recommend_columns_batch([{"seed_track_uris": [], "title": "rock", "k": 5},
+                                         {"seed_track_uris": "not a list"}, {"k": 0},
+                                         {"seed_track_uris": [t["track_uri"] for t in pls[3]["tracks"]],
+                                          "title": pls[3].get("name"), "k": 5}])
+    assert isinstance(mixed[1], TypeError) and isinstance(mixed[2], ValueError)  # each bad request alone
+    assert mixed[0]["track_uri"].tolist() == rec.recommend([], "rock", 5)["track_uri"].tolist()
+    assert mixed[3]["track_uri"].tolist() == frames[3]["track_uri"].head(5).tolist()
     truth = orjson.loads((split_dir / "truth.json").read_bytes())
     s = evaluate({p["pid"]: f["track_uri"].tolist() for p, f in zip(pls, frames)}, truth).summary()["ALL"]
     assert s["recall"] > 0.05  # a trained model, not noise: popularity alone is far below on seeded playlists

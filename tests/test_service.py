@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from modules.recommender import BundleError, Recommender
-from modules.service import ServiceError, create_app, freeze_loaded_heap, limit_native_threads, tcp_listener
+from modules.service import ServiceError, create_app, freeze_loaded_heap, limit_native_threads
 
 # fastapi's TestClient warns that starlette prefers httpx2; httpx is what the project pins
 pytestmark = pytest.mark.filterwarnings("ignore:Using `httpx` with `starlette.testclient`")
@@ -312,28 +312,28 @@ def test_micro_batcher_answers_each_caller_and_batches_under_load():
 
     calls = []
 
-    def fn(seed_lists, titles):
-        calls.append(len(seed_lists))
+    def fn(rows):
+        calls.append(len(rows))
         time.sleep(0.02)  # a model call; callers arriving meanwhile wait for the next batch
-        return [f"{t}:{len(s)}" for s, t in zip(seed_lists, titles, strict=True)]
+        return [f"{t}:{len(s)}" for s, t in rows]
 
     batcher = MicroBatcher(fn, max_rows=8)
     start = threading.Barrier(24)
 
     def call(i):
         start.wait()
-        return batcher.call([["x"] * (i % 3)] * (1 + i % 2), [f"t{i}"] * (1 + i % 2))
+        return batcher.call([(["x"] * (i % 3), f"t{i}")] * (1 + i % 2))
 
     with ThreadPoolExecutor(24) as pool:
         got = list(pool.map(call, range(24)))
     assert got == [[f"t{i}:{i % 3}"] * (1 + i % 2) for i in range(24)]
     assert sum(calls) == sum(1 + i % 2 for i in range(24)) and max(calls) > 1 and max(calls) <= 8
 
-    def broken(seed_lists, titles):
+    def broken(rows):
         raise ValueError("model failed")
 
     with pytest.raises(ValueError, match="model failed"):
-        MicroBatcher(broken).call([["a"]], ["t"])
+        MicroBatcher(broken).call([(["a"], "t")])
 
 
 def test_concurrent_predict_requests_agree_with_serial(client, rec):
@@ -349,37 +349,61 @@ def test_concurrent_predict_requests_agree_with_serial(client, rec):
         assert s[0]["track_uris"] == p[0]["track_uris"]
 
 
-def test_worker_listener_gives_connections_tcp_nodelay():
-    """With --workers, connections are accepted from a socket made before the workers start; asyncio sets
-    TCP_NODELAY on them only when that socket says IPPROTO_TCP (uvicorn's does not: every keep-alive request
-    then waited ~40 ms for a delayed ACK)."""
-    import asyncio
 
-    sock = tcp_listener("127.0.0.1", 0)
-    assert sock.proto == socket.IPPROTO_TCP and sock.get_inheritable()
-    seen = {}
+def test_recommendation_processes_answer_like_the_recommender(tiny_bundle, rec):
+    """``--workers 2``: /recommend computed by two spawned processes behind this one; the answers are the
+    recommender's, a bad request fails alone, and the processes end with the app."""
+    from fastapi.testclient import TestClient
 
-    class Probe(asyncio.Protocol):
-        def connection_made(self, transport):
-            s = transport.get_extra_info("socket")
-            seen["nodelay"] = s.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
-            transport.close()
+    app = create_app(tiny_bundle, processes=2, model_name="tt")
+    workers = app.state.workers
+    uris = rec.tracks["track_uri"].tolist()
+    rng = np.random.default_rng(1)
+    bodies = [{"seed_track_uris": rng.choice(uris, size=n, replace=False).tolist(), "title": t, "k": 15}
+              for n, t in zip([0, 1, 3, 5, 10, 2, 8, 4] * 2, ["rock", "", "chill", "party"] * 4, strict=True)]
+    bodies[5]["weights"] = {"energyy": 2.0}  # unknown feature: a 422 for this request only
+    with TestClient(app) as c:
+        assert c.get("/health").json()["recommendation_processes"] == 2
+        with ThreadPoolExecutor(8) as pool:
+            got = list(pool.map(lambda b: c.post("/recommend", json=b), bodies))
+        assert len(workers._pool._processes) == 2
+        for i, (b, r) in enumerate(zip(bodies, got, strict=True)):
+            if i == 5:
+                assert r.status_code == 422 and "unknown features" in r.json()["error"], r.text
+                continue
+            assert r.status_code == 200, r.text
+            want = rec.recommend(b["seed_track_uris"], b["title"], b["k"], explain=b["k"])
+            got_rows = r.json()["recommendations"]
+            assert [x["track_uri"] for x in got_rows] == want["track_uri"].tolist()
+            assert np.allclose([x["score"] for x in got_rows], want["score"].to_numpy(), rtol=1e-3, atol=1e-4)
+            assert [x["explanation"] for x in got_rows] == want["explanation"].tolist()
+        procs = list(workers._pool._processes.values())
+    for p in procs:  # the app's shutdown stopped them
+        p.join(30)
+        assert not p.is_alive()
 
-    async def main():
-        server = await asyncio.get_running_loop().create_server(Probe, sock=sock)
-        _, writer = await asyncio.open_connection(*sock.getsockname())
-        for _ in range(200):
-            if seen:
-                break
-            await asyncio.sleep(0.01)
-        writer.close()
-        server.close()
-        await server.wait_closed()
 
-    asyncio.run(main())
-    assert seen["nodelay"] == 1
-    with socket.socket() as busy:
-        busy.bind(("127.0.0.1", 0))
-        busy.listen()
-        with pytest.raises(ServiceError, match="another --port"):
-            tcp_listener("127.0.0.1", busy.getsockname()[1])
+def test_micro_batcher_threads_share_the_queue():
+    """With two threads (two recommendation processes), a free thread takes its share of the queue, not all of it."""
+    import time
+
+    from modules.service import MicroBatcher
+
+    seen = []
+
+    def fn(rows):
+        seen.append((threading.current_thread().name, len(rows)))
+        time.sleep(0.05)
+        return rows
+
+    batcher = MicroBatcher(fn, max_rows=32, name="t", threads=2)
+    start = threading.Barrier(24)
+
+    def call(i):
+        start.wait()
+        return batcher.call([i])
+
+    with ThreadPoolExecutor(24) as pool:
+        assert list(pool.map(call, range(24))) == [[i] for i in range(24)]
+    assert {name for name, _ in seen} == {"t-0", "t-1"}
+    assert sum(n for _, n in seen) == 24 and max(n for _, n in seen) <= 12

@@ -13,6 +13,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         DEFAULT_MAX_K,
         DEFAULT_MAX_SEEDS,
         DEFAULT_MODEL_NAME,
+        DEFAULT_WORKERS,
     )
 
     p = sub.add_parser(
@@ -33,11 +34,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model-name", default=DEFAULT_MODEL_NAME, metavar="NAME",
                    help=f"model name in /v1/models/NAME:predict (default {DEFAULT_MODEL_NAME})")
     p.add_argument("--concurrency", type=int, default=DEFAULT_CONCURRENCY, metavar="N",
-                   help="recommendations computed at once per process; more requests wait their turn (default: "
-                   f"one per core, {DEFAULT_CONCURRENCY} here)")
-    p.add_argument("--workers", type=int, default=1, metavar="N",
-                   help="server processes, each loading the bundle (default 1; on 2 cores one process with "
-                   "--concurrency 2 measured faster than 2 workers, see docs/serving.md)")
+                   help="/recommend batches computed at once in this process (--workers 1); requests arriving "
+                   f"meanwhile queue for the next batch (default {DEFAULT_CONCURRENCY})")
+    p.add_argument("--workers", type=int, default=DEFAULT_WORKERS, metavar="N",
+                   help="processes computing /recommend, each loading the bundle, fed from one queue by this HTTP "
+                   f"process; 1 computes in this process (default {DEFAULT_WORKERS}: one per core, up to 4; see "
+                   "docs/serving.md)")
     p.add_argument("--threads", type=int, default=1, metavar="N",
                    help="OpenMP/BLAS threads per process, 0 to leave the libraries' defaults (default 1: one request "
                    "is many tiny native calls and per-core pools contend; see docs/serving.md)")
