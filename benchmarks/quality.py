@@ -50,15 +50,27 @@ def results_dir(playlists: int, seed: int, per_category: int) -> Path:
     return ROOT / "benchmarks" / "results" / f"quality-{playlists}-s{seed}-pc{per_category}"
 
 
-def run_method(method: str, base: Path, per_category: int, seed: int, params: str, out_dir: Path,
-               label: str | None = None) -> dict:
+def submit(method: str, base: Path, per_category: int, seed: int, params: str, label: str) -> tuple:
+    """``python -m modules submit`` on the split's training store: ``(submission path, its output, seconds)``."""
     split, store = base / f"split-{per_category}", base / f"train-store-{per_category}"
-    label = label or method
     sub = base / f"submission-{label}.csv"
     t0 = time.perf_counter()
     fit = run(PY, "-m", "modules", "-q", "submit", method, "--train", str(store), "--challenge",
               str(split / "challenge_set.json"), "--out", str(sub), "--seed", str(seed), "--params", params)
-    seconds = time.perf_counter() - t0
+    return sub, fit, time.perf_counter() - t0
+
+
+def suite_params(label: str, base: Path) -> tuple[str, str]:
+    """``(method, params JSON)`` of a suite row, the two-tower bundle's path filled in."""
+    method, params = SUITE[label]
+    return method, json.dumps(params).replace("{tt}", str((base / "tt").relative_to(ROOT)))
+
+
+def run_method(method: str, base: Path, per_category: int, seed: int, params: str, out_dir: Path,
+               label: str | None = None) -> dict:
+    split = base / f"split-{per_category}"
+    label = label or method
+    sub, fit, seconds = submit(method, base, per_category, seed, params, label)
     ev = run(PY, "-m", "modules", "evaluate", str(sub), "--truth", str(split / "truth.json"), "--json")
     result = {"method": method, "label": label, "params": json.loads(params), "seed": seed,
               "submit_output": fit.stdout.strip(), "wall_seconds": round(seconds, 1),
@@ -98,7 +110,7 @@ def run_suite(base: Path, per_category: int, seed: int, out_dir: Path, force: bo
         if (out_dir / f"{label}.json").exists() and not force:
             print(f"{label}: kept {out_dir / f'{label}.json'}", flush=True)
             continue
-        text = json.dumps(params).replace("{tt}", str(tt.relative_to(ROOT)))
+        _, text = suite_params(label, base)
         if "{tt}" in json.dumps(params) and not (tt / "two_tower" / "saved_model" / "saved_model.pb").exists():
             run(PY, "-m", "modules", "-q", "train-two-tower", "--mpd", str(store), "--out", str(tt), "--seed",
                 str(seed))
