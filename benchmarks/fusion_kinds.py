@@ -32,6 +32,8 @@ def main() -> int:
     ap.add_argument("--params", default="{}", help="HybridRecommender parameters as a JSON object")
     ap.add_argument("--kinds", nargs="+", default=["hgb", "logistic", "logistic_by_length"],
                     help='fusion kinds, each optionally with parameters: logistic_by_length:{"buckets": [1]}')
+    ap.add_argument("--blend-objective", nargs="+", default=None, metavar="METRIC",
+                    help="metrics whose sum the blend weights maximize (default: the hybrid's BLEND_OBJECTIVE)")
     ap.add_argument("--label", default="default")
     args = ap.parse_args()
 
@@ -59,7 +61,7 @@ def main() -> int:
     for spec in args.kinds:
         kind, _, extra = spec.partition(":")
         scores = h.cross_fitted_scores(data, kind, json_object(extra) if extra else None)
-        weights, blended = h.choose_blend(data, scores)
+        weights, blended = h.choose_blend(data, scores, tuple(args.blend_objective or ()) or None)
         for label, sc in ((spec, scores), (f"{spec} + blend", blended)):
             summary = results[label] = h.score_cuts(data, split, sc)
             summary.pop(PER_CUT)

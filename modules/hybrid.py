@@ -530,21 +530,24 @@ class HybridRecommender(PlaylistRecommender):
         summary[PER_CUT] = np.array([c["ndcg"] for c in per_cut])
         return summary
 
-    def choose_blend(self, data: dict, scores: list[np.ndarray]) -> tuple[dict, list[np.ndarray]]:
+    def choose_blend(self, data: dict, scores: list[np.ndarray],
+                     objective: tuple[str, ...] | None = None) -> tuple[dict, list[np.ndarray]]:
         """Per playlist-length bucket, the weights ``(a, c)`` of ``z(logit fusion) + a·ALS z + c·two-tower z`` with
-        the best mean NDCG over the validation cuts (``BLEND_GRID``; the fusion scores are cross-fitted). Returns
-        the weights chosen on all cuts, and blended scores whose weights were chosen on the *other* fold (an
-        honest estimate of what the blend adds)."""
+        the best mean ``objective`` (the sum of those metrics; default ``BLEND_OBJECTIVE``) over the validation
+        cuts (``BLEND_GRID``; the fusion scores are cross-fitted). Returns the weights chosen on all cuts, and
+        blended scores whose weights were chosen on the *other* fold (an honest estimate of what the blend adds)."""
         from modules.metrics import score_playlist
 
         sets, examples = data["sets"], data["examples"]
+        objective = objective or BLEND_OBJECTIVE
         a_grid = BLEND_GRID if "als" in self.parts_ else (0.0,)
         combos = [(a, c) for a in a_grid for c in BLEND_GRID]
-        ndcg = np.zeros((len(sets), len(combos)))
+        ndcg = np.zeros((len(sets), len(combos)))  # the objective per cut and weights
         for i, (_g, _official, _seeds, _title, held) in enumerate(examples):
             for j, (a, c) in enumerate(combos):
                 top = sets[i].uris[sets[i].order(_blend(scores[i], sets[i], a, c), 500)].tolist()
-                ndcg[i, j] = score_playlist(top, list(held))["ndcg"]
+                got = score_playlist(top, list(held))
+                ndcg[i, j] = sum(got[m] for m in objective)
         bucket = _length_bucket([len(e[2]) for e in examples])
         fold = np.array([e[0] % 2 for e in examples])
 
@@ -720,6 +723,7 @@ class _IdMaps:
 
 # the blend's weights and the playlist lengths (seeds) they may change at: 0 | 1–4 | 5–9 | 10–24 | 25–99 | 100+
 BLEND_GRID = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0)
+BLEND_OBJECTIVE = ("ndcg",)  # what the blend weights maximize on the validation cuts
 BLEND_BUCKETS = (1, 5, 10, 25, 100)
 ALS_UNKNOWN_Z = -10.0  # a candidate ALS cannot score ranks last on the ALS side
 

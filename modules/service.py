@@ -17,9 +17,10 @@ Both model endpoints await their answers from a micro-batcher's worker thread (`
 loop stays free: ``:predict`` requests that arrive together are answered by one SavedModel call, ``/recommend``
 requests by one ``Recommender.recommend_columns_batch`` call (one scan of the catalog for all of them).
 ``Recommender`` is read-only over numpy arrays and TensorFlow functions, but the two-tower builds its query
-``tf.function`` lazily on first use; the app warms it up before serving. ``concurrency`` (default one per core)
-is the number of ``/recommend`` batches computed at once: on a CPU-bound model more parallel calls only contend
-for the same cores; the rest queue for the next batch.
+``tf.function`` lazily on first use; the app warms it up before serving. ``/recommend`` batches are computed by
+``processes`` worker processes (``ProcessRecommender``; ``serve --workers``), or in this process, ``concurrency``
+at a time (default 1: on a CPU-bound model more parallel calls only contend for the same cores and the GIL); the
+requests that arrive meanwhile queue for the next batch.
 """
 
 from __future__ import annotations
@@ -343,10 +344,10 @@ class ProcessRecommender:
             return pool.submit(_worker_recommend, requests).result()
         except BrokenProcessPool:
             with self._lock:
-                if self._pool is pool:
+                if self._pool is pool:  # the first batch to notice starts new processes; the others just fail
                     log.error("a recommendation process died; starting new ones")
-                    pool.shutdown(wait=False, cancel_futures=True)
                     self._pool = self._start()
+                    pool.shutdown(wait=False, cancel_futures=True)
             raise
 
     def close(self) -> None:
@@ -363,6 +364,8 @@ def create_app(model, *, max_k: int = DEFAULT_MAX_K, max_seeds: int = DEFAULT_MA
     ``processes`` > 0 computes ``/recommend`` in that many worker processes (``ProcessRecommender``, each with
     ``threads`` native threads) instead of this one; ``concurrency`` is then ignored (one batch per process).
     """
+    from concurrent.futures.process import BrokenProcessPool
+
     from fastapi import FastAPI, HTTPException, Request
     from fastapi.encoders import jsonable_encoder
     from fastapi.exceptions import RequestValidationError
@@ -442,9 +445,13 @@ def create_app(model, *, max_k: int = DEFAULT_MAX_K, max_seeds: int = DEFAULT_MA
         if len(req.seed_track_uris) > max_seeds:
             raise HTTPException(422, f"at most {max_seeds} seed tracks per request (got {len(req.seed_track_uris)})")
         t0 = time.perf_counter()
-        (c,) = await recommend_batched([{"seed_track_uris": req.seed_track_uris, "title": req.title, "k": req.k,
-                                         "weights": req.weights, "mode": req.mode,
-                                         "explain": req.k if req.explain else False}])
+        try:
+            (c,) = await recommend_batched([{"seed_track_uris": req.seed_track_uris, "title": req.title, "k": req.k,
+                                             "weights": req.weights, "mode": req.mode,
+                                             "explain": req.k if req.explain else False}])
+        except BrokenProcessPool:
+            raise HTTPException(503, "a recommendation process stopped while answering; new ones are starting, "
+                                "retry in a minute") from None
         if isinstance(c, Exception):  # e.g. an unknown feature in weights
             raise HTTPException(422, str(c))
         rows = [{"rank": rank, "track_uri": uri, "track_name": name, "artist_name": artist, "score": score,

@@ -377,6 +377,22 @@ def test_recommendation_processes_answer_like_the_recommender(tiny_bundle, rec):
             assert [x["track_uri"] for x in got_rows] == want["track_uri"].tolist()
             assert np.allclose([x["score"] for x in got_rows], want["score"].to_numpy(), rtol=1e-3, atol=1e-4)
             assert [x["explanation"] for x in got_rows] == want["explanation"].tolist()
+        # a recommendation process dies (killed for memory, say): the request that meets it gets a 503, new
+        # processes start, and the service answers again
+        import os
+        import signal
+
+        pool = workers._pool
+        os.kill(next(iter(pool._processes)), signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while not pool._broken:
+            assert time.monotonic() < deadline, "the pool did not notice its dead process"
+            time.sleep(0.05)
+        r = c.post("/recommend", json=bodies[0])
+        assert r.status_code == 503 and "retry" in r.json()["error"]
+        assert workers._pool is not pool and len(workers._pool._processes) == 2
+        again = c.post("/recommend", json=bodies[0]).json()["recommendations"]
+        assert [x["track_uri"] for x in again] == [x["track_uri"] for x in got[0].json()["recommendations"]]
         procs = list(workers._pool._processes.values())
     for p in procs:  # the app's shutdown stopped them
         p.join(30)
