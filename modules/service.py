@@ -287,14 +287,19 @@ _WORKER_RECOMMENDER = None
 def _worker_start(bundle: str, threads: int | None, loaded) -> None:
     """Initializer of a recommendation process: load the bundle, warm it up, freeze it, say so."""
     global _WORKER_RECOMMENDER
+    import signal
+
     from modules.recommender import Recommender
 
+    # Ctrl-C reaches the whole process group; the HTTP process stops these when it shuts down (without this each
+    # printed a KeyboardInterrupt traceback)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     limit_native_threads(threads)
     rec = Recommender.load(bundle)
     rec.recommend_columns(rec.tracks["track_uri"].iloc[:2].tolist(), "warm up", k=10)
     _WORKER_RECOMMENDER = rec
     freeze_loaded_heap()
-    loaded.wait()
+    loaded.send(os.getpid())
 
 
 def _worker_recommend(requests: list) -> list:
@@ -322,18 +327,22 @@ class ProcessRecommender:
         from concurrent.futures import ProcessPoolExecutor
 
         ctx = multiprocessing.get_context("spawn")
-        loaded = ctx.Barrier(self.processes + 1)
+        ready, loaded = ctx.Pipe(duplex=False)  # each process sends its pid once loaded (a pipe: no semaphores)
         pool = ProcessPoolExecutor(self.processes, mp_context=ctx, initializer=_worker_start,
                                    initargs=(self.bundle, self.threads, loaded))
-        pids = [pool.submit(_worker_pid) for _ in range(self.processes)]  # spawns the processes
-        try:
-            loaded.wait(self.timeout)
-        except threading.BrokenBarrierError:
-            pool.shutdown(cancel_futures=True)
-            raise ServiceError(f"the {self.processes} recommendation processes did not load {self.bundle} within "
-                               f"{self.timeout:.0f} s") from None
-        log.info("%d recommendation processes loaded (pids %s)", self.processes,
-                 sorted({f.result() for f in pids}))
+        jobs = [pool.submit(_worker_pid) for _ in range(self.processes)]  # spawns the processes
+        pids, deadline = set(), time.monotonic() + self.timeout
+        while len(pids) < self.processes:
+            failed = next((f.exception() for f in jobs if f.done() and f.exception() is not None), None)
+            if failed is not None or time.monotonic() > deadline:
+                pool.shutdown(cancel_futures=True)
+                why = (f"failed while loading (the cause is printed above): {failed}" if failed is not None
+                       else f"did not load within {self.timeout:.0f} s")
+                raise ServiceError(f"the {self.processes} recommendation processes for {self.bundle} {why}")
+            if ready.poll(1.0):
+                pids.add(ready.recv())
+        ready.close()
+        log.info("%d recommendation processes loaded (pids %s)", self.processes, sorted(pids))
         return pool
 
     def __call__(self, requests: list) -> list:

@@ -423,3 +423,11 @@ def test_micro_batcher_threads_share_the_queue():
         assert list(pool.map(call, range(24))) == [[i] for i in range(24)]
     assert {name for name, _ in seen} == {"t-0", "t-1"}
     assert sum(n for _, n in seen) == 24 and max(n for _, n in seen) <= 12
+
+
+def test_recommendation_processes_that_cannot_load_fail_fast(tmp_path):
+    """A bundle the processes cannot load is an error at start-up that says so, not a wait for the timeout."""
+    from modules.service import ProcessRecommender
+
+    with pytest.raises(ServiceError, match="recommendation processes .* failed while loading"):  # not a timeout
+        ProcessRecommender(tmp_path, 1, timeout=300)
