@@ -51,9 +51,11 @@ test-all: $(STAMP)
 # (hours on 2 cores). Rows that already have a result file are kept; delete the file to rerun one.
 bench-small: $(STAMP)
 	$(PY) benchmarks/quality.py --playlists 3000 --per-category 30 --suite
+	$(PY) benchmarks/significance.py --playlists 3000 --per-category 30
 
 bench: bench-small
 	$(PY) benchmarks/quality.py --playlists 20000 --per-category 100 --suite
+	$(PY) benchmarks/significance.py --playlists 20000 --per-category 100
 
 # Regenerate notebooks/*.ipynb (committed without outputs) from notebooks/build_notebooks.py.
 notebooks: $(STAMP)
