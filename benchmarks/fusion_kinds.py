@@ -34,6 +34,9 @@ def main() -> int:
                     help='fusion kinds, each optionally with parameters: logistic_by_length:{"buckets": [1]}')
     ap.add_argument("--blend-objective", nargs="+", default=None, metavar="METRIC",
                     help="metrics whose sum the blend weights maximize (default: the hybrid's BLEND_OBJECTIVE)")
+    ap.add_argument("--blend-by-title", action="store_true",
+                    help="blend weights per playlist length *and* title / no title (an experiment; the hybrid uses "
+                    "length only)")
     ap.add_argument("--label", default="default")
     args = ap.parse_args()
 
@@ -41,7 +44,7 @@ def main() -> int:
     import numpy as np
 
     from modules.cli.options import json_object
-    from modules.hybrid import PER_CUT, HybridRecommender
+    from modules.hybrid import PER_CUT, HybridRecommender, _length_bucket
     from modules.store import PlaylistStore
 
     params = {**json_object(args.params), "two_tower_bundle": str(args.two_tower_bundle)}
@@ -57,11 +60,14 @@ def main() -> int:
         data = h.fusion_data(split, store)
         joblib.dump(data, cache)
     prep = time.perf_counter() - t0
+    bucket = None
+    if args.blend_by_title:  # 2 x length bucket + 1 when the cut has a title
+        bucket = np.array([2 * int(_length_bucket(len(e[2]))) + (e[3] is not None) for e in data["examples"]])
     results = {}
     for spec in args.kinds:
         kind, _, extra = spec.partition(":")
         scores = h.cross_fitted_scores(data, kind, json_object(extra) if extra else None)
-        weights, blended = h.choose_blend(data, scores, tuple(args.blend_objective or ()) or None)
+        weights, blended = h.choose_blend(data, scores, tuple(args.blend_objective or ()) or None, bucket)
         for label, sc in ((spec, scores), (f"{spec} + blend", blended)):
             summary = results[label] = h.score_cuts(data, split, sc)
             summary.pop(PER_CUT)

@@ -530,12 +530,13 @@ class HybridRecommender(PlaylistRecommender):
         summary[PER_CUT] = np.array([c["ndcg"] for c in per_cut])
         return summary
 
-    def choose_blend(self, data: dict, scores: list[np.ndarray],
-                     objective: tuple[str, ...] | None = None) -> tuple[dict, list[np.ndarray]]:
+    def choose_blend(self, data: dict, scores: list[np.ndarray], objective: tuple[str, ...] | None = None,
+                     bucket: np.ndarray | None = None) -> tuple[dict, list[np.ndarray]]:
         """Per playlist-length bucket, the weights ``(a, c)`` of ``z(logit fusion) + a·ALS z + c·two-tower z`` with
         the best mean ``objective`` (the sum of those metrics; default ``BLEND_OBJECTIVE``) over the validation
         cuts (``BLEND_GRID``; the fusion scores are cross-fitted). Returns the weights chosen on all cuts, and
-        blended scores whose weights were chosen on the *other* fold (an honest estimate of what the blend adds)."""
+        blended scores whose weights were chosen on the *other* fold (an honest estimate of what the blend adds).
+        ``bucket`` (one id per validation cut) replaces the length buckets, for experiments."""
         from modules.metrics import score_playlist
 
         sets, examples = data["sets"], data["examples"]
@@ -548,7 +549,8 @@ class HybridRecommender(PlaylistRecommender):
                 top = sets[i].uris[sets[i].order(_blend(scores[i], sets[i], a, c), 500)].tolist()
                 got = score_playlist(top, list(held))
                 ndcg[i, j] = sum(got[m] for m in objective)
-        bucket = _length_bucket([len(e[2]) for e in examples])
+        if bucket is None:
+            bucket = _length_bucket([len(e[2]) for e in examples])
         fold = np.array([e[0] % 2 for e in examples])
 
         def pick(rows):
