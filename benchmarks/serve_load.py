@@ -230,6 +230,16 @@ def _cpu_seconds(pid: int) -> float:
     return total
 
 
+def _resident_mb(pid: int) -> dict:
+    """Resident memory of the server process and of each of its worker processes (MB), via psutil."""
+    import psutil
+
+    main = psutil.Process(pid)
+    kids = [k for k in main.children(recursive=True) if "resource_tracker" not in " ".join(k.cmdline())]
+    return {"server": round(main.memory_info().rss / 2**20), "workers": [round(k.memory_info().rss / 2**20)
+                                                                         for k in kids]}
+
+
 async def main_async(args) -> dict:
     bodies = make_requests(args.model, 600, args.k, args.seed)
     port = free_port()
@@ -241,7 +251,8 @@ async def main_async(args) -> dict:
         ready = await wait_ready(base, proc, args.startup_timeout, server_log)
         log.info("server ready in %.1f s", ready)
         warm = await single_latency(base, "/recommend", bodies, 20)  # also warms caches
-        result = {"startup_seconds": round(ready, 1), "single_client": {"recommend": warm}, "load": {}}
+        result = {"startup_seconds": round(ready, 1), "resident_mb_after_start": _resident_mb(proc.pid),
+                  "single_client": {"recommend": warm}, "load": {}}
         predict_bodies = [{"instances": [{"seed_track_uris": b["seed_track_uris"], "title": b["title"]}]}
                           for b in bodies]
         if "predict" in args.endpoints:

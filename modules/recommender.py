@@ -143,6 +143,31 @@ def train_bundle(mpd, out: str | Path, *, features=None, seed: int = 0, epochs: 
     return Recommender.load(out)
 
 
+def read_manifest(path: str | Path) -> dict:
+    """A bundle's checked ``manifest.json``: raises ``BundleError`` naming what is missing or of another format,
+    warns about stale package versions. What ``Recommender.load`` checks before loading the parts."""
+    path = Path(path)
+    if not (path / MANIFEST).exists():
+        hint = "" if path.exists() else " (the folder does not exist)"
+        raise BundleError(f"{path} is not a model bundle: no {MANIFEST}{hint}. Train one with: "
+                          f"python -m modules train --mpd DATA_DIR --out {path}")
+    manifest = orjson.loads((path / MANIFEST).read_bytes())
+    if manifest.get("format") != BUNDLE_FORMAT:
+        raise BundleError(f"{path} has bundle format {manifest.get('format')!r}; this version reads "
+                          f"{BUNDLE_FORMAT!r}. Retrain it with python -m modules train.")
+    files = ["tracks.parquet", *manifest.get("parts", {}).values()]
+    missing = [f for f in files if not (path / f).exists()]
+    if missing:
+        raise BundleError(f"bundle {path} is incomplete: missing {', '.join(missing)}. Retrain it with "
+                          f"python -m modules train, or copy the whole folder again.")
+    now = _versions()
+    stale = {k: (v, now.get(k)) for k, v in manifest.get("versions", {}).items() if now.get(k) != v}
+    if stale:
+        log.warning("bundle %s was trained with other package versions (%s); if loading or results look "
+                    "wrong, retrain it", path, ", ".join(f"{k} {a} -> {b}" for k, (a, b) in stale.items()))
+    return manifest
+
+
 class Recommender:
     """A trained bundle, answering playlists.
 
@@ -167,24 +192,7 @@ class Recommender:
         from modules.hybrid import HybridRecommender
 
         path = Path(path)
-        if not (path / MANIFEST).exists():
-            hint = "" if path.exists() else " (the folder does not exist)"
-            raise BundleError(f"{path} is not a model bundle: no {MANIFEST}{hint}. Train one with: "
-                              f"python -m modules train --mpd DATA_DIR --out {path}")
-        manifest = orjson.loads((path / MANIFEST).read_bytes())
-        if manifest.get("format") != BUNDLE_FORMAT:
-            raise BundleError(f"{path} has bundle format {manifest.get('format')!r}; this version reads "
-                              f"{BUNDLE_FORMAT!r}. Retrain it with python -m modules train.")
-        files = ["tracks.parquet", *manifest.get("parts", {}).values()]
-        missing = [f for f in files if not (path / f).exists()]
-        if missing:
-            raise BundleError(f"bundle {path} is incomplete: missing {', '.join(missing)}. Retrain it with "
-                              f"python -m modules train, or copy the whole folder again.")
-        now = _versions()
-        stale = {k: (v, now.get(k)) for k, v in manifest.get("versions", {}).items() if now.get(k) != v}
-        if stale:
-            log.warning("bundle %s was trained with other package versions (%s); if loading or results look "
-                        "wrong, retrain it", path, ", ".join(f"{k} {a} -> {b}" for k, (a, b) in stale.items()))
+        manifest = read_manifest(path)
         try:
             hybrid = HybridRecommender.load(path)
         except FileNotFoundError as err:

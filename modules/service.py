@@ -375,6 +375,7 @@ def create_app(model, *, max_k: int = DEFAULT_MAX_K, max_seeds: int = DEFAULT_MA
     """
     from concurrent.futures.process import BrokenProcessPool
 
+    import pyarrow.parquet as pq
     from fastapi import FastAPI, HTTPException, Request
     from fastapi.encoders import jsonable_encoder
     from fastapi.exceptions import RequestValidationError
@@ -382,7 +383,7 @@ def create_app(model, *, max_k: int = DEFAULT_MAX_K, max_seeds: int = DEFAULT_MA
     from starlette.exceptions import HTTPException as StarletteHTTPException
 
     from modules import __version__
-    from modules.recommender import Recommender
+    from modules.recommender import Recommender, read_manifest
 
     for name, value in (("max_k", max_k), ("max_seeds", max_seeds), ("max_body_bytes", max_body_bytes),
                         ("concurrency", concurrency)):
@@ -390,16 +391,25 @@ def create_app(model, *, max_k: int = DEFAULT_MAX_K, max_seeds: int = DEFAULT_MA
             raise ServiceError(f"{name} must be a positive integer (got {value!r}).")
     if isinstance(processes, bool) or not isinstance(processes, int) or processes < 0:
         raise ServiceError(f"processes must be an integer >= 0 (got {processes!r}).")
-    rec = model if isinstance(model, Recommender) else Recommender.load(model)
-    predictor = SavedModelPredictor(saved_model or Path(rec.path) / "two_tower" / "saved_model")
+    if isinstance(model, Recommender):
+        rec, bundle, manifest = model, Path(model.path), model.manifest
+    else:
+        # with recommendation processes this process needs only the manifest and the SavedModel: not loading the
+        # hybrid here saves a copy of the bundle (~1.9 GB of the demo bundle's ~2 GB per process)
+        bundle = Path(model)
+        rec = None if processes else Recommender.load(bundle)
+        manifest = rec.manifest if rec is not None else read_manifest(bundle)
+    n_tracks = len(rec.tracks) if rec is not None else pq.ParquetFile(bundle / "tracks.parquet").metadata.num_rows
+    predictor = SavedModelPredictor(saved_model or bundle / "two_tower" / "saved_model")
     predict_batched = MicroBatcher(lambda rows: predictor.predict([r[0] for r in rows], [r[1] for r in rows]),
                                    name="predict-batcher")
-    workers = ProcessRecommender(rec.path, processes, threads) if processes else None
+    workers = ProcessRecommender(bundle, processes, threads) if processes else None
     recommend_batched = MicroBatcher(workers or rec.recommend_columns_batch, max_rows=RECOMMEND_BATCH,
                                      name="recommend-batcher", threads=processes or concurrency)
     if warmup:  # builds the lazily traced TensorFlow functions before the first (possibly concurrent) request
-        seed = rec.tracks["track_uri"].iloc[:2].tolist()
-        rec.recommend(seed, "warm up", k=min(10, max_k), explain=True)
+        seed = pq.read_table(bundle / "tracks.parquet", columns=["track_uri"]).column(0)[:2].to_pylist()
+        if workers is None:
+            rec.recommend(seed, "warm up", k=min(10, max_k), explain=True)
         predictor.predict([seed], ["warm up"])
 
     @asynccontextmanager
@@ -412,7 +422,7 @@ def create_app(model, *, max_k: int = DEFAULT_MAX_K, max_seeds: int = DEFAULT_MA
                   description="Playlist continuation: give seed tracks and/or a title, get the tracks that "
                   "continue the playlist, with score parts and explanations. `/v1/models/{name}:predict` "
                   "speaks TensorFlow Serving's REST format over the exported two-tower SavedModel.")
-    app.state.recommender = rec
+    app.state.recommender = rec  # None when recommendation processes hold the model
     app.state.predictor = predictor
     app.state.workers = workers
     app.add_middleware(BodyLimitMiddleware, max_bytes=max_body_bytes)
@@ -437,14 +447,14 @@ def create_app(model, *, max_k: int = DEFAULT_MAX_K, max_seeds: int = DEFAULT_MA
 
     @app.get("/health", summary="liveness: the bundle and the SavedModel are loaded")
     def health() -> dict[str, Any]:
-        return {"status": "ok", "bundle": str(rec.path), "tracks": int(len(rec.tracks)),
-                "parts": sorted(rec.manifest.get("parts", {})), "model_name": model_name,
+        return {"status": "ok", "bundle": str(bundle), "tracks": int(n_tracks),
+                "parts": sorted(manifest.get("parts", {})), "model_name": model_name,
                 "recommendation_processes": processes,
                 "limits": {"max_k": max_k, "max_seeds": max_seeds, "max_body_bytes": max_body_bytes}}
 
     @app.get("/metadata", summary="the bundle manifest (data, configuration, validation metrics, versions)")
     def metadata() -> dict[str, Any]:
-        return rec.manifest
+        return manifest
 
     @app.post("/recommend", response_model=RecommendResponse,
               summary="the k tracks that best continue a playlist, with score parts and explanations")

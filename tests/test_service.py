@@ -362,8 +362,11 @@ def test_recommendation_processes_answer_like_the_recommender(tiny_bundle, rec):
     bodies = [{"seed_track_uris": rng.choice(uris, size=n, replace=False).tolist(), "title": t, "k": 15}
               for n, t in zip([0, 1, 3, 5, 10, 2, 8, 4] * 2, ["rock", "", "chill", "party"] * 4, strict=True)]
     bodies[5]["weights"] = {"energyy": 2.0}  # unknown feature: a 422 for this request only
+    assert app.state.recommender is None  # this process keeps only the manifest and the SavedModel
     with TestClient(app) as c:
-        assert c.get("/health").json()["recommendation_processes"] == 2
+        health = c.get("/health").json()
+        assert health["recommendation_processes"] == 2 and health["tracks"] == len(rec.tracks)
+        assert c.get("/metadata").json() == json.loads(json.dumps(rec.manifest))
         with ThreadPoolExecutor(8) as pool:
             got = list(pool.map(lambda b: c.post("/recommend", json=b), bodies))
         assert len(workers._pool._processes) == 2
