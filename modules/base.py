@@ -131,7 +131,7 @@ def positions(keys, uris) -> np.ndarray:
     if len(keys) == 0:
         return np.full(len(uris), -1, np.int64)
     # the target as an object Index: given a bare array, pandas infers its string dtype and converts the URIs
-    # to Arrow first, which cost ~60 µs per call (five calls per query)
+    # to Arrow first (timed with 50k keys and 26 URIs: 74 µs a call against 17 µs; five calls per query)
     target = pd.Index(np.asarray(uris, dtype=object), dtype=object)
     return keys.get_indexer(target).astype(np.int64, copy=False)
 

@@ -284,6 +284,12 @@ def _summarize(errors) -> str:
 _WORKER_RECOMMENDER = None
 
 
+def _warm_up(rec, k: int = 10) -> None:
+    """One recommendation with explanations, so the two-tower's lazily traced TensorFlow function exists before
+    the first (possibly concurrent) request."""
+    rec.recommend_columns(rec.tracks["track_uri"].iloc[:2].tolist(), "warm up", k=k, explain=True)
+
+
 def _worker_start(bundle: str, threads: int | None, loaded) -> None:
     """Initializer of a recommendation process: load the bundle, warm it up, freeze it, say so."""
     global _WORKER_RECOMMENDER
@@ -296,7 +302,7 @@ def _worker_start(bundle: str, threads: int | None, loaded) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     limit_native_threads(threads)
     rec = Recommender.load(bundle)
-    rec.recommend_columns(rec.tracks["track_uri"].iloc[:2].tolist(), "warm up", k=10)
+    _warm_up(rec)
     _WORKER_RECOMMENDER = rec
     freeze_loaded_heap()
     loaded.send(os.getpid())
@@ -406,10 +412,10 @@ def create_app(model, *, max_k: int = DEFAULT_MAX_K, max_seeds: int = DEFAULT_MA
     workers = ProcessRecommender(bundle, processes, threads) if processes else None
     recommend_batched = MicroBatcher(workers or rec.recommend_columns_batch, max_rows=RECOMMEND_BATCH,
                                      name="recommend-batcher", threads=processes or concurrency)
-    if warmup:  # builds the lazily traced TensorFlow functions before the first (possibly concurrent) request
-        seed = pq.read_table(bundle / "tracks.parquet", columns=["track_uri"]).column(0)[:2].to_pylist()
+    if warmup:  # the recommendation processes warm themselves up
         if workers is None:
-            rec.recommend(seed, "warm up", k=min(10, max_k), explain=True)
+            _warm_up(rec, min(10, max_k))
+        seed = pq.read_table(bundle / "tracks.parquet", columns=["track_uri"]).column(0)[:2].to_pylist()
         predictor.predict([seed], ["warm up"])
 
     @asynccontextmanager
