@@ -175,3 +175,83 @@ def test_cli_train_two_tower(world_dir, tmp_path):
     cfg.write_text(json.dumps({"dim": 3}))
     out = subprocess.run(run, capture_output=True, text=True)
     assert out.returncode == 2 and out.stderr.startswith("error: unknown two-tower config keys ['dim']")
+
+
+def _padded_examples_reference(pl, cfg, rng, n_candidates):
+    """The materialized epoch the two-tower trained on before the examples were stored ragged (kept verbatim as
+    the reference: the compact form must give the same batches, hence the same model)."""
+    import math
+
+    S = cfg.max_seeds
+    seeds_rows, targets, title_rows = [], [], []
+    for p, arr in enumerate(pl.tracks):
+        n = len(arr)
+        if n < 2:
+            continue
+        m = max(1, int(round(n * cfg.examples_per_track)))
+        hi = min(n - 1, cfg.max_context)
+        empty = (rng.random(m) < cfg.empty_context_rate) & pl.has_title[p]
+        log_sizes = np.floor(np.exp(rng.random(m) * math.log(hi + 1))).astype(int)
+        uniform_sizes = rng.integers(1, hi + 1, size=m)
+        sizes = np.where(rng.random(m) < cfg.uniform_context_rate, uniform_sizes, log_sizes).clip(1, hi)
+        sizes[empty] = 0
+        prefix = rng.random(m) < cfg.prefix_rate
+        drop_title = rng.random(m) < cfg.title_drop_rate
+        for c, pre, drop in zip(sizes.tolist(), prefix.tolist(), drop_title.tolist(), strict=True):
+            if pre:
+                ctx = arr[:c]
+                tgt = arr[rng.integers(c, n)]
+            else:
+                perm = rng.permutation(n)
+                ctx, tgt = arr[perm[:c]], arr[perm[c]]
+            if len(ctx) > S:
+                ctx = ctx[np.sort(rng.choice(len(ctx), S, replace=False))]
+            row = np.zeros(S, np.int32)
+            row[:len(ctx)] = ctx
+            seeds_rows.append(row)
+            targets.append(tgt)
+            title_rows.append(p if pl.has_title[p] and (c == 0 or not drop) else -1)
+    n_ex = len(targets)
+    order = rng.permutation(n_ex)
+    seeds = np.stack(seeds_rows)[order]
+    target = np.asarray(targets, np.int32)[order]
+    trow = np.asarray(title_rows, np.int64)[order]
+    has = trow >= 0
+    words = np.where(has[:, None], pl.words[np.maximum(trow, 0)], 0).astype(np.int32)
+    ngrams = np.where(has[:, None], pl.ngrams[np.maximum(trow, 0)], 0).astype(np.int32)
+    seed_drop = (rng.random(seeds.shape) < cfg.id_dropout) & (seeds > 0)
+    target_drop = rng.random(n_ex) < cfg.id_dropout
+    out = {"seeds": seeds, "target": target, "words": words, "ngrams": ngrams, "seed_drop": seed_drop,
+           "target_drop": target_drop}
+    if cfg.dropout > 0:
+        out["rng"] = rng.integers(0, 2**31 - 1, size=(n_ex, 2)).astype(np.int64)
+    if cfg.mixed_negatives:
+        out["negatives"] = rng.integers(1, n_candidates + 1, size=(n_ex, cfg.mixed_negatives)).astype(np.int32)
+    return out
+
+
+@pytest.mark.parametrize("overrides", [{}, {"max_seeds": 7, "dropout": 0.2, "mixed_negatives": 3,
+                                            "id_dropout": 0.4}])
+def test_compact_examples_give_the_padded_batches(overrides, monkeypatch):
+    """The ragged epoch yields, batch for batch, the arrays of the padded one (same draws, same order), also with
+    contexts longer than max_seeds, dropout seeds and mixed negatives, and with the dropout draws chunked."""
+    from modules import two_tower as tt
+
+    gen = np.random.default_rng(5)
+    tracks = [gen.permutation(np.arange(1, 400, dtype=np.int32))[: int(n)] for n in gen.integers(1, 160, 120)]
+    pl = tt._Playlists(tracks=tracks, has_title=gen.random(120) < 0.7,
+                       words=gen.integers(0, 50, (120, 8)).astype(np.int32),
+                       ngrams=gen.integers(0, 90, (120, 48)).astype(np.int32))
+    cfg = TwoTowerConfig.from_dict({**TINY, **overrides})
+    monkeypatch.setattr(tt, "_DROP_CHUNK", 37)
+    ref = _padded_examples_reference(pl, cfg, np.random.default_rng(11), 399)
+    ex = tt._make_examples(pl, cfg, np.random.default_rng(11), 399)
+    assert len(ex) == len(ref["target"]) > 10 * cfg.batch_size
+    batches = list(ex.batches(pl, cfg.batch_size))
+    assert len(batches) == len(ref["target"]) // cfg.batch_size
+    assert set(batches[0]) == set(ref)
+    for i, batch in enumerate(batches):
+        for key, value in batch.items():
+            want = ref[key][i * cfg.batch_size:(i + 1) * cfg.batch_size]
+            assert value.dtype == want.dtype and np.array_equal(value, want), (i, key)
+    assert ex.seed_drop.any() and (ex.offsets[1:] - ex.offsets[:-1]).max() == cfg.max_seeds
