@@ -10,6 +10,11 @@ category, alone and blended with the ALS and two-tower z-scores (``HybridRecomme
 playlist length chosen on one fold, scored on the other). The features are cached next to the store, so further
 kinds cost seconds. Results:
 benchmarks/results/fusion-kinds/<label>.json.
+
+``--by-length`` adds a table per playlist length (all cuts) with ALS's and the two-tower's own orders of the same
+candidates beside each fusion; ``--playlist-knn K`` appends three playlist-kNN features (the candidates' summed
+cosine similarity of the K training playlists closest to the seeds, its z-score and rank; an experiment, not
+a part of the hybrid).
 """
 
 from __future__ import annotations
@@ -37,6 +42,10 @@ def main() -> int:
     ap.add_argument("--blend-by-title", action="store_true",
                     help="blend weights per playlist length *and* title / no title (an experiment; the hybrid uses "
                     "length only)")
+    ap.add_argument("--by-length", action="store_true",
+                    help="also score every cut per playlist length, with the ALS and two-tower orders beside")
+    ap.add_argument("--playlist-knn", type=int, default=0, metavar="K",
+                    help="append playlist-kNN features from the K nearest training playlists (experiment)")
     ap.add_argument("--label", default="default")
     args = ap.parse_args()
 
@@ -59,6 +68,8 @@ def main() -> int:
     else:
         data = h.fusion_data(split, store)
         joblib.dump(data, cache)
+    if args.playlist_knn:
+        data = with_playlist_knn(h, data, args.playlist_knn)
     prep = time.perf_counter() - t0
     bucket = None
     if args.blend_by_title:  # 2 x length bucket + 1 when the cut has a title
@@ -75,11 +86,27 @@ def main() -> int:
             print(f"{label:40s} official cuts NDCG {a['ndcg']:.4f} R-prec {a['r_precision']:.4f} | all {c['count']} "
                   f"cuts NDCG {c['ndcg']:.4f} R-prec {c['r_precision']:.4f}", flush=True)
         results[f"{spec} + blend"]["weights"] = {str(b): list(w) for b, w in weights.items()}
-    cats = [c for c in next(iter(results.values())) if c not in ("ALL_CUTS", "weights")]
+        if args.by_length:
+            for label, sc in ((spec, scores), (f"{spec} + blend", blended)):
+                results[label]["by_length"] = by_length(data, sc)
+    if args.by_length:
+        sets = data["sets"]
+        for label, col in (("ALS order", "als_score"), ("two-tower order", "tt_score")):
+            if col in sets[0].feature_names:
+                results[label] = {"by_length": by_length(data, [s.column(col) for s in sets])}
+        rows = [k for k in results if "by_length" in results[k]]
+        buckets = list(results[rows[0]]["by_length"])
+        print("all cuts per playlist length, NDCG / R-prec:")
+        print(" " * 34 + "".join(f"{b:>17s}" for b in buckets))
+        for k in rows:
+            bl = results[k]["by_length"]
+            print(f"{k[:34]:34s}" + "".join(f"{bl[b]['ndcg']:8.4f}/{bl[b]['r_precision']:.4f}" for b in buckets))
+    cats = [c for c in next(iter(results.values())) if c not in ("ALL_CUTS", "weights", "by_length")]
+    fused = [k for k in results if "ALL" in results[k]]
     print("per category NDCG:")
-    print(" " * 20 + "".join(f"{k[:20]:>22s}" for k in results))
+    print(" " * 20 + "".join(f"{k[:20]:>22s}" for k in fused))
     for c in cats:
-        print(f"{c:20s}" + "".join(f"{results[k][c]['ndcg']:22.4f}" for k in results))
+        print(f"{c:20s}" + "".join(f"{results[k][c]['ndcg']:22.4f}" for k in fused))
     out = ROOT / "benchmarks" / "results" / "fusion-kinds" / f"{args.label}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"command": "python benchmarks/fusion_kinds.py " + " ".join(sys.argv[1:]),
@@ -87,6 +114,62 @@ def main() -> int:
                                "positives": int(np.sum(data["y"])), "prepare_seconds": round(prep),
                                "results": results}, indent=1))
     return 0
+
+
+def by_length(data: dict, scores) -> dict:
+    """Mean NDCG and R-precision of every cut, per playlist-length bucket of the blend (``BLEND_BUCKETS``)."""
+    import numpy as np
+
+    from modules.hybrid import BLEND_BUCKETS, _length_bucket
+    from modules.metrics import score_playlist
+
+    edges = (0, *BLEND_BUCKETS)
+    names = [f"{lo}-{hi - 1}" if hi - lo > 1 else str(lo) for lo, hi in zip(edges, edges[1:])] + [f"{edges[-1]}+"]
+    rows: dict[str, list] = {}
+    for i, (_g, _official, seeds, _title, held) in enumerate(data["examples"]):
+        cs = data["sets"][i]
+        top = cs.uris[cs.order(np.nan_to_num(np.asarray(scores[i], np.float64), nan=-np.inf), 500)].tolist()
+        got = score_playlist(top, list(held))
+        rows.setdefault(names[int(_length_bucket(len(seeds)))], []).append((got["ndcg"], got["r_precision"]))
+    return {b: {"ndcg": float(np.mean([r[0] for r in rows[b]])), "r_precision": float(np.mean([r[1] for r in rows[b]])),
+                "cuts": len(rows[b])} for b in names if b in rows}
+
+
+def with_playlist_knn(h, data: dict, k: int) -> dict:
+    """``data`` with three playlist-kNN features appended to every candidate set, from the training matrix the
+    fusion's other features were fitted on (the playlists outside the validation split, so nothing leaks)."""
+    import numpy as np
+
+    from modules.hybrid import CandidateSet, _zscore
+
+    if getattr(h, "als_", None) is None:
+        raise SystemExit("--playlist-knn needs the 'als' part (it reads ALS's training matrix)")
+    m = h.als_.matrix_
+    tracks_by_playlist = m.X.T.tocsr()
+    length = np.asarray(m.X.sum(axis=1)).ravel()
+    als_row = h._ids().als_row
+    sets = []
+    for (_g, _official, seeds, _title, _held), cs in zip(data["examples"], data["sets"], strict=True):
+        q = m.known(seeds)
+        rows = als_row[cs.ids]
+        score = np.full(len(cs.uris), np.nan)
+        if len(q):
+            overlap = np.asarray(tracks_by_playlist[q].sum(axis=0)).ravel()
+            near = np.flatnonzero(overlap)
+            sim = overlap[near] / np.sqrt(length[near] * len(q))
+            if len(near) > k:
+                keep = np.argpartition(-sim, k)[:k]
+                near, sim = near[keep], sim[keep]
+            weight = np.zeros(m.X.shape[0])
+            weight[near] = sim
+            ok = rows >= 0
+            score[ok] = tracks_by_playlist[rows[ok]] @ weight
+        rank = np.argsort(np.argsort(-np.nan_to_num(score, nan=-np.inf), kind="stable"), kind="stable")
+        extra = np.column_stack([score, _zscore(score), np.log1p(rank.astype(np.float64))])
+        sets.append(CandidateSet(cs.uris, np.hstack([cs.X, extra]),
+                                 cs.feature_names + ("pknn_score", "pknn_z", "pknn_rank_log"), cs.rule_rows, cs.ids))
+    h.feature_names_ = sets[0].feature_names
+    return {**data, "sets": sets, "X": np.concatenate([s.X for s in sets])}
 
 
 if __name__ == "__main__":
