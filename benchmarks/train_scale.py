@@ -47,6 +47,9 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--data", type=Path, default=None, help="folder for the world and the bundle "
                     "(default data/bench/world-<N>-s<seed>)")
+    ap.add_argument("--catalog", type=Path, default=None,
+                    help="track catalog for the world and the content features (default: the shipped one); "
+                    "`python benchmarks/hybrid_speed.py catalog --tracks N` makes larger ones")
     ap.add_argument("--label", default="")
     ap.add_argument("--out", type=Path, default=HERE / "results" / "train-scale.json")
     args = ap.parse_args()
@@ -55,10 +58,12 @@ def main() -> int:
     env = {**os.environ, "TF_USE_LEGACY_KERAS": "1", "PYTHONUNBUFFERED": "1"}
     if not (mpd.exists() and len(list(mpd.glob("mpd.slice.*.json"))) * 1000 >= args.playlists):
         subprocess.run([sys.executable, "-m", "modules", "world", "--playlists", str(args.playlists), "--seed",
-                        str(args.seed), "--out", str(mpd), "--jobs", "2"], check=True, env=env)
+                        str(args.seed), "--out", str(mpd), "--jobs", "2"]
+                       + (["--catalog", str(args.catalog)] if args.catalog else []), check=True, env=env)
     bundle = base / f"bundle-scale-e{args.epochs}"
     cmd = [sys.executable, "-m", "modules", "train", "--mpd", str(mpd), "--out", str(bundle), "--seed",
-           str(args.seed)] + (["--epochs", str(args.epochs)] if args.epochs else [])
+           str(args.seed)] + (["--epochs", str(args.epochs)] if args.epochs else []) \
+        + (["--features", str(args.catalog)] if args.catalog else [])
     t0 = time.perf_counter()
     child = subprocess.Popen(cmd, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, env=env, text=True,
                              errors="replace")
