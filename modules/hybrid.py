@@ -490,7 +490,12 @@ class HybridRecommender(PlaylistRecommender):
             sets.append(cs)
             labels.append(np.fromiter((u in held for u in cs.uris), bool, len(cs.uris)))
             groups.append(np.full(len(cs.uris), g))
-        return {"examples": examples, "sets": sets, "labels": labels, "X": np.concatenate([s.X for s in sets]),
+        X = np.concatenate([s.X for s in sets])
+        start = 0
+        for cs in sets:  # each set's rows become a view of X: one copy of the features, not two
+            cs.X = X[start:start + len(cs.X)]
+            start += len(cs.X)
+        return {"examples": examples, "sets": sets, "labels": labels, "X": X,
                 "y": np.concatenate(labels), "fold": np.concatenate(groups) % 2,
                 "first": {g: i for i, (g, is_official, *_) in enumerate(examples) if is_official},
                 "artist_of": dict(zip(store.tracks["track_uri"], store.tracks["artist_name"]))}
