@@ -665,13 +665,13 @@ class _Examples:
 _DROP_CHUNK = 65536
 
 
-def _make_examples(pl: _Playlists, cfg: TwoTowerConfig, rng: np.random.Generator, n_candidates: int) -> _Examples:
-    """One epoch of (context, title?) -> target examples, shuffled; deterministic for ``rng``.
+def _draw_examples(pl: _Playlists, cfg: TwoTowerConfig, rng: np.random.Generator) -> tuple[list, list, list]:
+    """(contexts, targets, title rows) of one epoch in playlist order, before shuffling.
 
     From each playlist of n tracks, ``max(1, round(n * examples_per_track))`` examples: a context of size 0
     (title-only, if titled), or log-uniform in [1, min(n - 1, max_context)], taken as a prefix or a random
     subset; the target is one of the playlist's other tracks. Contexts longer than ``max_seeds`` keep a
-    random subset.
+    random subset. The title row is -1 when the example has no title.
     """
     S = cfg.max_seeds
     contexts, targets, title_rows = [], [], []
@@ -700,6 +700,14 @@ def _make_examples(pl: _Playlists, cfg: TwoTowerConfig, rng: np.random.Generator
             contexts.append(ctx)
             targets.append(tgt)
             title_rows.append(p if pl.has_title[p] and (c == 0 or not drop) else -1)
+    return contexts, targets, title_rows
+
+
+def _make_examples(pl: _Playlists, cfg: TwoTowerConfig, rng: np.random.Generator, n_candidates: int) -> _Examples:
+    """One epoch of (context, title?) -> target examples (``_draw_examples``), shuffled; deterministic for
+    ``rng``."""
+    S = cfg.max_seeds
+    contexts, targets, title_rows = _draw_examples(pl, cfg, rng)
     n_ex = len(targets)
     order = rng.permutation(n_ex)
     lengths = np.fromiter((len(contexts[j]) for j in order.tolist()), np.int64, n_ex)

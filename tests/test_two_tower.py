@@ -178,39 +178,18 @@ def test_cli_train_two_tower(world_dir, tmp_path):
 
 
 def _padded_examples_reference(pl, cfg, rng, n_candidates):
-    """The materialized epoch the two-tower trained on before the examples were stored ragged (kept verbatim as
-    the reference: the compact form must give the same batches, hence the same model)."""
-    import math
+    """The materialized epoch the two-tower trained on before the examples were stored ragged: the same draws
+    (``_draw_examples``), then the padded post-processing kept verbatim as the reference (the compact form must
+    give the same batches, hence the same model)."""
+    from modules.two_tower import _draw_examples
 
     S = cfg.max_seeds
-    seeds_rows, targets, title_rows = [], [], []
-    for p, arr in enumerate(pl.tracks):
-        n = len(arr)
-        if n < 2:
-            continue
-        m = max(1, int(round(n * cfg.examples_per_track)))
-        hi = min(n - 1, cfg.max_context)
-        empty = (rng.random(m) < cfg.empty_context_rate) & pl.has_title[p]
-        log_sizes = np.floor(np.exp(rng.random(m) * math.log(hi + 1))).astype(int)
-        uniform_sizes = rng.integers(1, hi + 1, size=m)
-        sizes = np.where(rng.random(m) < cfg.uniform_context_rate, uniform_sizes, log_sizes).clip(1, hi)
-        sizes[empty] = 0
-        prefix = rng.random(m) < cfg.prefix_rate
-        drop_title = rng.random(m) < cfg.title_drop_rate
-        for c, pre, drop in zip(sizes.tolist(), prefix.tolist(), drop_title.tolist(), strict=True):
-            if pre:
-                ctx = arr[:c]
-                tgt = arr[rng.integers(c, n)]
-            else:
-                perm = rng.permutation(n)
-                ctx, tgt = arr[perm[:c]], arr[perm[c]]
-            if len(ctx) > S:
-                ctx = ctx[np.sort(rng.choice(len(ctx), S, replace=False))]
-            row = np.zeros(S, np.int32)
-            row[:len(ctx)] = ctx
-            seeds_rows.append(row)
-            targets.append(tgt)
-            title_rows.append(p if pl.has_title[p] and (c == 0 or not drop) else -1)
+    contexts, targets, title_rows = _draw_examples(pl, cfg, rng)
+    seeds_rows = []
+    for ctx in contexts:
+        row = np.zeros(S, np.int32)
+        row[:len(ctx)] = ctx
+        seeds_rows.append(row)
     n_ex = len(targets)
     order = rng.permutation(n_ex)
     seeds = np.stack(seeds_rows)[order]
