@@ -599,9 +599,9 @@ class _Examples:
 
     Contexts are kept ragged (``context`` concatenated, ``offsets`` per example, in training order) and title
     token rows as an index into the playlists' table, so an epoch costs about ``mean context length × 5`` bytes
-    per example instead of the ~1 KB of padded ``[max_seeds]`` rows, title rows and their TensorFlow copy (an
-    epoch of 100,000 playlists took 9.7 GB that way). ``batches`` yields exactly the padded arrays the
-    materialized form held, so training is unchanged to the bit.
+    per example instead of the ~3.5 KB of padded ``[max_seeds]`` rows, title rows and their TensorFlow copy (an
+    epoch of 100,000 playlists peaked at 12.9 GB that way; docs/two_tower.md, "Memory"). ``batches`` yields exactly
+    the padded arrays the materialized form held, so training is unchanged to the bit.
     """
 
     context: np.ndarray  # [sum of lengths] int32, training order
@@ -710,13 +710,13 @@ def _make_examples(pl: _Playlists, cfg: TwoTowerConfig, rng: np.random.Generator
     contexts, targets, title_rows = _draw_examples(pl, cfg, rng)
     n_ex = len(targets)
     order = rng.permutation(n_ex)
-    lengths = np.fromiter((len(contexts[j]) for j in order.tolist()), np.int64, n_ex)
+    shuffled = [contexts[j] for j in order.tolist()]
+    del contexts
+    lengths = np.fromiter(map(len, shuffled), np.int64, n_ex)
     offsets = np.zeros(n_ex + 1, np.int64)
     np.cumsum(lengths, out=offsets[1:])
-    context = np.zeros(int(offsets[-1]), np.int32)
-    for row, j in enumerate(order.tolist()):
-        context[offsets[row]:offsets[row + 1]] = contexts[j]
-    del contexts
+    context = np.concatenate(shuffled).astype(np.int32, copy=False) if n_ex else np.zeros(0, np.int32)
+    del shuffled
     # the dropout draws cover every [max_seeds] cell of every example, as the padded form did; padding (id 0)
     # is never dropped, so only the cells holding a track are kept
     seed_drop = np.zeros(len(context), bool)
