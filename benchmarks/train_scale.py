@@ -6,7 +6,8 @@ Generates the world (``python -m modules world``, skipped when the slices exist)
 a child process and samples the child's resident memory (``/proc/<pid>/status``, Linux) every second. Each
 log line the child writes is stamped with the elapsed time and the memory at that moment, so the peak can be
 put on a stage (ingest, two-tower epochs, rules, content, ALS, fusion). ``--epochs`` bounds the two-tower (the
-default config trains until early stopping). Run the file from a checkout of another commit to compare
+default config trains until early stopping); ``--params`` is passed to ``train --params`` (e.g. the two-tower's
+optimizer). Run the file from a checkout of another commit to compare
 (``cd OLD && python /path/to/benchmarks/train_scale.py …``: it measures the ``modules`` of the current
 directory). Results are appended to benchmarks/results/train-scale.json.
 """
@@ -14,6 +15,7 @@ directory). Results are appended to benchmarks/results/train-scale.json.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import platform
@@ -50,6 +52,9 @@ def main() -> int:
     ap.add_argument("--catalog", type=Path, default=None,
                     help="track catalog for the world and the content features (default: the shipped one); "
                     "`python benchmarks/hybrid_speed.py catalog --tracks N` makes larger ones")
+    ap.add_argument("--params", default=None, metavar="JSON",
+                    help='HybridRecommender parameters passed to `train --params`, e.g. '
+                    '\'{"two_tower": {"optimizer": "lazy_adam"}}\'')
     ap.add_argument("--label", default="")
     ap.add_argument("--out", type=Path, default=HERE / "results" / "train-scale.json")
     args = ap.parse_args()
@@ -60,10 +65,12 @@ def main() -> int:
         subprocess.run([sys.executable, "-m", "modules", "world", "--playlists", str(args.playlists), "--seed",
                         str(args.seed), "--out", str(mpd), "--jobs", "2"]
                        + (["--catalog", str(args.catalog)] if args.catalog else []), check=True, env=env)
-    bundle = base / f"bundle-scale-e{args.epochs}"
+    tag = "-" + hashlib.sha256(args.params.encode()).hexdigest()[:8] if args.params else ""
+    bundle = base / f"bundle-scale-e{args.epochs}{tag}"
     cmd = [sys.executable, "-m", "modules", "train", "--mpd", str(mpd), "--out", str(bundle), "--seed",
            str(args.seed)] + (["--epochs", str(args.epochs)] if args.epochs else []) \
-        + (["--features", str(args.catalog)] if args.catalog else [])
+        + (["--features", str(args.catalog)] if args.catalog else []) \
+        + (["--params", args.params] if args.params else [])
     t0 = time.perf_counter()
     child = subprocess.Popen(cmd, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, env=env, text=True,
                              errors="replace")

@@ -9,7 +9,7 @@ import textwrap
 import numpy as np
 import pytest
 
-from modules.two_tower import BundleError, TwoTowerConfig, TwoTowerRecommender
+from modules.two_tower import BundleError, TwoTowerConfig, TwoTowerRecommender, _fingerprint_config, make_optimizer
 
 TINY = {"embedding_dim": 16, "hidden_dim": 32, "epochs": 2, "batch_size": 64, "validation_per_category": 2,
         "word_vocab_size": 500, "ngram_vocab_size": 1000, "examples_per_track": 0.3, "k": 50}
@@ -40,6 +40,55 @@ def test_config_rejects_unknown_and_bad_values():
     assert TwoTowerConfig.from_dict({}).validation_per_category == "auto"
     with pytest.raises(ValueError, match="'validation_per_category' parameter .* must be 'auto' or an int >= 0"):
         TwoTowerConfig.from_dict({"validation_per_category": "many"})
+
+
+def test_lazy_adam_moves_only_the_rows_a_step_touched():
+    import tensorflow as tf
+
+    b1, b2, lr, eps = 0.9, 0.999, 0.1, 1e-7
+    start = np.arange(18, dtype=np.float32).reshape(6, 3) / 10
+    tables = {}
+    for name in ("adam", "lazy_adam"):
+        table = tf.Variable(start)
+        opt = make_optimizer(TwoTowerConfig(optimizer=name, learning_rate=lr))
+        after = []
+        for ids in ([0, 2, 2], [1], [0]):  # a duplicate id: its two gradients add up
+            with tf.GradientTape() as tape:
+                loss = tf.reduce_sum(tf.gather(table, ids) ** 2)
+            opt.apply_gradients([(tape.gradient(loss, table), table)])
+            after.append(table.numpy().copy())
+        tables[name] = after
+    adam, lazy = tables["adam"], tables["lazy_adam"]
+    np.testing.assert_allclose(lazy[0], adam[0], atol=2e-6)  # from zero moments the first step is Adam's
+    np.testing.assert_array_equal(lazy[1][[0, 2, 3, 4, 5]], lazy[0][[0, 2, 3, 4, 5]])  # untouched rows stay
+    assert not np.allclose(adam[1][[0, 2]], adam[0][[0, 2]])  # where Adam's momentum keeps moving them
+    # Row 0, touched at steps 1 and 3: Adam's update with the global step's bias correction, its moments
+    # decayed once (lazily) instead of twice.
+    g1, g3 = 2 * start[0], 2 * lazy[1][0]
+    m, v = (1 - b1) * g1, (1 - b2) * g1 ** 2
+    m, v = b1 * m + (1 - b1) * g3, b2 * v + (1 - b2) * g3 ** 2
+    alpha = lr * np.sqrt(1 - b2 ** 3) / (1 - b1 ** 3)
+    np.testing.assert_allclose(lazy[2][0], lazy[1][0] - alpha * m / (np.sqrt(v) + eps), atol=2e-6)
+    np.testing.assert_array_equal(lazy[2][1:], lazy[1][1:])
+
+
+def test_optimizer_is_checked_and_enters_the_fingerprint_only_when_not_default():
+    with pytest.raises(ValueError, match="'optimizer' parameter of TwoTowerConfig must be 'adam' or 'lazy_adam'"):
+        TwoTowerConfig.from_dict({"optimizer": "sgd"})
+    assert "optimizer" not in _fingerprint_config(TwoTowerConfig())  # bundles from before the key still match
+    assert _fingerprint_config(TwoTowerConfig(optimizer="lazy_adam"))["optimizer"] == "lazy_adam"
+
+
+def test_lazy_adam_trains_and_round_trips(train_store, features, tmp_path):
+    lazy = TwoTowerRecommender({**TINY, "optimizer": "lazy_adam"}, features=features, seed=0).fit(train_store)
+    losses = [r["loss"] for r in lazy.curve_]
+    assert len(losses) == 2 and losses[1] < losses[0]
+    assert lazy.curve_[-1]["validation"]["recall"] > 0.05
+    lazy.save(tmp_path)
+    back = TwoTowerRecommender.load(tmp_path)
+    assert back.config_.optimizer == "lazy_adam"
+    seeds = train_store.tracks["track_uri"].tolist()[10:20]
+    assert back.candidates(seeds, "chill", n=50)[0] == lazy.candidates(seeds, "chill", n=50)[0]
 
 
 def test_training_curve_and_validation(fitted):
