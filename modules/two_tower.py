@@ -66,10 +66,13 @@ REQUIRED_FILES = ("config.json", "items.parquet", "vocab/tracks.txt", "vocab/art
                   "vocab/words.txt", "vocab/ngrams.txt", "weights/weights.index", "saved_model/saved_model.pb")
 
 
-OPTIMIZERS = ("adam", "lazy_adam")
+OPTIMIZERS = ("auto", "adam", "lazy_adam")
+# "auto" trains with Adam up to this many tracks (every published result is below it and reproduces bit for bit)
+# and with the lazy form above, where Adam's step grows with the vocabulary (docs/two_tower.md).
+LAZY_ADAM_FROM_TRACKS = 200_000
 # Config keys added after bundles were first written: they enter a checkpoint's fingerprint only when set away
 # from their default, so a bundle trained before they existed still matches the config it was trained with.
-_LATER_KEYS = {"optimizer": "adam"}
+_LATER_KEYS = {"optimizer": "auto"}
 
 
 class BundleError(ValueError):
@@ -101,11 +104,11 @@ class TwoTowerConfig:
         In-batch softmax size (each example's negatives are the other targets of its batch).
     learning_rate : float, default=0.002
         Adam step size.
-    optimizer : {"adam", "lazy_adam"}, default="adam"
-        "lazy_adam" updates only the embedding rows a batch touched (their moments and weights), so a step costs
-        the same whatever the track vocabulary; Keras' Adam decays every row's moments at every step, which
-        doubles an epoch at 443k tracks. Adam validates slightly better on the worlds (docs/two_tower.md, "The
-        optimizer and the track vocabulary").
+    optimizer : {"auto", "adam", "lazy_adam"}, default="auto"
+        Keras' Adam moves every embedding row at every step, so its step grows with the track vocabulary (an
+        epoch doubles at 443k tracks); "lazy_adam" computes the same updates lazily, touching only the rows in
+        a batch (same validation on the worlds). "auto": Adam up to ``LAZY_ADAM_FROM_TRACKS`` tracks, lazy above
+        (docs/two_tower.md, "The optimizer and the track vocabulary").
     examples_per_track : float, default=0.5
         Training examples drawn per playlist entry per epoch (at least one per playlist).
     max_seeds : int, default=100
@@ -173,7 +176,7 @@ class TwoTowerConfig:
     min_delta: float = 0.002
     batch_size: int = 512
     learning_rate: float = 0.002
-    optimizer: str = "adam"
+    optimizer: str = "auto"
     examples_per_track: float = 0.5
     max_seeds: int = 100
     max_context: int = 150
@@ -596,48 +599,99 @@ def _make_model(query_tower, candidate_tower, cfg: TwoTowerConfig, sampling_prob
 
 # --- training examples -------------------------------------------------------------------------------------
 
-def _fingerprint_config(cfg: TwoTowerConfig) -> dict:
-    """The config a checkpoint must match: all but the stopping rule, and later keys only when not default."""
-    return {k: v for k, v in cfg.to_dict().items() if k not in ("epochs", "patience", "min_delta")
+def _fingerprint_config(cfg: TwoTowerConfig, n_tracks: int) -> dict:
+    """The config a checkpoint must match: all but the stopping rule, later keys only when not default, and the
+    optimizer actually used when it is not the Adam every earlier bundle was trained with."""
+    conf = {k: v for k, v in cfg.to_dict().items() if k not in ("epochs", "patience", "min_delta")
             and not (k in _LATER_KEYS and v == _LATER_KEYS[k])}
+    if optimizer_name(cfg, n_tracks) != "adam":
+        conf["optimizer_used"] = optimizer_name(cfg, n_tracks)
+    return conf
 
 
-def make_optimizer(cfg: TwoTowerConfig):
-    """The training optimizer ``cfg.optimizer`` names, at ``cfg.learning_rate``."""
+def optimizer_name(cfg: TwoTowerConfig, n_tracks: int) -> str:
+    """``cfg.optimizer`` with "auto" resolved for a vocabulary of ``n_tracks`` tracks."""
+    if cfg.optimizer != "auto":
+        return cfg.optimizer
+    return "lazy_adam" if n_tracks > LAZY_ADAM_FROM_TRACKS else "adam"
+
+
+def make_optimizer(cfg: TwoTowerConfig, n_tracks: int = 0):
+    """The training optimizer ``cfg.optimizer`` names (see ``optimizer_name``), at ``cfg.learning_rate``."""
     import tensorflow as tf
 
-    if cfg.optimizer == "lazy_adam":
+    if optimizer_name(cfg, n_tracks) == "lazy_adam":
         return _lazy_adam_class()(cfg.learning_rate)
     return tf.keras.optimizers.Adam(cfg.learning_rate)
 
 
 def _lazy_adam_class():
-    """Keras' Adam whose sparse update touches only the rows in the gradient (as TF Addons' LazyAdam did).
+    """Keras' Adam, computed lazily: a step touches only the embedding rows in its gradient.
 
-    Dense gradients (the MLP, the title encoders' small tables) are updated as by Adam. For an embedding table's
-    ``IndexedSlices`` gradient (rows made unique by ``apply_gradients``), only those rows' moments decay and
-    only those rows move, with the bias correction of the global step: a row's moments do not decay while it is
-    unused. Same slots as Adam, so checkpoints are interchangeable.
+    Adam moves every row at every step: a row a batch did not touch still gets ``alpha * m / (sqrt(v) + eps)``
+    with its moments decayed (``m *= beta_1``, ``v *= beta_2``). Those missed updates form a geometric series in
+    ``r = beta_1 / sqrt(beta_2)``, so they are applied in one step when the row is next touched (and for every
+    row by ``catch_up``, at the end of each epoch, before the weights are read), from a per-row ``last`` step
+    slot. The sum is Adam's up to two approximations: the bias-corrected step size of the first missed step
+    stands for all of them (it is constant after the first few hundred steps) and ``eps`` is not decayed with
+    ``sqrt(v)``. Dense gradients (the MLP) are Adam's own update.
     """
     import tensorflow as tf
 
     class LazyAdam(tf.keras.optimizers.Adam):
+        def build(self, var_list):
+            super().build(var_list)
+            if getattr(self, "_last", None) is not None:
+                return
+            self._last = [self.add_variable(shape=(int(v.shape[0]) if v.shape.rank else 1,), dtype=tf.int64,
+                                            name="last") for v in var_list]
+
+        def _missed(self, m, v, last_rows, now, dtype):
+            """Adam's updates of rows whose last update was at step ``last_rows`` for the steps up to ``now``,
+            and their moments decayed over those steps."""
+            b1, b2 = tf.cast(self.beta_1, dtype), tf.cast(self.beta_2, dtype)
+            per_row = [-1] + [1] * (m.shape.rank - 1)
+            k = tf.reshape(tf.cast(now - last_rows, dtype), per_row)
+            first = tf.reshape(tf.cast(last_rows + 1, dtype), per_row)
+            alpha = tf.cast(self.learning_rate, dtype) * tf.sqrt(1 - tf.pow(b2, first)) / (1 - tf.pow(b1, first))
+            r = b1 / tf.sqrt(b2)
+            update = alpha * (r * (1 - tf.pow(r, k)) / (1 - r)) * m / (tf.sqrt(v) + self.epsilon)
+            return update, m * tf.pow(b1, k), v * tf.pow(b2, k)
+
         @tf.autograph.experimental.do_not_convert  # plain TF ops; AutoGraph would re-read this source
         def update_step(self, gradient, variable):
-            if not isinstance(gradient, tf.IndexedSlices) or self.amsgrad:
+            i = self._index_dict[self._var_key(variable)]
+            now = tf.cast(self.iterations + 1, tf.int64)
+            if not isinstance(gradient, tf.IndexedSlices) or self.amsgrad or self.adaptive_epsilon:
+                self._last[i].assign(tf.fill(tf.shape(self._last[i]), now))
                 return super().update_step(gradient, variable)
             dtype = variable.dtype
-            step = tf.cast(self.iterations + 1, dtype)
             b1, b2 = tf.cast(self.beta_1, dtype), tf.cast(self.beta_2, dtype)
-            alpha = tf.cast(self.learning_rate, dtype) * tf.sqrt(1 - tf.pow(b2, step)) / (1 - tf.pow(b1, step))
-            eps = self.epsilon * tf.sqrt(1 - tf.pow(b2, step)) if self.adaptive_epsilon else self.epsilon
-            i = self._index_dict[self._var_key(variable)]
+            alpha = tf.cast(self.learning_rate, dtype) * tf.sqrt(1 - tf.pow(b2, tf.cast(now, dtype))) \
+                / (1 - tf.pow(b1, tf.cast(now, dtype)))
             m, v, rows = self._momentums[i], self._velocities[i], gradient.indices
-            m_rows = b1 * tf.gather(m, rows) + (1 - b1) * gradient.values
-            v_rows = b2 * tf.gather(v, rows) + (1 - b2) * tf.square(gradient.values)
+            missed, m_rows, v_rows = self._missed(tf.gather(m, rows), tf.gather(v, rows),
+                                                  tf.gather(self._last[i], rows), now - 1, dtype)
+            m_rows = b1 * m_rows + (1 - b1) * gradient.values
+            v_rows = b2 * v_rows + (1 - b2) * tf.square(gradient.values)
             m.scatter_update(tf.IndexedSlices(m_rows, rows))
             v.scatter_update(tf.IndexedSlices(v_rows, rows))
-            variable.scatter_sub(tf.IndexedSlices(alpha * m_rows / (tf.sqrt(v_rows) + eps), rows))
+            self._last[i].scatter_update(tf.IndexedSlices(tf.fill(tf.shape(rows), now), rows))
+            variable.scatter_sub(tf.IndexedSlices(missed + alpha * m_rows / (tf.sqrt(v_rows) + self.epsilon), rows))
+
+        def catch_up(self, var_list):
+            """Apply every row's missed updates up to the current step (call before reading the weights)."""
+            now = tf.cast(self.iterations, tf.int64)
+            for variable in var_list:
+                i = self._index_dict[self._var_key(variable)]
+                if not variable.shape.rank:
+                    continue
+                m, v = self._momentums[i], self._velocities[i]
+                missed, m_new, v_new = self._missed(m, v, self._last[i], now, variable.dtype)
+                variable.assign_sub(missed)
+                m.assign(m_new)
+                v.assign(v_new)
+                self._last[i].assign(tf.fill(tf.shape(self._last[i]), now))
 
     return LazyAdam
 
@@ -912,7 +966,9 @@ class TwoTowerRecommender(PlaylistRecommender):
                                                                 ngrams_layer.vocabulary_size())
         model = _make_model(self.query_tower_, self.candidate_tower_, cfg, prob)
         self.model_ = model
-        optimizer = make_optimizer(cfg)
+        self.optimizer_ = optimizer_name(cfg, len(items.uris))
+        log.info("two-tower: %d tracks, optimizer %s", len(items.uris), self.optimizer_)
+        optimizer = make_optimizer(cfg, len(items.uris))
         self._build(model, optimizer, cfg)
         self.fallback_ = popularity_order(store, train_pids)
 
@@ -941,6 +997,8 @@ class TwoTowerRecommender(PlaylistRecommender):
                 if len(losses) % 20 == 0:
                     bar.set_postfix(loss=f"{np.mean(losses[-20:]) / cfg.batch_size:.3f}")
             bar.close()
+            if hasattr(optimizer, "catch_up"):
+                optimizer.catch_up(model.trainable_variables)
             train_s = time.perf_counter() - t0
             row = {"epoch": epoch, "examples": n_batches * cfg.batch_size,
                    "loss": float(np.mean(losses) / cfg.batch_size) if losses else float("nan"),
@@ -1014,7 +1072,7 @@ class TwoTowerRecommender(PlaylistRecommender):
         h = hashlib.sha256()
         h.update(str(getattr(store, "fingerprint", "")).encode())
         h.update(np.asarray(train_pids, np.int64).tobytes())
-        h.update(json.dumps([_fingerprint_config(cfg), int(self.seed), len(self.items_.uris),
+        h.update(json.dumps([_fingerprint_config(cfg, len(self.items_.uris)), int(self.seed), len(self.items_.uris),
                              self.items_.feature_columns], sort_keys=True).encode())
         return h.hexdigest()[:16]
 
@@ -1183,6 +1241,7 @@ class TwoTowerRecommender(PlaylistRecommender):
                 "feature_mean": it.feature_mean.tolist(), "feature_std": it.feature_std.tolist(),
                 "fallback": self.fallback_[:2000], "n_items": int(len(it.uris)),
                 "n_candidates": int(it.n_candidates), "best_epoch": self.best_epoch_,
+                "optimizer": getattr(self, "optimizer_", None),
                 "fit_seconds": getattr(self, "fit_seconds_", None),
                 "versions": {"modules": modules.__version__, "tensorflow": tf.__version__,
                              "tensorflow_recommenders": tfrs.__version__}}
@@ -1238,6 +1297,7 @@ class TwoTowerRecommender(PlaylistRecommender):
             raise BundleError(f"two-tower bundle {root}: weights do not match config.json/vocab ({err}).") from None
         self.fallback_ = list(meta.get("fallback", []))
         self.best_epoch_ = meta.get("best_epoch")
+        self.optimizer_ = meta.get("optimizer")
         self.fingerprint_ = meta.get("fingerprint")
         self.curve_ = json.loads((root / "training_curve.json").read_text())["epochs"] \
             if (root / "training_curve.json").exists() else []

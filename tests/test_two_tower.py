@@ -9,7 +9,15 @@ import textwrap
 import numpy as np
 import pytest
 
-from modules.two_tower import BundleError, TwoTowerConfig, TwoTowerRecommender, _fingerprint_config, make_optimizer
+from modules.two_tower import (
+    LAZY_ADAM_FROM_TRACKS,
+    BundleError,
+    TwoTowerConfig,
+    TwoTowerRecommender,
+    _fingerprint_config,
+    make_optimizer,
+    optimizer_name,
+)
 
 TINY = {"embedding_dim": 16, "hidden_dim": 32, "epochs": 2, "batch_size": 64, "validation_per_category": 2,
         "word_vocab_size": 500, "ngram_vocab_size": 1000, "examples_per_track": 0.3, "k": 50}
@@ -42,41 +50,50 @@ def test_config_rejects_unknown_and_bad_values():
         TwoTowerConfig.from_dict({"validation_per_category": "many"})
 
 
-def test_lazy_adam_moves_only_the_rows_a_step_touched():
+def test_lazy_adam_is_adam_computed_lazily():
     import tensorflow as tf
 
-    b1, b2, lr, eps = 0.9, 0.999, 0.1, 1e-7
-    start = np.arange(18, dtype=np.float32).reshape(6, 3) / 10
-    tables = {}
+    rng = np.random.default_rng(0)
+    start = rng.normal(size=(40, 4)).astype(np.float32)
+    # row 39 only in the first step; duplicates within a step add up
+    steps = [np.array([39, 0, 0])] + [rng.choice(39, size=rng.integers(1, 8)) for _ in range(600)]
+    out = {}
     for name in ("adam", "lazy_adam"):
-        table = tf.Variable(start)
-        opt = make_optimizer(TwoTowerConfig(optimizer=name, learning_rate=lr))
-        after = []
-        for ids in ([0, 2, 2], [1], [0]):  # a duplicate id: its two gradients add up
-            with tf.GradientTape() as tape:
-                loss = tf.reduce_sum(tf.gather(table, ids) ** 2)
-            opt.apply_gradients([(tape.gradient(loss, table), table)])
-            after.append(table.numpy().copy())
-        tables[name] = after
-    adam, lazy = tables["adam"], tables["lazy_adam"]
-    np.testing.assert_allclose(lazy[0], adam[0], atol=2e-6)  # from zero moments the first step is Adam's
-    np.testing.assert_array_equal(lazy[1][[0, 2, 3, 4, 5]], lazy[0][[0, 2, 3, 4, 5]])  # untouched rows stay
-    assert not np.allclose(adam[1][[0, 2]], adam[0][[0, 2]])  # where Adam's momentum keeps moving them
-    # Row 0, touched at steps 1 and 3: Adam's update with the global step's bias correction, its moments
-    # decayed once (lazily) instead of twice.
-    g1, g3 = 2 * start[0], 2 * lazy[1][0]
-    m, v = (1 - b1) * g1, (1 - b2) * g1 ** 2
-    m, v = b1 * m + (1 - b1) * g3, b2 * v + (1 - b2) * g3 ** 2
-    alpha = lr * np.sqrt(1 - b2 ** 3) / (1 - b1 ** 3)
-    np.testing.assert_allclose(lazy[2][0], lazy[1][0] - alpha * m / (np.sqrt(v) + eps), atol=2e-6)
-    np.testing.assert_array_equal(lazy[2][1:], lazy[1][1:])
+        table, dense = tf.Variable(start), tf.Variable(np.linspace(-1, 1, 8, dtype=np.float32).reshape(4, 2))
+        opt = make_optimizer(TwoTowerConfig(optimizer=name, learning_rate=0.01))
+        opt.build([table, dense])
+        opt.iterations.assign(3000)  # past the first steps, where the approximated step size changes fast
+        for n, ids in enumerate(steps):
+            w = np.random.default_rng(n).normal(size=(len(ids), 4)).astype(np.float32)
+            with tf.GradientTape() as tape:  # the table's gradient does not depend on where its rows are
+                loss = tf.reduce_sum(tf.gather(table, ids) * w) + tf.reduce_sum(tf.sin(dense * n))
+            opt.apply_gradients(zip(tape.gradient(loss, [table, dense]), [table, dense]))
+            if n == 0:
+                after_first = table.numpy()[39].copy()
+        if name == "lazy_adam":
+            np.testing.assert_array_equal(table.numpy()[39], after_first)  # untouched since: not moved yet
+            opt.catch_up([table, dense])
+        out[name] = table.numpy(), dense.numpy()
+    moved = np.abs(out["adam"][0] - start).max()
+    assert np.abs(out["adam"][0][39] - after_first).max() > 2 * 0.01  # Adam kept moving it: > 2 steps of lr
+    np.testing.assert_allclose(out["lazy_adam"][0], out["adam"][0], atol=1e-3 * moved)
+    np.testing.assert_allclose(out["lazy_adam"][1], out["adam"][1], atol=1e-3 * moved)
 
 
-def test_optimizer_is_checked_and_enters_the_fingerprint_only_when_not_default():
-    with pytest.raises(ValueError, match="'optimizer' parameter of TwoTowerConfig must be 'adam' or 'lazy_adam'"):
+def test_optimizer_is_checked_resolved_and_enters_the_fingerprint_only_when_set():
+    with pytest.raises(ValueError, match="'optimizer' parameter of TwoTowerConfig must be 'auto' or 'adam' or 'lazy"):
         TwoTowerConfig.from_dict({"optimizer": "sgd"})
-    assert "optimizer" not in _fingerprint_config(TwoTowerConfig())  # bundles from before the key still match
-    assert _fingerprint_config(TwoTowerConfig(optimizer="lazy_adam"))["optimizer"] == "lazy_adam"
+    small, large = LAZY_ADAM_FROM_TRACKS, LAZY_ADAM_FROM_TRACKS + 1
+    before = {k: v for k, v in TwoTowerConfig().to_dict().items()
+              if k not in ("optimizer", "epochs", "patience", "min_delta")}
+    assert _fingerprint_config(TwoTowerConfig(), small) == before  # bundles from before the key still match
+    assert _fingerprint_config(TwoTowerConfig(), large)["optimizer_used"] == "lazy_adam"  # no Adam checkpoint resumed
+    assert _fingerprint_config(TwoTowerConfig(optimizer="lazy_adam"), small)["optimizer"] == "lazy_adam"
+    auto = TwoTowerConfig()
+    assert optimizer_name(auto, LAZY_ADAM_FROM_TRACKS) == "adam"
+    assert optimizer_name(auto, LAZY_ADAM_FROM_TRACKS + 1) == "lazy_adam"
+    assert optimizer_name(TwoTowerConfig(optimizer="adam"), 10**7) == "adam"
+    assert optimizer_name(TwoTowerConfig(optimizer="lazy_adam"), 10) == "lazy_adam"
 
 
 def test_lazy_adam_trains_and_round_trips(train_store, features, tmp_path):
@@ -84,14 +101,21 @@ def test_lazy_adam_trains_and_round_trips(train_store, features, tmp_path):
     losses = [r["loss"] for r in lazy.curve_]
     assert len(losses) == 2 and losses[1] < losses[0]
     assert lazy.curve_[-1]["validation"]["recall"] > 0.05
+    ck = tmp_path / "ck"  # interrupted after one epoch and resumed: the same model (the "last" slots are saved)
+    cfg = {**TINY, "optimizer": "lazy_adam", "epochs": 1}
+    TwoTowerRecommender(cfg, features=features, seed=0, checkpoint_dir=ck).fit(train_store)
+    resumed = TwoTowerRecommender({**cfg, "epochs": 2}, features=features, seed=0, checkpoint_dir=ck).fit(train_store)
+    seeds = train_store.tracks["track_uri"].tolist()[10:20]
+    np.testing.assert_allclose(resumed.candidates(seeds, "chill", n=100)[1],
+                               lazy.candidates(seeds, "chill", n=100)[1], atol=1e-5)
     lazy.save(tmp_path)
     back = TwoTowerRecommender.load(tmp_path)
-    assert back.config_.optimizer == "lazy_adam"
-    seeds = train_store.tracks["track_uri"].tolist()[10:20]
+    assert back.config_.optimizer == back.optimizer_ == "lazy_adam"
     assert back.candidates(seeds, "chill", n=50)[0] == lazy.candidates(seeds, "chill", n=50)[0]
 
 
 def test_training_curve_and_validation(fitted):
+    assert fitted.optimizer_ == "adam"  # "auto" on a small vocabulary
     assert [r["epoch"] for r in fitted.curve_] == [1, 2]
     assert all(r["examples_per_s"] > 0 and np.isfinite(r["loss"]) for r in fitted.curve_)
     assert all(0 <= r["validation"]["recall"] <= 1 for r in fitted.curve_)
