@@ -27,14 +27,18 @@ class LazyAdam(tf.keras.optimizers.Adam):
         self._last = [self.add_variable(shape=(int(v.shape[0]) if v.shape.rank else 1,), dtype=tf.int64,
                                         name="last") for v in var_list]
 
+    def _step_size(self, step, dtype):
+        """Adam's bias-corrected step size at (1-based) ``step``, a tensor of any shape."""
+        b1, b2 = tf.cast(self.beta_1, dtype), tf.cast(self.beta_2, dtype)
+        return tf.cast(self.learning_rate, dtype) * tf.sqrt(1 - tf.pow(b2, step)) / (1 - tf.pow(b1, step))
+
     def _missed(self, m, v, last_rows, now, dtype):
         """Adam's updates of rows whose last update was at step ``last_rows`` for the steps up to ``now``,
         and their moments decayed over those steps."""
         b1, b2 = tf.cast(self.beta_1, dtype), tf.cast(self.beta_2, dtype)
         per_row = [-1] + [1] * (m.shape.rank - 1)
         k = tf.reshape(tf.cast(now - last_rows, dtype), per_row)
-        first = tf.reshape(tf.cast(last_rows + 1, dtype), per_row)
-        alpha = tf.cast(self.learning_rate, dtype) * tf.sqrt(1 - tf.pow(b2, first)) / (1 - tf.pow(b1, first))
+        alpha = self._step_size(tf.reshape(tf.cast(last_rows + 1, dtype), per_row), dtype)
         r = b1 / tf.sqrt(b2)
         update = alpha * (r * (1 - tf.pow(r, k)) / (1 - r)) * m / (tf.sqrt(v) + self.epsilon)
         return update, m * tf.pow(b1, k), v * tf.pow(b2, k)
@@ -48,8 +52,7 @@ class LazyAdam(tf.keras.optimizers.Adam):
             return super().update_step(gradient, variable)
         dtype = variable.dtype
         b1, b2 = tf.cast(self.beta_1, dtype), tf.cast(self.beta_2, dtype)
-        alpha = tf.cast(self.learning_rate, dtype) * tf.sqrt(1 - tf.pow(b2, tf.cast(now, dtype))) \
-            / (1 - tf.pow(b1, tf.cast(now, dtype)))
+        alpha = self._step_size(tf.cast(now, dtype), dtype)
         m, v, rows = self._momentums[i], self._velocities[i], gradient.indices
         missed, m_rows, v_rows = self._missed(tf.gather(m, rows), tf.gather(v, rows),
                                               tf.gather(self._last[i], rows), now - 1, dtype)
