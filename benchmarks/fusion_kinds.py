@@ -46,6 +46,11 @@ def main() -> int:
                     help="also score every cut per playlist length, with the ALS and two-tower orders beside")
     ap.add_argument("--playlist-knn", type=int, default=0, metavar="K",
                     help="append playlist-kNN features from the K nearest training playlists (experiment)")
+    ap.add_argument("--item-sim", action="store_true",
+                    help="append item-to-seed similarity features (max / mean ALS-factor cosine, max / summed "
+                    "co-occurrence cosine; experiment)")
+    ap.add_argument("--als-ensemble", type=int, default=1, metavar="N",
+                    help="replace the ALS features by the mean of N ALS models' scores (seeds 0..N-1; experiment)")
     ap.add_argument("--label", default="default")
     args = ap.parse_args()
 
@@ -70,6 +75,10 @@ def main() -> int:
         joblib.dump(data, cache)
     if args.playlist_knn:
         data = with_playlist_knn(h, data, args.playlist_knn)
+    if args.item_sim:
+        data = with_item_sim(h, data)
+    if args.als_ensemble > 1:
+        data = with_als_ensemble(h, data, args.als_ensemble)
     prep = time.perf_counter() - t0
     bucket = None
     if args.blend_by_title:  # 2 x length bucket + 1 when the cut has a title
@@ -168,6 +177,76 @@ def with_playlist_knn(h, data: dict, k: int) -> dict:
         extra = np.column_stack([score, _zscore(score), np.log1p(rank.astype(np.float64))])
         sets.append(CandidateSet(cs.uris, np.hstack([cs.X, extra]),
                                  cs.feature_names + ("pknn_score", "pknn_z", "pknn_rank_log"), cs.rule_rows, cs.ids))
+    h.feature_names_ = sets[0].feature_names
+    return {**data, "sets": sets, "X": np.concatenate([s.X for s in sets])}
+
+
+def with_als_ensemble(h, data: dict, n: int) -> dict:
+    """``data`` with the ALS features (score, z-score, rank among the candidates) recomputed from the mean score
+    of ``n`` ALS models that differ only in their seed, fitted on the same training matrix as the hybrid's."""
+    import numpy as np
+
+    from modules.baselines import ALSRecommender
+    from modules.hybrid import CandidateSet, _zscore
+
+    base = h.als_
+    models = [base]
+    for s in range(1, n):
+        extra = ALSRecommender(factors=base.factors, regularization=base.regularization, alpha=base.alpha,
+                               iterations=base.iterations, seed=base.seed + s)
+        extra._fit_common = lambda store, pids, _m=base.matrix_, _e=extra: setattr(_e, "matrix_", _m)
+        models.append(extra.fit(None))
+    als_row = h._ids().als_row
+    names = list(data["sets"][0].feature_names)
+    cols = [names.index(c) for c in ("als_score", "als_z", "als_rank_log")]
+    sets = []
+    for (_g, _official, seeds, _title, _held), cs in zip(data["examples"], data["sets"], strict=True):
+        q = base.matrix_.known(seeds)
+        X = cs.X.copy()
+        rows = als_row[cs.ids]
+        ok = rows >= 0
+        if len(q) and ok.any():
+            sc = np.full(len(cs.uris), np.nan)
+            sc[ok] = np.mean([np.asarray(m.model_.item_factors)[rows[ok]] @ m.fold_in(q) for m in models], axis=0)
+            rank = np.argsort(np.argsort(-np.nan_to_num(sc, nan=-np.inf), kind="stable"), kind="stable")
+            X[:, cols[0]], X[:, cols[1]], X[:, cols[2]] = sc, _zscore(sc), np.log1p(rank.astype(np.float64))
+        sets.append(CandidateSet(cs.uris, X, cs.feature_names, cs.rule_rows, cs.ids))
+    return {**data, "sets": sets, "X": np.concatenate([s.X for s in sets])}
+
+
+def with_item_sim(h, data: dict) -> dict:
+    """``data`` with item-to-seed similarity features appended: for each candidate, the max and mean cosine of
+    its ALS item factors to the seeds' and the max and summed co-occurrence cosine (item-kNN) to the seeds, from
+    the training matrix the fusion's other features were fitted on. A playlist mixing styles has candidates close
+    to some seeds only; the playlist's one ALS vector averages them away."""
+    import numpy as np
+
+    from modules.hybrid import CandidateSet, _zscore
+
+    if getattr(h, "als_", None) is None:
+        raise SystemExit("--item-sim needs the 'als' part (it reads ALS's factors and training matrix)")
+    m = h.als_.matrix_
+    Y = np.asarray(h.als_.model_.item_factors, np.float64)
+    Y = Y / np.maximum(np.linalg.norm(Y, axis=1, keepdims=True), 1e-12)
+    XT = m.X.T.tocsr()
+    norm = np.sqrt(np.maximum(m.counts, 1.0))
+    als_row = h._ids().als_row
+    names = ("isim_max", "isim_mean", "cooc_max", "cooc_sum", "cooc_sum_z")
+    sets = []
+    for (_g, _official, seeds, _title, _held), cs in zip(data["examples"], data["sets"], strict=True):
+        q = m.known(seeds)
+        rows = als_row[cs.ids]
+        ok = np.flatnonzero(rows >= 0)
+        extra = np.full((len(cs.uris), len(names)), np.nan)
+        if len(q) and len(ok):
+            cos = Y[rows[ok]] @ Y[q].T
+            extra[ok, 0] = cos.max(1)
+            extra[ok, 1] = cos.mean(1)
+            co = (XT[rows[ok]] @ XT[q].T).toarray() / norm[rows[ok], None] / norm[None, q]
+            extra[ok, 2] = co.max(1)
+            extra[ok, 3] = co.sum(1)
+            extra[:, 4] = _zscore(extra[:, 3])
+        sets.append(CandidateSet(cs.uris, np.hstack([cs.X, extra]), cs.feature_names + names, cs.rule_rows, cs.ids))
     h.feature_names_ = sets[0].feature_names
     return {**data, "sets": sets, "X": np.concatenate([s.X for s in sets])}
 

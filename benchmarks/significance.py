@@ -11,6 +11,11 @@ each metric (NDCG, R-precision), the per-playlist difference hybrid - baseline i
 are few (30 or 100), so a margin is only a finding when its interval excludes 0. The table names, per cell, the
 baseline closest to the hybrid (the one ``quality.py --report`` compares with). Results go to
 benchmarks/results/quality-<playlists>-s<seed>-pc<per-category>/significance/summary.json (not a suite row).
+
+``--seed 0 1`` pools the test playlists of several worlds (each its own world, split, training and rows): every
+cell compares the pooled means, and each resample draws playlists within each world (stratified), so the
+interval narrows with the pooled count. Results go to
+benchmarks/results/significance-<playlists>-s<seed>+<seed>…-pc<per-category>.json.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from quality import BASELINES, ROOT, prepare, results_dir, submit, suite_params  # noqa: E402
@@ -45,9 +51,15 @@ def per_playlist(label: str, base: Path, per_category: int, seed: int, out_dir: 
     return df, drift
 
 
-def interval(diff: np.ndarray, resamples: int, rng: np.random.Generator) -> tuple[float, float]:
-    """95 % percentile interval of the mean of ``diff``, resampling its entries (playlists) with replacement."""
-    idx = rng.integers(0, len(diff), size=(resamples, len(diff)))
+def interval(diff: np.ndarray, resamples: int, rng: np.random.Generator,
+             strata: np.ndarray | None = None) -> tuple[float, float]:
+    """95 % percentile interval of the mean of ``diff``, resampling its entries (playlists) with replacement
+    (within each stratum, e.g. world, when ``strata`` is given)."""
+    if strata is None:
+        idx = rng.integers(0, len(diff), size=(resamples, len(diff)))
+    else:
+        groups = [np.flatnonzero(strata == g) for g in np.unique(strata)]
+        idx = np.hstack([g[rng.integers(0, len(g), size=(resamples, len(g)))] for g in groups])
     means = diff[idx].mean(axis=1)
     return float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
 
@@ -56,23 +68,29 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--playlists", type=int, default=3000)
     ap.add_argument("--per-category", type=int, default=30)
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--seed", type=int, nargs="+", default=[0],
+                    help="the world's seed; several seeds pool their worlds' test playlists")
     ap.add_argument("--resamples", type=int, default=10_000)
     ap.add_argument("--candidate", default="hybrid")
     args = ap.parse_args()
-    base = prepare(args.playlists, args.per_category, args.seed)
-    out_dir = results_dir(args.playlists, args.seed, args.per_category)
-    labels = [args.candidate] + [b for b in BASELINES if (out_dir / f"{b}.json").exists()]
-    scores, drift = {}, {}
-    for label in labels:
-        scores[label], drift[label] = per_playlist(label, base, args.per_category, args.seed, out_dir)
-        print(f"{label}: scored {len(scores[label])} playlists (|mean - saved row| <= {drift[label]:.1e})",
-              flush=True)
+    seeds = list(dict.fromkeys(args.seed))
+    dirs = [results_dir(args.playlists, sd, args.per_category) for sd in seeds]
+    labels = [args.candidate] + [b for b in BASELINES if all((d / f"{b}.json").exists() for d in dirs)]
+    scores, drift = {label: [] for label in labels}, {}
+    for sd, out_dir in zip(seeds, dirs, strict=True):
+        base = prepare(args.playlists, args.per_category, sd)
+        for label in labels:
+            key = f"{label} (seed {sd})" if len(seeds) > 1 else label
+            df, drift[key] = per_playlist(label, base, args.per_category, sd, out_dir)
+            scores[label].append(df.assign(world=sd))
+            print(f"{key}: scored {len(df)} playlists (|mean - saved row| <= {drift[key]:.1e})", flush=True)
+    scores = {label: pd.concat(frames, ignore_index=True) for label, frames in scores.items()}
     mine = scores[args.candidate]
     for label, df in scores.items():
-        if not df["pid"].equals(mine["pid"]):
+        if not (df["pid"].equals(mine["pid"]) and df["world"].equals(mine["world"])):
             raise SystemExit(f"{label} scored other playlists than {args.candidate}")
-    rng = np.random.default_rng(args.seed)
+    strata = mine["world"].to_numpy() if len(seeds) > 1 else None
+    rng = np.random.default_rng(seeds[0] if len(seeds) == 1 else seeds)
     scopes = ["ALL"] + [c.name for c in CATEGORIES if c.seeds >= 5]
     cells = []
     for scope in scopes:
@@ -81,14 +99,15 @@ def main() -> int:
             means = {b: float(scores[b].loc[sel, metric].mean()) for b in labels[1:]}
             closest = max(means, key=means.get)
             diff = mine.loc[sel, metric].to_numpy() - scores[closest].loc[sel, metric].to_numpy()
-            lo, hi = interval(diff, args.resamples, rng)
+            lo, hi = interval(diff, args.resamples, rng, None if strata is None else strata[sel])
             cells.append({"scope": scope, "metric": metric, "playlists": int(sel.sum()),
                           "candidate": float(mine.loc[sel, metric].mean()), "closest_baseline": closest,
                           "baseline": means[closest], "margin": float(diff.mean()), "ci95": [lo, hi],
                           "verdict": "better" if lo > 0 else "worse" if hi < 0 else "not distinguishable"})
     out = {"command": "python benchmarks/significance.py " + " ".join(sys.argv[1:]), "resamples": args.resamples,
-           "seed": args.seed, "rows_checked_against_saved_results": drift, "cells": cells}
-    path = out_dir / "significance" / "summary.json"
+           "seed": seeds[0] if len(seeds) == 1 else seeds, "rows_checked_against_saved_results": drift, "cells": cells}
+    path = (dirs[0] / "significance" / "summary.json" if len(seeds) == 1 else ROOT / "benchmarks" / "results" /
+            f"significance-{args.playlists}-s{'+'.join(map(str, seeds))}-pc{args.per_category}.json")
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(out, indent=2))
     print(f"\n| scope | metric | {args.candidate} | closest baseline | margin | 95 % interval | verdict |")

@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import logging
 import math
-import shutil
-import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import orjson
 
+from modules.atomic import atomic_directory
 from modules.mpd import find_slices, read_slice, write_challenge, write_slice
 
 log = logging.getLogger(__name__)
@@ -141,11 +140,7 @@ def split_mpd(mpd_path: str | Path, out: str | Path, *, per_category: int = 100,
             newest = max(newest, int(pl.get("modified_at") or 0))
     chosen = assign_categories(pids, lengths, titled, per_category, seed, categories)
 
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
-    tmp.chmod(0o755)
-    try:
+    with atomic_directory(out) as tmp:
         (tmp / "train").mkdir()
         entries, truth, artists = [], {}, {}
         n_train = 0
@@ -170,12 +165,6 @@ def split_mpd(mpd_path: str | Path, out: str | Path, *, per_category: int = 100,
         write_challenge(tmp / "challenge_set.json", doc)
         (tmp / "truth.json").write_bytes(orjson.dumps(truth))
         (tmp / "track_artists.json").write_bytes(orjson.dumps(artists, option=orjson.OPT_SORT_KEYS))
-        if out.exists():
-            shutil.rmtree(out)
-        tmp.rename(out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     per_cat = {c.name: sum(1 for v in truth.values() if v["category"] == c.name) for c in categories}
     return {"train_playlists": n_train, "test_playlists": len(truth), "per_category": per_cat}
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import logging
 import math
-import shutil
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -31,6 +30,7 @@ import orjson
 import pandas as pd
 
 from modules import __version__
+from modules.atomic import atomic_directory
 from modules.base import positions, single_thread_native
 from modules.mpd import SUBMISSION_SIZE
 
@@ -111,10 +111,7 @@ def train_bundle(mpd, out: str | Path, *, features=None, seed: int = 0, epochs: 
     if epochs is not None:
         hp["two_tower"] = {**hp.get("two_tower", {}), "epochs": int(epochs)}
     hybrid = HybridRecommender(features=frame, seed=seed, show_progress=show_progress, **hp).fit(store)
-    tmp = out.with_name(f".{out.name}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    try:
+    with atomic_directory(out) as tmp:
         parts = hybrid.save(tmp)
         tr = store.tracks
         tr[["track_uri", "track_name", "artist_name", "album_name", "artist_uri", "album_uri", "count"]].to_parquet(
@@ -133,12 +130,6 @@ def train_bundle(mpd, out: str | Path, *, features=None, seed: int = 0, epochs: 
             "train_seconds": round(time.perf_counter() - t0, 1),
         }
         (tmp / MANIFEST).write_bytes(orjson.dumps(manifest, option=orjson.OPT_INDENT_2))
-        if out.exists():
-            shutil.rmtree(out)
-        tmp.rename(out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     log.info("bundle written to %s in %.0f s", out, time.perf_counter() - t0)
     return Recommender.load(out)
 

@@ -37,6 +37,7 @@ from scipy import sparse
 from tqdm import tqdm
 
 from modules import __version__
+from modules.atomic import atomic_directory
 from modules.mpd import MPDFormatError, find_slices, read_slice
 
 log = logging.getLogger(__name__)
@@ -130,14 +131,11 @@ def ingest(mpd_path: str | Path, out: str | Path, *, show_progress: bool = True)
     out = Path(out)
     if out.exists() and any(out.iterdir()) and not (out / MANIFEST).exists():
         raise StoreError(f"{out} exists and is not a playlist store; choose an empty or new --out directory.")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
-    tmp.chmod(0o755)
     tracks: dict[str, tuple] = {}
     counts: Counter = Counter()
     n_playlists = n_entries = n_bytes = 0
     seen_pids: set[int] = set()
-    try:
+    with atomic_directory(out) as tmp:
         pw = pq.ParquetWriter(tmp / "playlists.parquet", PLAYLIST_SCHEMA)
         ew = pq.ParquetWriter(tmp / "playlist_tracks.parquet", ENTRY_SCHEMA, use_dictionary=["track_uri"])
         bar = tqdm(files, unit="slice", desc="ingest", disable=not show_progress or len(files) < 2)
@@ -173,21 +171,7 @@ def ingest(mpd_path: str | Path, out: str | Path, *, show_progress: bool = True)
             "json_bytes": n_bytes,
         }
         (tmp / MANIFEST).write_bytes(orjson.dumps(summary, option=orjson.OPT_INDENT_2))
-        _swap_into_place(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return summary
-
-
-def _swap_into_place(tmp: Path, out: Path) -> None:
-    if out.exists():
-        old = out.with_name(f".{out.name}.old-{os.getpid()}")
-        out.rename(old)
-        tmp.rename(out)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        tmp.rename(out)
 
 
 @dataclass

@@ -53,6 +53,7 @@ import pandas as pd
 from tqdm import tqdm
 
 import modules  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow is imported)
+from modules.atomic import atomic_directory
 from modules.base import PlaylistRecommender, popularity_order
 from modules.catalog import AUDIO_FEATURES
 from modules.challenge import SplitError, split_store, validation_per_category
@@ -1142,11 +1143,8 @@ class TwoTowerRecommender(PlaylistRecommender):
         path = Path(path)
         k = int(min(k or self.config_.k, len(self.candidate_uris_)))
         module = _ServingModule(self, k)
-        tmp = path.with_name(path.name + ".tmp")
-        shutil.rmtree(tmp, ignore_errors=True)
-        tf.saved_model.save(module, str(tmp), signatures={"serving_default": module.serve})
-        shutil.rmtree(path, ignore_errors=True)
-        tmp.rename(path)
+        with atomic_directory(path) as tmp:
+            tf.saved_model.save(module, str(tmp), signatures={"serving_default": module.serve})
         return path
 
     def save(self, bundle_dir: str | Path) -> Path:
