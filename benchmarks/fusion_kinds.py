@@ -14,7 +14,9 @@ benchmarks/results/fusion-kinds/<label>.json.
 ``--by-length`` adds a table per playlist length (all cuts) with ALS's and the two-tower's own orders of the same
 candidates beside each fusion; ``--playlist-knn K`` appends three playlist-kNN features (the candidates' summed
 cosine similarity of the K training playlists closest to the seeds, its z-score and rank; an experiment, not
-a part of the hybrid).
+a part of the hybrid); ``--item-sim`` appends item-to-seed similarities (ALS-factor and co-occurrence cosine,
+largest and mean/sum over the seeds) and ``--als-ensemble N`` replaces the ALS features by the mean of N ALS
+models' scores (both experiments, docs/benchmarks.md).
 """
 
 from __future__ import annotations

@@ -126,10 +126,10 @@ def test_training_curve_reads_epochs_and_is_empty_without_a_record(tmp_path):
         explore.training_curve(tmp_path)
 
 
-def _write_results(root: Path) -> None:
-    run = root / "quality-50-s0-pc2"
+def _write_results(root: Path, name: str = "quality-50-s0-pc2", methods=("popularity", "hybrid")) -> None:
+    run = root / name
     run.mkdir(parents=True)
-    for method, ndcg in (("popularity", 0.05), ("hybrid", 0.3)):
+    for method, ndcg in zip(methods, (0.05, 0.3, 0.2)):
         (run / f"{method}.json").write_text(json.dumps({"method": method, "label": method, "metrics": {
             "ALL": {"ndcg": ndcg, "r_precision": ndcg / 2, "clicks": 3.0, "count": 20},
             "title_only": {"ndcg": ndcg / 3, "r_precision": 0.0, "clicks": 9.0, "count": 2}}}))
@@ -395,6 +395,8 @@ def test_model_page_shows_manifest_curve_and_benchmark_help(app_env):
 
 def test_model_page_with_benchmarks_and_no_curve(app_env, monkeypatch, tiny_bundle):
     _write_results(app_env / "results")
+    _write_results(app_env / "results", "quality-50-s1-pc2")  # a replication: as many methods
+    _write_results(app_env / "results", "quality-9-s0-pc1", ("popularity",))
     monkeypatch.setenv("PLAYLIST_BENCHMARKS", str(app_env / "results"))
     copy = app_env / "bundle"
     shutil.copytree(tiny_bundle, copy)
@@ -406,6 +408,8 @@ def test_model_page_with_benchmarks_and_no_curve(app_env, monkeypatch, tiny_bund
     assert any("records no training curve" in i.value for i in at.info)
     bench = [d.value for d in at.dataframe if "method" in d.value.columns]
     assert bench and bench[0]["method"].tolist() == ["hybrid", "popularity"]
+    # opens on the run with the most methods; of two such, the first by name (the seed-0 world)
+    assert at.selectbox(key="bench_run").value == "quality-50-s0-pc2"
 
 
 def test_card_html_escapes_names_and_shortens_the_why():
