@@ -53,6 +53,15 @@ def main() -> int:
                     "co-occurrence cosine; experiment)")
     ap.add_argument("--als-ensemble", type=int, default=1, metavar="N",
                     help="replace the ALS features by the mean of N ALS models' scores (seeds 0..N-1; experiment)")
+    ap.add_argument("--taste", action="store_true",
+                    help="append genre-conditional popularity features (experiment)")
+    ap.add_argument("--kde", default=None, metavar="JSON",
+                    help='with --taste: kernel density of the seeds over chosen audio features, e.g. '
+                    '\'{"features": {"energy": 0.2, "valence": 0.2}}\' (raw values, tempo / 200; experiment)')
+    ap.add_argument("--oracle-world", type=int, nargs=2, default=None, metavar=("PLAYLISTS", "SEED"),
+                    help="diagnostic for a generated world's store: append the world oracle's slot probability "
+                    "(benchmarks/world_oracle.py, no runs) as a feature, and score its order over the candidates "
+                    "and over the whole catalog")
     ap.add_argument("--label", default="default")
     args = ap.parse_args()
 
@@ -68,7 +77,7 @@ def main() -> int:
     h = HybridRecommender(**params)
     t0 = time.perf_counter()
     split = h.fit_validation_stage(store, store.playlists["pid"].to_numpy())
-    key = hashlib.sha1(json.dumps({**params, "format": 2}, sort_keys=True).encode()).hexdigest()[:10]
+    key = hashlib.sha1(json.dumps({**params, "format": 3}, sort_keys=True).encode()).hexdigest()[:10]
     cache = args.store.parent / f"fusion-data-{key}.joblib"  # the features depend on the parameters only
     if cache.exists():
         data = joblib.load(cache)
@@ -81,6 +90,13 @@ def main() -> int:
         data = with_item_sim(h, data)
     if args.als_ensemble > 1:
         data = with_als_ensemble(h, data, args.als_ensemble)
+    if args.taste:
+        if "taste" in h.feature_names_:
+            raise SystemExit("--taste is the experiment behind audio_taste: add --params '{\"audio_taste\": false}'")
+        data = with_taste(h, data, kde=json_object(args.kde) if args.kde else None)
+    oracle_rows = None
+    if args.oracle_world:
+        data, oracle_rows = with_oracle(h, data, split, *args.oracle_world)
     prep = time.perf_counter() - t0
     bucket = None
     if args.blend_by_title:  # 2 x length bucket + 1 when the cut has a title
@@ -102,9 +118,14 @@ def main() -> int:
                 results[label]["by_length"] = by_length(data, sc)
     if args.by_length:
         sets = data["sets"]
-        for label, col in (("ALS order", "als_score"), ("two-tower order", "tt_score")):
+        for label, col in (("ALS order", "als_score"), ("two-tower order", "tt_score"), ("taste order", "taste"),
+                           ("audio-likelihood order", "audio_llr"), ("taste x audio order", "taste_audio"),
+                           ("oracle order (candidates)", "oracle_q"),
+                           ("kde order", "kde_log"), ("taste x kde order", "taste_kde_log")):
             if col in sets[0].feature_names:
                 results[label] = {"by_length": by_length(data, [s.column(col) for s in sets])}
+        if oracle_rows is not None:
+            results["oracle (whole catalog)"] = {"by_length": by_length(data, None, oracle_rows)}
         rows = [k for k in results if "by_length" in results[k]]
         buckets = list(results[rows[0]]["by_length"])
         print("all cuts per playlist length, NDCG / R-prec:")
@@ -127,8 +148,9 @@ def main() -> int:
     return 0
 
 
-def by_length(data: dict, scores) -> dict:
-    """Mean NDCG and R-precision of every cut, per playlist-length bucket of the blend (``BLEND_BUCKETS``)."""
+def by_length(data: dict, scores, tops=None) -> dict:
+    """Mean NDCG and R-precision of every cut, per playlist-length bucket of the blend (``BLEND_BUCKETS``);
+    ``tops`` gives each cut's ranked URIs directly instead of ``scores`` over its candidates."""
     import numpy as np
 
     from modules.hybrid import BLEND_BUCKETS, _length_bucket
@@ -139,7 +161,8 @@ def by_length(data: dict, scores) -> dict:
     rows: dict[str, list] = {}
     for i, (_g, _official, seeds, _title, held) in enumerate(data["examples"]):
         cs = data["sets"][i]
-        top = cs.uris[cs.order(np.nan_to_num(np.asarray(scores[i], np.float64), nan=-np.inf), 500)].tolist()
+        top = tops[i] if tops is not None else \
+            cs.uris[cs.order(np.nan_to_num(np.asarray(scores[i], np.float64), nan=-np.inf), 500)].tolist()
         got = score_playlist(top, list(held))
         rows.setdefault(names[int(_length_bucket(len(seeds)))], []).append((got["ndcg"], got["r_precision"]))
     return {b: {"ndcg": float(np.mean([r[0] for r in rows[b]])), "r_precision": float(np.mean([r[1] for r in rows[b]])),
@@ -214,6 +237,136 @@ def with_als_ensemble(h, data: dict, n: int) -> dict:
             X[:, cols[0]], X[:, cols[1]], X[:, cols[2]] = sc, _zscore(sc), np.log1p(rank.astype(np.float64))
         sets.append(CandidateSet(cs.uris, X, cs.feature_names, cs.rule_rows, cs.ids))
     return {**data, "sets": sets, "X": np.concatenate([s.X for s in sets])}
+
+
+def with_taste(h, data: dict, alpha: float = 0.5, bandwidth: float = 1.0, kde: dict | None = None) -> dict:
+    """``data`` with genre-conditional popularity features appended: ``taste(t) = sum_g share_g(seeds) *
+    (count(t) + alpha) / sum_{t' in g} (count(t') + alpha)`` over the genres of the content model (a playlist as a
+    mixture of genres, each genre's tracks drawn by popularity), its z-score and rank, and ``audio_kde``, the mean
+    Gaussian kernel of the candidate's standardized audio features to the seeds' (near some seeds, not the mean)."""
+    import numpy as np
+
+    from modules.hybrid import CandidateSet, _zscore
+
+    c = h.content_
+    genre_cols = np.flatnonzero([str(v).startswith("g:") for v in c.vocab_])
+    G = (c.text_[:, genre_cols] > 0).astype(np.float64).tocsr()
+    count = np.zeros(G.shape[0])
+    rows = c.rows_of(h.als_.matrix_.uris)
+    count[rows[rows >= 0]] = h.als_.matrix_.counts[rows >= 0]
+    weight = count + alpha
+    Z = np.asarray(G.T @ weight).ravel()
+    per_track = np.asarray(G.sum(axis=1)).ravel()
+    ids = h._ids()
+    num, has_num = c.numeric_.astype(np.float64), c.has_num_
+    names = ("taste", "taste_z", "taste_rank_log", "audio_kde", "audio_llr", "taste_audio",
+             *(f"llr_{f}" for f in c.features))
+    mu_g, var_g = num[has_num].mean(0), num[has_num].var(0) + 1e-6
+    kde_per_dim = bool(kde and kde.get("per_dimension"))
+    if kde and "standardized" in kde:  # every audio feature of the content model, in standard deviations
+        kx = c.numeric_.astype(np.float64) / float(kde["standardized"])
+        names = (*names, *(tuple(f"kde_{f}" for f in c.features) if kde_per_dim else ()), "kde_log", "taste_kde_log")
+    elif kde:
+        feats = list(kde["features"])
+        raw = c.numeric_.astype(np.float64) * c.scaler_scale_ + c.scaler_mean_  # clipped at 5 sd: fine here
+        kx = raw[:, [c.feature_index_[f] for f in feats]] / np.array([200.0 if f == "tempo" else 1.0 for f in feats])
+        kx = kx / np.array([kde["features"][f] for f in feats])
+        names = (*names, "kde_log", "taste_kde_log")
+    sets = []
+    for (_g, _official, seeds, _title, _held), cs in zip(data["examples"], data["sets"], strict=True):
+        srows = c.rows_of(seeds)
+        srows = srows[srows >= 0]
+        crow = ids.content[cs.ids]
+        ok = crow >= 0
+        extra = np.full((len(cs.uris), len(names)), np.nan)
+        tagged = srows[per_track[srows] > 0]
+        if len(tagged) and ok.any():
+            share = np.asarray(G[tagged].multiply(1.0 / per_track[tagged][:, None]).sum(axis=0)).ravel()
+            share /= share.sum()
+            extra[ok, 0] = weight[crow[ok]] * (G[crow[ok]] @ (share / np.maximum(Z, 1e-12)))
+            extra[:, 1] = _zscore(extra[:, 0])
+            rank = np.argsort(np.argsort(-np.nan_to_num(extra[:, 0], nan=-np.inf), kind="stable"), kind="stable")
+            extra[:, 2] = np.log1p(rank.astype(np.float64))
+        snum = srows[has_num[srows]]
+        okn = ok.copy()
+        okn[ok] = has_num[crow[ok]]
+        if len(snum) and okn.any():
+            d2 = ((num[crow[okn]][:, None, :] - num[snum][None, :, :]) ** 2).sum(-1)
+            extra[okn, 3] = np.exp(-d2 / (2 * bandwidth**2)).mean(1)
+            # does it sound like this playlist? seeds' diagonal Gaussian (shrunk to the catalog's) vs the catalog's
+            n, kappa = len(snum), 5.0
+            mu = (num[snum].sum(0) + kappa * mu_g) / (n + kappa)
+            var = (((num[snum] - mu) ** 2).sum(0) + kappa * var_g) / (n + kappa)
+            x = num[crow[okn]]
+            per_dim = -0.5 * ((x - mu) ** 2 / var + np.log(var)) + 0.5 * ((x - mu_g) ** 2 / var_g + np.log(var_g))
+            extra[okn, 4] = per_dim.sum(1)
+            extra[np.ix_(okn, np.arange(6, 6 + len(c.features)))] = per_dim
+            extra[:, 5] = np.log(extra[:, 0] + 1e-9) + extra[:, 4]
+            if kde:
+                d2 = ((kx[crow[okn]][:, None, :] - kx[snum][None, :, :]) ** 2).sum(-1)
+                dens = np.exp(-d2 / 2).mean(1)
+                if kde_per_dim:  # one density ratio per audio feature: the fusion learns which ones matter
+                    x1, s1 = kx[crow[okn]], kx[snum]
+                    t1 = weight * (G @ (share / np.maximum(Z, 1e-12))) * has_num if len(tagged) else None
+                    if t1 is not None and t1.sum() > 0:
+                        r1 = kx[np.random.default_rng(len(seeds)).choice(len(t1), size=300, p=t1 / t1.sum())]
+                        num_d = np.exp(-((x1[:, None, :] - s1[None, :, :]) ** 2) / 2).mean(1)
+                        den_d = np.exp(-((x1[:, None, :] - r1[None, :, :]) ** 2) / 2).mean(1)
+                        first_col = len(names) - 2 - len(c.features)
+                        extra[np.ix_(okn, np.arange(first_col, first_col + len(c.features)))] = \
+                            np.log((num_d + 1e-3) / (den_d + 1e-3))
+                # reference: the same kernel over tracks drawn like the taste (genre mixture x popularity)
+                t_all = weight * (G @ (share / np.maximum(Z, 1e-12))) * has_num if len(tagged) else None
+                if t_all is not None and t_all.sum() > 0:
+                    rng = np.random.default_rng(len(seeds))
+                    ref = rng.choice(len(t_all), size=300, p=t_all / t_all.sum())
+                    d2r = ((kx[crow[okn]][:, None, :] - kx[ref][None, :, :]) ** 2).sum(-1)
+                    dens = dens / (np.exp(-d2r / 2).mean(1) + 1e-3)
+                extra[okn, -2] = np.log(dens + 1e-6)
+                extra[:, -1] = np.log(extra[:, 0] + 1e-9) + extra[:, -2]
+        sets.append(CandidateSet(cs.uris, np.hstack([cs.X, extra]), cs.feature_names + names, cs.rule_rows, cs.ids))
+    h.feature_names_ = sets[0].feature_names
+    return {**data, "sets": sets, "X": np.concatenate([s.X for s in sets])}
+
+
+def with_oracle(h, data: dict, split, playlists: int, seed: int) -> tuple[dict, list]:
+    """The world oracle's slot probability (hidden taste known, no run term) as a feature of every candidate, and
+    its top 500 of the whole catalog per cut: how much of the oracle the candidate pool keeps. A diagnostic of
+    the world, never a feature of the hybrid."""
+    import numpy as np
+
+    from modules.catalog import read_catalog
+    from modules.hybrid import CandidateSet
+    from modules.world import PlaylistWorld
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from world_oracle import slot_probability, tastes
+
+    cat = read_catalog()
+    world = PlaylistWorld(cat, seed=seed)
+    uris = cat.reset_index(drop=True)["track_uri"].to_numpy()
+    index = pd_index(uris)
+    pids = [int(p["pid"]) for p in split.challenge["playlists"]]
+    hidden = tastes(world, playlists, set(pids))
+    sets, tops = [], []
+    for (g, _official, seeds, _title, _held), cs in zip(data["examples"], data["sets"], strict=True):
+        q = slot_probability(world, hidden[pids[g]], np.zeros(0, np.int64), True, 1, runs=False)
+        srows = index.get_indexer(np.asarray(seeds, dtype=object))
+        q[srows[srows >= 0]] = -1.0
+        top = np.argpartition(-q, 500)[:500]
+        tops.append(uris[top[np.lexsort((top, -q[top]))]].tolist())
+        rows = index.get_indexer(np.asarray(cs.uris, dtype=object))
+        col = np.where(rows >= 0, q[np.maximum(rows, 0)], np.nan)[:, None]
+        sets.append(CandidateSet(cs.uris, np.hstack([cs.X, col]), cs.feature_names + ("oracle_q",), cs.rule_rows,
+                                 cs.ids))
+    h.feature_names_ = sets[0].feature_names
+    return {**data, "sets": sets, "X": np.concatenate([s.X for s in sets])}, tops
+
+
+def pd_index(values):
+    import pandas as pd
+
+    return pd.Index(values, dtype=object)
 
 
 def with_item_sim(h, data: dict) -> dict:

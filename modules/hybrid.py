@@ -102,6 +102,9 @@ class HybridRecommender(PlaylistRecommender):
     fusion_cuts : int, default=4
         Cuts per validation playlist the fusion learns from: the official one plus others in the categories the
         playlist is long enough for (so 10 per category still teaches every kind of playlist).
+    audio_taste : bool, default=True
+        With the content part: add the playlist's genre-conditional popularity and, per audio feature, how well a
+        candidate fits the seeds' sound against what their genres alone would give (``modules.taste``).
     fusion : {"auto", "hgb", "logistic", "logistic_by_length"}, default="auto"
         The fusion model; ``"auto"`` picks by two-fold cross-fitted NDCG on the validation playlists.
         ``"logistic_by_length"`` fits one logistic regression per playlist-length bucket.
@@ -128,7 +131,7 @@ class HybridRecommender(PlaylistRecommender):
 
     def __init__(self, *, parts=DEFAULT_PARTS, n_candidates: int = 1500, n_rule_candidates: int = 300,
                  n_popular_candidates: int = 100, validation_per_category: int | str = "auto",
-                 fusion_cuts: int = 4,
+                 fusion_cuts: int = 4, audio_taste: bool = True,
                  fusion: str = "auto",
                  two_tower: dict | None = None, rules: dict | None = None, content: dict | None = None,
                  als: dict | None = None, two_tower_bundle: str | None = None, features=None, seed: int = 0,
@@ -139,6 +142,7 @@ class HybridRecommender(PlaylistRecommender):
         self.n_popular_candidates = n_popular_candidates
         self.validation_per_category = validation_per_category
         self.fusion_cuts = fusion_cuts
+        self.audio_taste = audio_taste
         self.fusion = fusion
         self.two_tower = two_tower
         self.rules = rules
@@ -165,6 +169,9 @@ class HybridRecommender(PlaylistRecommender):
                 also = " or 'auto'" if name == "validation_per_category" else ""
                 raise HybridError(f"The {name!r} parameter of HybridRecommender must be an int >= "
                                   f"{1 if name == 'n_candidates' else 0}{also}. Got {v!r} instead.")
+        if not isinstance(self.audio_taste, bool):
+            raise HybridError(f"The 'audio_taste' parameter of HybridRecommender must be True or False. Got "
+                              f"{self.audio_taste!r} instead.")
         if self.fusion not in ("auto", *FUSION_KINDS):
             raise HybridError(f"The 'fusion' parameter of HybridRecommender must be 'auto' or one of "
                               f"{list(FUSION_KINDS)}. Got {self.fusion!r} instead.")
@@ -203,6 +210,12 @@ class HybridRecommender(PlaylistRecommender):
         inner = split.train_pids if split is not None else all_pids
         self.parts_ = parts
         self.feature_names_ = BASE_FEATURES + tuple(f for p in parts for f in PART_FEATURES[p])
+        if "content" in parts and self.audio_taste:
+            from modules.features import FEATURE_COLUMNS
+            from modules.taste import AudioTaste
+
+            features = tuple((self.content or {}).get("features", FEATURE_COLUMNS))
+            self.feature_names_ += AudioTaste.feature_names_for(features)
         if self.two_tower_bundle:
             self.two_tower_ = self._pretrained_two_tower(store, inner, per_cat)
         else:
@@ -223,7 +236,7 @@ class HybridRecommender(PlaylistRecommender):
         from modules.rules import RuleRecommender
 
         self.rules_ = self.content_ = self.als_ = None
-        self._ids_ = None
+        self._ids_ = self._taste_ = None
         if "rules" in self.parts_:
             self.rules_ = RuleRecommender(**self._rule_params(len(pids))).fit(store, pids).model_
         if "content" in self.parts_:
@@ -272,13 +285,26 @@ class HybridRecommender(PlaylistRecommender):
         """Per-track lookups used by the features: popularity, artist and album codes."""
         tr = store.tracks
         self.track_uris_ = tr["track_uri"].to_numpy().astype(str)
-        self._ids_ = None
+        self._ids_ = self._taste_ = None
         _, self.artist_code_ = np.unique(tr["artist_uri"].to_numpy().astype(str), return_inverse=True)
         _, self.album_code_ = np.unique(tr["album_uri"].to_numpy().astype(str), return_inverse=True)
         inter = store.interactions(pids)
         counts = np.asarray(inter.matrix.sum(axis=0)).ravel()
         self.pop_log_ = np.log1p(counts).astype(np.float32)
         self.popular_ = self.track_uris_[np.lexsort((self.track_uris_, -counts))[: max(self.n_popular_candidates, 1)]]
+
+    def _audio_taste(self):
+        """``modules.taste.AudioTaste`` tables from the content model and the training counts (built once)."""
+        taste = getattr(self, "_taste_", None)
+        if taste is None:
+            from modules.taste import AudioTaste
+
+            ids = self._ids()
+            counts = np.zeros(len(self.content_.uris_))
+            rows = ids.content[: ids.n_known]
+            counts[rows[rows >= 0]] = np.expm1(self.pop_log_.astype(np.float64))[rows >= 0]
+            taste = self._taste_ = AudioTaste.build(self.content_, counts)
+        return taste
 
     def _ids(self) -> _IdMaps:
         """Integer maps between the parts' own track orders and one id space (built once per fitted state)."""
@@ -436,6 +462,8 @@ class HybridRecommender(PlaylistRecommender):
             sim = self.content_.similarity(seeds, (), feature_weights, title=title, candidate_rows=ids.content[pool])
             cols.update(cont_num=sim["num"], cont_text=sim["text"], cont_combined=sim["combined"],
                         cont_z=_zscore(sim["combined"]))
+            if "taste" in self.feature_names_:
+                cols.update(self._audio_taste().features(self.content_.rows_of(seeds), ids.content[pool]))
         if "als" in self.parts_:
             if als_scores is not None:
                 arow = ids.als_row[pool]
@@ -678,8 +706,8 @@ class HybridRecommender(PlaylistRecommender):
 
     def get_params(self) -> dict:
         names = ("parts", "n_candidates", "n_rule_candidates", "n_popular_candidates", "validation_per_category",
-                 "fusion_cuts", "fusion", "two_tower", "rules", "content", "als", "two_tower_bundle", "features",
-                 "seed", "show_progress")
+                 "fusion_cuts", "audio_taste", "fusion", "two_tower", "rules", "content", "als", "two_tower_bundle",
+                 "features", "seed", "show_progress")
         return {k: getattr(self, k) for k in names}
 
 

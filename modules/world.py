@@ -182,7 +182,8 @@ class PlaylistWorld:
         return seq[np.sort(first)][:n]
 
     def sample_playlist(self, rng: np.random.Generator, pid: int) -> dict:
-        """One playlist as an MPD dict without ``tracks`` plus ``_rows`` (catalog row indices)."""
+        """One playlist as an MPD dict without ``tracks`` plus ``_rows`` (catalog row indices) and ``_taste`` (the
+        hidden draw: its (genre, mood) clusters, their mixture weights and the run probability; never written)."""
         n = int(np.clip(round(rng.lognormal(3.89, 0.77)), MIN_TRACKS, MAX_TRACKS))
         k = int(rng.choice(3, p=[0.45, 0.35, 0.20])) + 1
         g = [int(rng.choice(len(self.genres), p=self.genre_prior))]
@@ -192,6 +193,7 @@ class PlaylistWorld:
                 g.append(nxt)
         mood = int(rng.choice(len(self.moods), p=self.genre_mood[g[0]])) if rng.random() < 0.55 else -1
         mix = rng.dirichlet(np.full(k, 2.0))
+        keys = [(x, mood) for x in g]
         clusters = [self._cluster(x, mood) for x in g]
         p_run = float(rng.beta(2.0, 5.0))
         rows = self._sequence(rng, clusters, mix, n, p_run)
@@ -204,9 +206,11 @@ class PlaylistWorld:
                                    f">={MIN_ALBUMS} albums) with this catalog")
             # too few distinct tracks/artists (a short playlist, a long run): redraw without runs, wider
             if attempt >= 3:
-                clusters = clusters + [self._cluster(int(rng.choice(len(self.genres), p=self.genre_prior)), -1)]
+                keys = keys + [(int(rng.choice(len(self.genres), p=self.genre_prior)), -1)]
+                clusters = clusters + [self._cluster(*keys[-1])]
                 mix = np.full(len(clusters), 1.0 / len(clusters))
             rows = self._sequence(rng, clusters, mix, max(n, MIN_TRACKS), 0.0)
+            p_run = 0.0
         title = self._title(rng, g, mood, rows)
         followers = int(rng.geometric(0.55))
         modified = int(1262304000 + (1509494400 - 1262304000) * max(rng.random(), rng.random()))
@@ -226,6 +230,7 @@ class PlaylistWorld:
         if rng.random() < 0.02:
             pl["description"] = f"{self.moods[mood] if mood >= 0 else 'my'} {_genre_words(self.genres[g[0]])[0]}"
         pl["_rows"] = rows
+        pl["_taste"] = {"clusters": keys, "mix": mix, "p_run": p_run}  # hidden: for oracle analyses only
         return pl
 
     def _title(self, rng, genres: list[int], mood: int, rows: np.ndarray) -> str:
@@ -265,6 +270,7 @@ class PlaylistWorld:
         for pid in range(first_pid, first_pid + count):
             pl = self.sample_playlist(rng, pid)
             rows = pl.pop("_rows")
+            pl.pop("_taste")
             tracks = b",".join(b'{"pos":%d,' % i + frags[r] for i, r in enumerate(rows.tolist()))
             items.append(orjson.dumps(pl)[:-1] + b',"tracks":[' + tracks + b"]}")
         info = {"generated_on": WORLD_VERSION, "slice": f"{first_pid}-{first_pid + count - 1}",

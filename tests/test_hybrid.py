@@ -9,6 +9,7 @@ import numpy as np
 import orjson
 import pytest
 from conftest import TINY_PARAMS as PARAMS
+from conftest import assert_same_ranking
 
 from modules.hybrid import FUSION_KINDS, PER_CUT, _choose_fusion_kind
 from modules.mpd import read_challenge, read_submission
@@ -68,9 +69,7 @@ def test_batch_matches_single_and_submission_scores(rec, challenge, split_dir):
     assert len(pls) > 32  # more than one batch
     for i in (3, 40, len(pls) - 1):  # the batched scans answer as one playlist alone does
         one = rec.recommend([t["track_uri"] for t in pls[i]["tracks"]], pls[i].get("name"), 500, explain=False)
-        assert frames[i]["track_uri"].tolist() == one["track_uri"].tolist()
-        # float32 products in another order: ~1e-6 apart, up to ~1e-4 after the fusion's logit
-        np.testing.assert_allclose(frames[i]["score"], one["score"], rtol=1e-3, atol=1e-4)
+        assert_same_ranking(frames[i]["track_uri"], one["track_uri"], frames[i]["score"], one["score"])
     mixed = rec.recommend_columns_batch([{"seed_track_uris": [], "title": "rock", "k": 5},
                                          {"seed_track_uris": "not a list"}, {"k": 0},
                                          {"seed_track_uris": [t["track_uri"] for t in pls[3]["tracks"]],
@@ -328,3 +327,17 @@ def test_blend_weights_are_chosen_per_length_and_used(rec, challenge):
         assert np.allclose(h.score_candidates(cs), h.fusion_.predict_proba(cs.X)[:, 1])
     finally:
         h.blend_ = saved
+
+
+def test_audio_taste_columns_are_filled_and_the_switch_is_checked(rec, challenge):
+    from modules.hybrid import HybridError, HybridRecommender
+
+    h = rec.hybrid
+    assert h.audio_taste and {"taste", "audio_fit", "fit_energy"} <= set(h.feature_names_)
+    p = next(p for p in challenge["playlists"] if len(p["tracks"]) >= 25)
+    cs = h.candidate_set([t["track_uri"] for t in p["tracks"]], p.get("name"))
+    for name in ("taste", "audio_fit", "fit_energy"):
+        col = cs.column(name)
+        assert np.isfinite(col).mean() > 0.5 and np.nanstd(col) > 0, name  # filled and not constant
+    with pytest.raises(HybridError, match="'audio_taste' parameter .* True or False"):
+        HybridRecommender(audio_taste="yes")._check_params()

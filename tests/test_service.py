@@ -13,6 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import numpy as np
 import pytest
+from conftest import assert_same_ranking
 
 from modules.recommender import BundleError, Recommender
 from modules.service import ServiceError, create_app, freeze_loaded_heap, limit_native_threads
@@ -228,7 +229,9 @@ def test_concurrent_requests_agree_with_serial(client, rec):
     with ThreadPoolExecutor(8) as pool:
         parallel = list(pool.map(lambda b: client.post("/recommend", json=b).json(), bodies))
     for s, p in zip(serial, parallel, strict=True):
-        assert [x["track_uri"] for x in s["recommendations"]] == [x["track_uri"] for x in p["recommendations"]]
+        one, both = s["recommendations"], p["recommendations"]
+        assert_same_ranking([x["track_uri"] for x in both], [x["track_uri"] for x in one],
+                            [x["score"] for x in both], [x["score"] for x in one])
 
 
 def test_testclient_and_app_errors(app, tiny_bundle, tmp_path, rec):

@@ -92,3 +92,27 @@ def test_lengths_follow_mpd_like_distribution(catalog):
 def test_bad_arguments_are_refused(tmp_path, catalog):
     with pytest.raises(ValueError, match="--playlists must be at least 1"):
         write_world(tmp_path, 0, catalog=catalog)
+
+
+def test_hidden_taste_explains_the_playlist_and_is_never_written(catalog):
+    """``_taste`` (for benchmarks/world_oracle.py) is the draw behind the tracks: the oracle's slot probability
+    ranks a playlist's own tracks near the top of the catalog; the slice bytes never carry it."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+    from world_oracle import slot_probability
+
+    world = PlaylistWorld(catalog, seed=5)
+    rng = np.random.default_rng(1)
+    percentiles = []
+    for pid in range(60):
+        pl = world.sample_playlist(rng, pid)
+        taste = pl["_taste"]
+        assert len(taste["clusters"]) == len(taste["mix"]) and abs(sum(taste["mix"]) - 1) < 1e-9
+        assert 0.0 <= taste["p_run"] < 1.0
+        q = slot_probability(world, taste, np.zeros(0, np.int64), True, 1)
+        rank = np.argsort(np.argsort(-q))
+        percentiles.append(np.median(rank[pl["_rows"]]) / world.n_tracks)
+    assert np.median(percentiles) < 0.05  # a random ranking would put them at 0.5
+    assert b"_taste" not in world.slice_bytes(0, 5) and b"_rows" not in world.slice_bytes(0, 5)

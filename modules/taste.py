@@ -1,0 +1,129 @@
+"""What a playlist's genres and sound say about a candidate: genre-conditional popularity and audio fit.
+
+A playlist is read as a mixture of genres (the share of its seeds tagged with each) whose tracks are picked by
+popularity, tilted toward a sound: within its genres, its seeds sit in some part of the audio-feature space (a
+mood: calm and acoustic, fast and danceable, …). Two features come out of that, for the hybrid's fusion:
+
+* ``taste``: the chance of a candidate under the genre mixture, ``sum_g share_g * (count + a) / Z_g``, with
+  ``count`` the track's training playlists and ``Z_g`` the genre's total;
+* ``fit_<feature>``: per audio feature, the log ratio of the seeds' density at the candidate's value to the density
+  expected from the playlist's genres alone (popularity-weighted), and ``audio_fit``, their sum. A feature the
+  playlist does not care about has a ratio near 1 (log 0); the fusion learns on validation which ones matter.
+
+Densities are histograms of the content model's standardized features (24 bins over ±3 standard deviations,
+smoothed), so a playlist costs a few table lookups per candidate. Tables are derived from a fitted
+``ContentModel`` and per-track counts, nothing is saved: a loaded bundle rebuilds them on first use.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import sparse
+
+N_BINS = 24
+SPAN = 3.0  # standard deviations covered by the bins; beyond them values fall in the edge bins
+SMOOTH_BINS = 2.0  # Gaussian smoothing of every histogram, in bins (0.5 standard deviation)
+SHRINK = 5.0  # the seeds' histogram is shrunk toward the genres' as if by this many seeds
+COUNT_PRIOR = 0.5  # added to every track's count so unseen catalog tracks keep a small chance
+FLOOR = 1e-4
+
+
+class AudioTaste:
+    """Tables for ``features``; build with ``AudioTaste.build(content_model, counts)``.
+
+    ``counts`` holds each content-model row's number of training playlists (0 for catalog-only tracks)."""
+
+    def __init__(self, genres: sparse.csr_matrix, weight: np.ndarray, bins: np.ndarray, has_num: np.ndarray,
+                 genre_hist: np.ndarray, all_hist: np.ndarray, feature_names: tuple[str, ...]):
+        self.genres = genres
+        self.per_track = np.asarray(genres.sum(axis=1)).ravel()
+        self.weight = weight
+        self.z = np.maximum(np.asarray(genres.T @ weight).ravel(), 1e-12)
+        self.bins = bins
+        self.has_num = has_num
+        self.genre_hist = genre_hist
+        self.all_hist = all_hist
+        self.feature_names = feature_names
+
+    @classmethod
+    def build(cls, content, counts: np.ndarray) -> AudioTaste:
+        cols = np.flatnonzero([str(v).startswith("g:") for v in content.vocab_])
+        genres = (content.text_[:, cols] > 0).astype(np.float64).tocsr()
+        weight = np.asarray(counts, np.float64) + COUNT_PRIOR
+        bins = np.clip(((content.numeric_ + SPAN) / (2 * SPAN) * N_BINS).astype(np.int64), 0, N_BINS - 1)
+        has_num = np.asarray(content.has_num_, bool)
+        d = bins.shape[1]
+        w = np.where(has_num, weight, 0.0)
+        onehot_cols = (np.arange(d) * N_BINS)[None, :] + bins  # [n, d]: one column per (feature, bin)
+        rows = np.repeat(np.arange(len(bins)), d)
+        A = sparse.csr_matrix((np.repeat(w, d), (rows, onehot_cols.ravel())), shape=(len(bins), d * N_BINS))
+        genre_hist = np.asarray((genres.T @ A).todense()).reshape(genres.shape[1], d, N_BINS)
+        all_hist = np.asarray(A.sum(axis=0)).reshape(d, N_BINS)
+        return cls(genres, weight, bins.astype(np.int8), has_num, _normalize(_smooth(genre_hist)),
+                   _normalize(_smooth(all_hist)), tuple(content.features))
+
+    @staticmethod
+    def feature_names_for(features) -> tuple[str, ...]:
+        """The columns ``features`` returns for a content model over these audio features."""
+        return ("taste", "taste_z", "audio_fit", *(f"fit_{f}" for f in features))
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return self.feature_names_for(self.feature_names)
+
+    def features(self, seed_rows: np.ndarray, candidate_rows: np.ndarray) -> dict[str, np.ndarray]:
+        """Columns ``names`` for candidates (content-model rows, -1 unknown) of a playlist with these seed rows."""
+        n = len(candidate_rows)
+        out = {k: np.full(n, np.nan) for k in self.names}
+        seed_rows = np.asarray(seed_rows, np.int64)
+        seed_rows = seed_rows[seed_rows >= 0]
+        ok = candidate_rows >= 0
+        cand = candidate_rows[ok]
+        tagged = seed_rows[self.per_track[seed_rows] > 0]
+        share = None
+        if len(tagged):
+            share = np.asarray(self.genres[tagged].multiply(1.0 / self.per_track[tagged][:, None]).sum(axis=0)).ravel()
+            share /= share.sum()
+            taste = np.full(n, np.nan)
+            taste[ok] = self.weight[cand] * (self.genres[cand] @ (share / self.z))
+            out["taste"] = taste
+            good = np.isfinite(taste)
+            if good.sum() > 1:
+                sd = taste[good].std()
+                out["taste_z"] = (taste - taste[good].mean()) / (sd if sd > 0 else 1.0)
+        sounding = seed_rows[self.has_num[seed_rows]]
+        if len(sounding) and ok.any():
+            ref = np.tensordot(share, self.genre_hist, axes=1) if share is not None else self.all_hist
+            ref = np.maximum(ref, FLOOR)
+            d = self.bins.shape[1]
+            counts = np.zeros((d, N_BINS))
+            np.add.at(counts, (np.tile(np.arange(d), len(sounding)), self.bins[sounding].astype(np.int64).ravel()), 1.0)
+            seen = (_smooth(counts) + SHRINK * ref) / (len(sounding) + SHRINK)
+            ratio = np.log(seen / ref)  # [d, N_BINS]
+            num = ok.copy()
+            num[ok] = self.has_num[cand]
+            cb = self.bins[candidate_rows[num]].astype(np.int64)
+            per = ratio[np.arange(d)[None, :], cb]  # [m, d]
+            for j, f in enumerate(self.feature_names):
+                col = np.full(n, np.nan)
+                col[num] = per[:, j]
+                out[f"fit_{f}"] = col
+            total = np.full(n, np.nan)
+            total[num] = per.sum(axis=1)
+            out["audio_fit"] = total
+        return out
+
+
+def _smooth(h: np.ndarray) -> np.ndarray:
+    """Gaussian smoothing along the last axis (bins), edges renormalized."""
+    k = np.arange(-4, 5)
+    kernel = np.exp(-(k**2) / (2 * SMOOTH_BINS**2))
+    flat = h.reshape(-1, h.shape[-1])
+    out = np.stack([np.convolve(r, kernel, mode="same") for r in flat]) if len(flat) else flat
+    norm = np.convolve(np.ones(h.shape[-1]), kernel, mode="same")
+    return (out / norm).reshape(h.shape)
+
+
+def _normalize(h: np.ndarray) -> np.ndarray:
+    s = h.sum(axis=-1, keepdims=True)
+    return np.where(s > 0, h / np.where(s > 0, s, 1.0), 1.0 / h.shape[-1])
