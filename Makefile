@@ -10,7 +10,7 @@ DEMO_MODEL ?= models/world
 DEMO_PORT ?= 8501
 PYTEST_ARGS ?=
 
-.PHONY: venv demo test test-all bench bench-small lint clean browser notebooks serve-load wrk
+.PHONY: venv demo test test-all bench bench-small bench-worlds lint clean browser notebooks serve-load wrk
 
 # The venv is (re)built when a requirements file changes.
 $(STAMP): requirements.txt requirements-dev.txt
@@ -56,6 +56,15 @@ bench-small: $(STAMP)
 bench: bench-small
 	$(PY) benchmarks/quality.py --playlists 20000 --per-category 100 --suite
 	$(PY) benchmarks/significance.py --playlists 20000 --per-category 100
+
+# The replication: the same suite on two more 20,000-playlist worlds (seeds 1 and 2, about 40 minutes each), then
+# the three worlds' test playlists pooled (docs/benchmarks.md, "What the tables say").
+bench-worlds: bench
+	$(PY) benchmarks/quality.py --playlists 20000 --per-category 100 --seed 1 --suite
+	$(PY) benchmarks/significance.py --playlists 20000 --per-category 100 --seed 1
+	$(PY) benchmarks/quality.py --playlists 20000 --per-category 100 --seed 2 --suite
+	$(PY) benchmarks/significance.py --playlists 20000 --per-category 100 --seed 2
+	$(PY) benchmarks/significance.py --playlists 20000 --per-category 100 --seed 0 1 2
 
 # Regenerate notebooks/*.ipynb (committed without outputs) from notebooks/build_notebooks.py.
 notebooks: $(STAMP)
