@@ -174,7 +174,8 @@ def with_playlist_knn(h, data: dict, k: int) -> dict:
     fusion's other features were fitted on (the playlists outside the validation split, so nothing leaks)."""
     import numpy as np
 
-    from modules.hybrid import CandidateSet, _zscore
+    from modules.base import zscore
+    from modules.hybrid import CandidateSet
 
     if getattr(h, "als_", None) is None:
         raise SystemExit("--playlist-knn needs the 'als' part (it reads ALS's training matrix)")
@@ -199,7 +200,7 @@ def with_playlist_knn(h, data: dict, k: int) -> dict:
             ok = rows >= 0
             score[ok] = tracks_by_playlist[rows[ok]] @ weight
         rank = np.argsort(np.argsort(-np.nan_to_num(score, nan=-np.inf), kind="stable"), kind="stable")
-        extra = np.column_stack([score, _zscore(score), np.log1p(rank.astype(np.float64))])
+        extra = np.column_stack([score, zscore(score), np.log1p(rank.astype(np.float64))])
         sets.append(CandidateSet(cs.uris, np.hstack([cs.X, extra]),
                                  cs.feature_names + ("pknn_score", "pknn_z", "pknn_rank_log"), cs.rule_rows, cs.ids))
     h.feature_names_ = sets[0].feature_names
@@ -211,8 +212,9 @@ def with_als_ensemble(h, data: dict, n: int) -> dict:
     of ``n`` ALS models that differ only in their seed, fitted on the same training matrix as the hybrid's."""
     import numpy as np
 
+    from modules.base import zscore
     from modules.baselines import ALSRecommender
-    from modules.hybrid import CandidateSet, _zscore
+    from modules.hybrid import CandidateSet
 
     base = h.als_
     models = [base]
@@ -234,7 +236,7 @@ def with_als_ensemble(h, data: dict, n: int) -> dict:
             sc = np.full(len(cs.uris), np.nan)
             sc[ok] = np.mean([np.asarray(m.model_.item_factors)[rows[ok]] @ m.fold_in(q) for m in models], axis=0)
             rank = np.argsort(np.argsort(-np.nan_to_num(sc, nan=-np.inf), kind="stable"), kind="stable")
-            X[:, cols[0]], X[:, cols[1]], X[:, cols[2]] = sc, _zscore(sc), np.log1p(rank.astype(np.float64))
+            X[:, cols[0]], X[:, cols[1]], X[:, cols[2]] = sc, zscore(sc), np.log1p(rank.astype(np.float64))
         sets.append(CandidateSet(cs.uris, X, cs.feature_names, cs.rule_rows, cs.ids))
     return {**data, "sets": sets, "X": np.concatenate([s.X for s in sets])}
 
@@ -246,7 +248,8 @@ def with_taste(h, data: dict, alpha: float = 0.5, bandwidth: float = 1.0, kde: d
     Gaussian kernel of the candidate's standardized audio features to the seeds' (near some seeds, not the mean)."""
     import numpy as np
 
-    from modules.hybrid import CandidateSet, _zscore
+    from modules.base import zscore
+    from modules.hybrid import CandidateSet
 
     c = h.content_
     genre_cols = np.flatnonzero([str(v).startswith("g:") for v in c.vocab_])
@@ -284,7 +287,7 @@ def with_taste(h, data: dict, alpha: float = 0.5, bandwidth: float = 1.0, kde: d
             share = np.asarray(G[tagged].multiply(1.0 / per_track[tagged][:, None]).sum(axis=0)).ravel()
             share /= share.sum()
             extra[ok, 0] = weight[crow[ok]] * (G[crow[ok]] @ (share / np.maximum(Z, 1e-12)))
-            extra[:, 1] = _zscore(extra[:, 0])
+            extra[:, 1] = zscore(extra[:, 0])
             rank = np.argsort(np.argsort(-np.nan_to_num(extra[:, 0], nan=-np.inf), kind="stable"), kind="stable")
             extra[:, 2] = np.log1p(rank.astype(np.float64))
         snum = srows[has_num[srows]]
@@ -334,6 +337,7 @@ def with_oracle(h, data: dict, split, playlists: int, seed: int) -> tuple[dict, 
     its top 500 of the whole catalog per cut: how much of the oracle the candidate pool keeps. A diagnostic of
     the world, never a feature of the hybrid."""
     import numpy as np
+    import pandas as pd
 
     from modules.catalog import read_catalog
     from modules.hybrid import CandidateSet
@@ -345,7 +349,7 @@ def with_oracle(h, data: dict, split, playlists: int, seed: int) -> tuple[dict, 
     cat = read_catalog()
     world = PlaylistWorld(cat, seed=seed)
     uris = cat.reset_index(drop=True)["track_uri"].to_numpy()
-    index = pd_index(uris)
+    index = pd.Index(uris, dtype=object)
     pids = [int(p["pid"]) for p in split.challenge["playlists"]]
     hidden = tastes(world, playlists, set(pids))
     sets, tops = [], []
@@ -363,12 +367,6 @@ def with_oracle(h, data: dict, split, playlists: int, seed: int) -> tuple[dict, 
     return {**data, "sets": sets, "X": np.concatenate([s.X for s in sets])}, tops
 
 
-def pd_index(values):
-    import pandas as pd
-
-    return pd.Index(values, dtype=object)
-
-
 def with_item_sim(h, data: dict) -> dict:
     """``data`` with item-to-seed similarity features appended: for each candidate, the max and mean cosine of
     its ALS item factors to the seeds' and the max and summed co-occurrence cosine (item-kNN) to the seeds, from
@@ -376,7 +374,8 @@ def with_item_sim(h, data: dict) -> dict:
     to some seeds only; the playlist's one ALS vector averages them away."""
     import numpy as np
 
-    from modules.hybrid import CandidateSet, _zscore
+    from modules.base import zscore
+    from modules.hybrid import CandidateSet
 
     if getattr(h, "als_", None) is None:
         raise SystemExit("--item-sim needs the 'als' part (it reads ALS's factors and training matrix)")
@@ -400,7 +399,7 @@ def with_item_sim(h, data: dict) -> dict:
             co = (XT[rows[ok]] @ XT[q].T).toarray() / norm[rows[ok], None] / norm[None, q]
             extra[ok, 2] = co.max(1)
             extra[ok, 3] = co.sum(1)
-            extra[:, 4] = _zscore(extra[:, 3])
+            extra[:, 4] = zscore(extra[:, 3])
         sets.append(CandidateSet(cs.uris, np.hstack([cs.X, extra]), cs.feature_names + names, cs.rule_rows, cs.ids))
     h.feature_names_ = sets[0].feature_names
     return {**data, "sets": sets, "X": np.concatenate([s.X for s in sets])}

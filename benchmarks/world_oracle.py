@@ -57,11 +57,9 @@ def slot_probability(world: PlaylistWorld, taste: dict, seed_rows: np.ndarray, f
                      runs: bool = True) -> np.ndarray:
     """``q(t)`` of the module docstring for every catalog row; ``weight`` replaces the world's hidden track
     weights, ``mood=False`` drops the mood tilt, ``runs=False`` the run term (ablations)."""
-    weight = world.weight if weight is None else weight
     start = np.zeros(world.n_tracks)
     for (genre, m), w in zip(taste["clusters"], taste["mix"], strict=True):
-        tracks = world.genre_tracks[genre]
-        cw = weight[tracks] * (np.exp(4.0 * world.mood_affinity[tracks, m]) if m >= 0 and mood else 1.0)
+        tracks, cw = world.cluster_weights(genre, m if mood else -1, weight)
         np.add.at(start, tracks, w * cw / cw.sum())
     p_run = float(taste["p_run"])
     if p_run == 0.0 or not runs:

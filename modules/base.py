@@ -139,6 +139,16 @@ def positions(keys, uris) -> np.ndarray:
 _THREADPOOLS = None
 
 
+def zscore(x: np.ndarray) -> np.ndarray:
+    """Standardized within one playlist's candidates (NaN stays NaN), so scales compare across playlists."""
+    x = np.asarray(x, np.float64)
+    ok = np.isfinite(x)
+    if ok.sum() < 2:
+        return np.where(ok, 0.0, np.nan)
+    mu, sd = x[ok].mean(), x[ok].std()
+    return (x - mu) / (sd if sd > 0 else 1.0)
+
+
 def single_thread_native():
     """A context that keeps BLAS and OpenMP on one thread for per-query work.
 

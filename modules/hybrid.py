@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from modules.base import PlaylistRecommender, popularity_order, positions, single_thread_native
+from modules.base import PlaylistRecommender, popularity_order, positions, single_thread_native, zscore
 from modules.challenge import SplitError, split_store, validation_per_category
 from modules.metrics import evaluate
 
@@ -211,10 +211,10 @@ class HybridRecommender(PlaylistRecommender):
         self.parts_ = parts
         self.feature_names_ = BASE_FEATURES + tuple(f for p in parts for f in PART_FEATURES[p])
         if "content" in parts and self.audio_taste:
-            from modules.features import FEATURE_COLUMNS
+            from modules.content import ContentModel
             from modules.taste import AudioTaste
 
-            features = tuple((self.content or {}).get("features", FEATURE_COLUMNS))
+            features = ContentModel(**(self.content or {})).features  # the audio features it will be fitted on
             self.feature_names_ += AudioTaste.feature_names_for(features)
         if self.two_tower_bundle:
             self.two_tower_ = self._pretrained_two_tower(store, inner, per_cat)
@@ -421,7 +421,7 @@ class HybridRecommender(PlaylistRecommender):
         found = tpos < len(tt_g)
         cols["tt_score"] = tt_score
         cols["tt_gap"] = tt_score - (float(tt_scores[0]) if len(tt_scores) else 0.0)
-        cols["tt_z"] = _zscore(tt_score)
+        cols["tt_z"] = zscore(tt_score)
         cols["tt_rank_log"] = np.log1p(tpos)
         cols["tt_found"] = found.astype(np.float64)
         if recent:
@@ -461,7 +461,7 @@ class HybridRecommender(PlaylistRecommender):
         if "content" in self.parts_:
             sim = self.content_.similarity(seeds, (), feature_weights, title=title, candidate_rows=ids.content[pool])
             cols.update(cont_num=sim["num"], cont_text=sim["text"], cont_combined=sim["combined"],
-                        cont_z=_zscore(sim["combined"]))
+                        cont_z=zscore(sim["combined"]))
             if "taste" in self.feature_names_:
                 cols.update(self._audio_taste().features(self.content_.rows_of(seeds), ids.content[pool]))
         if "als" in self.parts_:
@@ -469,7 +469,7 @@ class HybridRecommender(PlaylistRecommender):
                 arow = ids.als_row[pool]
                 sc = np.where(arow >= 0, als_scores[np.maximum(arow, 0)], np.nan)
                 rank = np.argsort(np.argsort(-np.nan_to_num(sc, nan=-np.inf), kind="stable"), kind="stable")
-                cols.update(als_score=sc, als_z=_zscore(sc), als_rank_log=np.log1p(rank.astype(np.float64)))
+                cols.update(als_score=sc, als_z=zscore(sc), als_rank_log=np.log1p(rank.astype(np.float64)))
             else:
                 cols.update(als_score=np.full(n, np.nan), als_z=np.full(n, np.nan), als_rank_log=np.full(n, np.nan))
         X = np.column_stack([np.asarray(cols[f], np.float64) for f in self.feature_names_]) if n else \
@@ -776,22 +776,12 @@ def _n_seeds(X: np.ndarray, n_seeds_col: int) -> np.ndarray:
 def _blend(fused: np.ndarray, cs: CandidateSet, a: float, c: float) -> np.ndarray:
     """``z(logit fused) + a·ALS z + c·two-tower z`` within one playlist's candidates."""
     p = np.clip(np.asarray(fused, np.float64), 1e-12, 1 - 1e-12)
-    out = _zscore(np.log(p) - np.log1p(-p))
+    out = zscore(np.log(p) - np.log1p(-p))
     if a and "als_z" in cs.feature_names:
         out = out + a * np.nan_to_num(cs.column("als_z"), nan=ALS_UNKNOWN_Z)
     if c:
         out = out + c * cs.column("tt_z")
     return out
-
-
-def _zscore(x: np.ndarray) -> np.ndarray:
-    """Standardized within one playlist's candidates (NaN stays NaN), so scales compare across playlists."""
-    x = np.asarray(x, np.float64)
-    ok = np.isfinite(x)
-    if ok.sum() < 2:
-        return np.where(ok, 0.0, np.nan)
-    mu, sd = x[ok].mean(), x[ok].std()
-    return (x - mu) / (sd if sd > 0 else 1.0)
 
 
 HGB_DEFAULTS = {"max_iter": 100, "learning_rate": 0.1, "max_leaf_nodes": 31, "min_samples_leaf": 40,

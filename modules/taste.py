@@ -20,6 +20,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import sparse
 
+from modules.base import zscore
+
 N_BINS = 24
 SPAN = 3.0  # standard deviations covered by the bins; beyond them values fall in the edge bins
 SMOOTH_BINS = 2.0  # Gaussian smoothing of every histogram, in bins (0.5 standard deviation)
@@ -86,11 +88,7 @@ class AudioTaste:
             share /= share.sum()
             taste = np.full(n, np.nan)
             taste[ok] = self.weight[cand] * (self.genres[cand] @ (share / self.z))
-            out["taste"] = taste
-            good = np.isfinite(taste)
-            if good.sum() > 1:
-                sd = taste[good].std()
-                out["taste_z"] = (taste - taste[good].mean()) / (sd if sd > 0 else 1.0)
+            out["taste"], out["taste_z"] = taste, zscore(taste)
         sounding = seed_rows[self.has_num[seed_rows]]
         if len(sounding) and ok.any():
             ref = np.tensordot(share, self.genre_hist, axes=1) if share is not None else self.all_hist

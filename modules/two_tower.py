@@ -605,8 +605,9 @@ def _fingerprint_config(cfg: TwoTowerConfig, n_tracks: int) -> dict:
     optimizer actually used when it is not the Adam every earlier bundle was trained with."""
     conf = {k: v for k, v in cfg.to_dict().items() if k not in ("epochs", "patience", "min_delta")
             and not (k in _LATER_KEYS and v == _LATER_KEYS[k])}
-    if optimizer_name(cfg, n_tracks) != "adam":
-        conf["optimizer_used"] = optimizer_name(cfg, n_tracks)
+    used = optimizer_name(cfg, n_tracks)
+    if used != "adam":
+        conf["optimizer_used"] = used
     return conf
 
 

@@ -139,14 +139,20 @@ class PlaylistWorld:
         self._clusters: dict[tuple[int, int], _Cluster] = {}
 
     # -- sampling ---------------------------------------------------------------------------------------
+    def cluster_weights(self, genre: int, mood: int, weight: np.ndarray | None = None):
+        """``(tracks, sampling weights)`` of a genre's cluster tilted toward ``mood`` (-1: none); ``weight``
+        replaces the world's hidden track weights (benchmarks/world_oracle.py's ablations)."""
+        t = self.genre_tracks[genre]
+        w = (self.weight if weight is None else weight)[t]
+        if mood >= 0:
+            w = w * np.exp(4.0 * self.mood_affinity[t, mood])
+        return t, w
+
     def _cluster(self, genre: int, mood: int) -> _Cluster:
         key = (genre, mood)
         c = self._clusters.get(key)
         if c is None:
-            t = self.genre_tracks[genre]
-            w = self.weight[t]
-            if mood >= 0:
-                w = w * np.exp(4.0 * self.mood_affinity[t, mood])
+            t, w = self.cluster_weights(genre, mood)
             c = self._clusters[key] = _Cluster(t, np.cumsum(w))
         return c
 
