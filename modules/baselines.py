@@ -353,11 +353,18 @@ class ALSRecommender(_Baseline):
         A = ytY + float(m.regularization) * np.eye(Y.shape[1]) + (c - 1.0) * (Ys.T @ Ys)
         return np.linalg.solve(A, c * Ys.sum(axis=0)).astype(Y.dtype)
 
+    def scan(self, seed_indices: list[np.ndarray]) -> np.ndarray:
+        """Every track's score for each playlist (given by its known seeds' indices), ``[playlists, tracks]``;
+        a playlist's row is the same alone or with others (``modules.scan``)."""
+        from modules.scan import scan
+
+        return scan(np.asarray(self.model_.item_factors), [self.fold_in(idx) for idx in seed_indices])
+
     def _recommend(self, seeds, title, k):
         idx = self.matrix_.known(seeds)
         if len(idx) == 0:
             return self._title_answer(title, k)
-        scores = self.model_.item_factors @ self.fold_in(idx)
+        scores = self.scan([idx])[0]
         scores[idx] = -np.inf
         top = np.argpartition(-scores, min(k, len(scores) - 1))[:k]
         top = top[np.lexsort((top, -scores[top]))]

@@ -323,9 +323,8 @@ class HybridRecommender(PlaylistRecommender):
         """The whole-catalog scans of several playlists at once: the two-tower's top ``n_candidates`` (for the
         whole playlist and, when it is long, its last seeds) and the ALS scores of every track.
 
-        Both scans read every track's factors (13 and 26 MB on the demo bundle) whatever the number of
-        playlists, so under load one scan serves a batch (one query-tower call, one matrix product each).
-        One playlist alone gets exactly the single-query arithmetic."""
+        Both scans read every track's factors (13 and 26 MB on the demo bundle): under load one pass over them
+        serves a batch. A playlist's answer is bit-identical alone or in any batch (``modules.scan``)."""
         tt_seeds, tt_titles, at = [], [], []
         for seeds, title in queries:
             at.append(len(tt_seeds))
@@ -339,15 +338,11 @@ class HybridRecommender(PlaylistRecommender):
         if getattr(self, "als_", None) is not None:
             known = [self.als_.matrix_.known(seeds) for seeds, _ in queries]
             have = [i for i, k in enumerate(known) if len(k)]
-            factors = self.als_.model_.item_factors
-            if len(have) == 1:
-                als[have[0]] = factors @ self.als_.fold_in(known[have[0]])
-            elif have:
-                scores = factors @ np.stack([self.als_.fold_in(known[i]) for i in have], axis=1)
+            if have:
+                scores = self.als_.scan([known[i] for i in have])
                 for j, i in enumerate(have):
-                    als[i] = np.ascontiguousarray(scores[:, j])
-            for i in have:
-                als[i][known[i]] = -np.inf
+                    als[i] = scores[j]
+                    als[i][known[i]] = -np.inf
         return [(answers[a], answers[a + 1] if len(seeds) > RECENT_SEEDS else None, als_scores)
                 for a, (seeds, _), als_scores in zip(at, queries, als, strict=True)]
 

@@ -6,7 +6,6 @@ import os
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
-import numpy as np
 import pytest
 
 from modules.catalog import read_catalog
@@ -68,21 +67,3 @@ def tiny_bundle(tmp_path_factory, split_dir):
     out = tmp_path_factory.mktemp("bundle") / "bundle"
     train_bundle(split_dir / "train", out, seed=0, params=TINY_PARAMS, show_progress=False)
     return out
-
-
-def assert_same_ranking(batched_uris, single_uris, batched_scores, single_scores, tol=1e-3):
-    """Two answers to one playlist computed apart (batched, concurrent) rank alike: float32 products summed in
-    another order differ ~1e-6, and two near-equal ALS scores may swap ranks, which moves the rank feature and the
-    fused score by up to ~1e-3 (relative, on the blended scale); only candidates that close may trade places."""
-    batched, single = np.asarray(batched_uris), np.asarray(single_uris)
-    score = np.asarray(batched_scores, np.float64)
-    np.testing.assert_allclose(score, np.asarray(single_scores, np.float64), rtol=tol, atol=tol)
-    swapped = np.flatnonzero(batched != single)
-    assert len(swapped) <= max(5, len(batched) // 20), f"{len(swapped)} of {len(batched)} places differ"
-    single_score = np.asarray(single_scores, np.float64)
-    for j in swapped:
-        near = tol * max(1.0, abs(score[j]))  # as assert_allclose: relative on large scores
-        if single[j] in set(batched):
-            assert single[j] in set(batched[np.abs(score - score[j]) < near]), f"place {j}: not a near-tie"
-        else:  # it fell just below the batched answer's cut
-            assert abs(single_score[j] - score[-1]) < near, f"place {j}: {single[j]} missing, not at the cut"

@@ -13,7 +13,6 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import numpy as np
 import pytest
-from conftest import assert_same_ranking
 
 from modules.recommender import BundleError, Recommender
 from modules.service import ServiceError, create_app, freeze_loaded_heap, limit_native_threads
@@ -228,10 +227,8 @@ def test_concurrent_requests_agree_with_serial(client, rec):
     serial = [client.post("/recommend", json=b).json() for b in bodies]
     with ThreadPoolExecutor(8) as pool:
         parallel = list(pool.map(lambda b: client.post("/recommend", json=b).json(), bodies))
-    for s, p in zip(serial, parallel, strict=True):
-        one, both = s["recommendations"], p["recommendations"]
-        assert_same_ranking([x["track_uri"] for x in both], [x["track_uri"] for x in one],
-                            [x["score"] for x in both], [x["score"] for x in one])
+    for s, p in zip(serial, parallel, strict=True):  # whoever else was asking: the same answer to the bit
+        assert p["recommendations"] == s["recommendations"]
 
 
 def test_testclient_and_app_errors(app, tiny_bundle, tmp_path, rec):
