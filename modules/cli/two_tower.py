@@ -66,7 +66,7 @@ def cmd_train_two_tower(args) -> int:
     try:
         config = TwoTowerConfig.from_dict(overrides)
     except (TypeError, ValueError) as err:  # from_dict only checks the fields given
-        raise InputError(f"{'--config ' + str(args.config) if args.config else '--epochs'}: {err}") from None
+        raise InputError(f"{err} (from {'--config ' + str(args.config) if args.config else '--epochs'})") from None
     check_output_folder(args.out, TWO_TOWER_KIND, inputs=[args.mpd, args.features, args.config])
     features = None
     if args.features is not None:
