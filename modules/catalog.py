@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from modules.errors import UserError
 from modules.mpd import derive_uri
 from modules.paths import DEFAULT_CATALOG
 
@@ -36,7 +37,7 @@ AUDIO_FEATURES = (
 REQUIRED_COLUMNS = ("track_id", "artists", "track_name")
 
 
-class CatalogError(ValueError):
+class CatalogError(UserError, ValueError):
     """A catalog file that cannot be read as a track catalog."""
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,8 +21,9 @@ from pathlib import Path
 import numpy as np
 import orjson
 
-from modules.atomic import atomic_directory
-from modules.mpd import find_slices, read_slice, write_challenge, write_slice
+from modules.atomic import FolderKind, atomic_directory, check_output_folder
+from modules.errors import UserError
+from modules.mpd import MPDFormatError, find_slices, load_json, read_slices, write_challenge, write_slice
 
 log = logging.getLogger(__name__)
 
@@ -55,8 +57,20 @@ CATEGORIES = (
 CATEGORY_BY_NAME = {c.name: c for c in CATEGORIES}
 
 
-class SplitError(ValueError):
+class SplitError(UserError, ValueError):
     """The data cannot give the split asked for."""
+
+
+SPLIT_FORMAT = "challenge-split/1"
+MANIFEST = "split.json"
+
+
+def _older_split(folder: Path) -> bool:  # written before split.json existed
+    return (folder / "challenge_set.json").is_file() and (folder / "truth.json").is_file() and \
+        (folder / "train").is_dir()
+
+
+SPLIT_KIND = FolderKind("challenge split", MANIFEST, "challenge-split/", also=_older_split)
 
 
 def assign_categories(pids, num_tracks, has_title, per_category: int, seed: int = 0,
@@ -68,8 +82,11 @@ def assign_categories(pids, num_tracks, has_title, per_category: int, seed: int 
     if per_category < 1:
         raise SplitError(f"--per-category must be at least 1 (got {per_category}).")
     pids = np.asarray(pids, dtype=np.int64)
+    if len(pids) == 0:
+        raise SplitError("there are no playlists to split; pass slices or a store that hold playlists.")
     order = np.argsort(pids, kind="stable")
-    pids, num_tracks, has_title = pids[order], np.asarray(num_tracks)[order], np.asarray(has_title)[order]
+    pids, num_tracks = pids[order], np.asarray(num_tracks, dtype=np.int64)[order]
+    has_title = np.asarray(has_title, dtype=bool)[order]
     rng = np.random.default_rng(np.random.SeedSequence([seed, 2018]))
     taken = np.zeros(len(pids), dtype=bool)
     chosen: dict[int, Category] = {}
@@ -122,17 +139,19 @@ def _order(entries: list[dict], truth: dict) -> list[dict]:
 
 def split_mpd(mpd_path: str | Path, out: str | Path, *, per_category: int = 100, seed: int = 0,
               categories=CATEGORIES) -> dict:
-    """Split MPD slices into ``out/train/``, ``out/challenge_set.json``, ``out/truth.json`` and
-    ``out/track_artists.json`` (track URI → artist name, for the artist-credit R-precision).
+    """Split MPD slices into ``out/train/``, ``out/challenge_set.json``, ``out/truth.json``,
+    ``out/track_artists.json`` (track URI → artist name, for the artist-credit R-precision) and ``out/split.json``
+    (what the folder is, with the counts).
 
-    Two streaming passes over the slices; the output directory is replaced only when all is written.
-    Returns a summary with the number of test playlists per category.
+    Two streaming passes over the slices (``read_slices``: the checks of every command that reads slices); the
+    output directory is replaced only when all is written, and only when it is a split already (or new or empty)
+    and does not overlap ``mpd_path``. Returns a summary with the number of test playlists per category.
     """
-    files = find_slices(mpd_path)
+    find_slices(mpd_path)
+    out = check_output_folder(out, SPLIT_KIND, inputs=[mpd_path])
     pids, lengths, titled = [], [], []
     newest = 0
-    for f in files:
-        _, playlists = read_slice(f)
+    for _, _, playlists in read_slices(mpd_path):
         for pl in playlists:
             pids.append(pl["pid"])
             lengths.append(len(pl["tracks"]))
@@ -144,8 +163,7 @@ def split_mpd(mpd_path: str | Path, out: str | Path, *, per_category: int = 100,
         (tmp / "train").mkdir()
         entries, truth, artists = [], {}, {}
         n_train = 0
-        for f in files:
-            info, playlists = read_slice(f)
+        for f, info, playlists in read_slices(mpd_path):
             keep = []
             for pl in playlists:
                 for t in pl["tracks"]:
@@ -159,14 +177,84 @@ def split_mpd(mpd_path: str | Path, out: str | Path, *, per_category: int = 100,
                 truth[str(pl["pid"])] = t
             n_train += len(keep)
             write_slice(tmp / "train" / f.name, dict(info, split=f"train (seed {seed})"), keep)
-        doc = {"date": datetime.fromtimestamp(newest, UTC).strftime("%Y-%m-%d %H:%M:%S"),
-               "version": f"split-v1 seed={seed} per_category={per_category}",
+        doc = {"date": _date(newest), "version": f"split-v1 seed={seed} per_category={per_category}",
                "playlists": _order(entries, truth)}
         write_challenge(tmp / "challenge_set.json", doc)
         (tmp / "truth.json").write_bytes(orjson.dumps(truth))
         (tmp / "track_artists.json").write_bytes(orjson.dumps(artists, option=orjson.OPT_SORT_KEYS))
-    per_cat = {c.name: sum(1 for v in truth.values() if v["category"] == c.name) for c in categories}
-    return {"train_playlists": n_train, "test_playlists": len(truth), "per_category": per_cat}
+        per_cat = {c.name: sum(1 for v in truth.values() if v["category"] == c.name) for c in categories}
+        summary = {"train_playlists": n_train, "test_playlists": len(truth), "per_category": per_cat}
+        (tmp / MANIFEST).write_bytes(orjson.dumps(
+            {"format": SPLIT_FORMAT, "source": str(mpd_path), "seed": seed, "per_category_asked": per_category,
+             **summary}, option=orjson.OPT_INDENT_2))
+    return summary
+
+
+def _date(timestamp: int) -> str:
+    """The challenge set's ``date`` (UTC) for the newest ``modified_at``; empty when it is no valid date."""
+    try:
+        return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%d %H:%M:%S")
+    except (OverflowError, OSError, ValueError):
+        return ""
+
+
+def validate_truth(truth: Mapping, source: str | Path = "truth") -> Mapping:
+    """Check the shape of a truth mapping (``{"<pid>": {"category", "tracks": [uri, …], "artists"?}}``, the
+    format of ``truth.json``) and return it; ``source`` (the file) is named in every error.
+
+    Raises
+    ------
+    MPDFormatError
+        Naming the file, the pid and the field: not an object, no playlists, a key that is not a pid, a missing
+        or empty ``tracks`` list, a ``category`` or ``artists`` of the wrong type.
+    """
+    if not isinstance(truth, Mapping):
+        raise MPDFormatError(source, f"must be a JSON object {{pid: {{category, tracks, artists}}}}, got "
+                             f"{type(truth).__name__}; pass the truth.json written by `python -m modules challenge`")
+    if not truth:
+        raise MPDFormatError(source, "holds no playlists: nothing to score against. Pass the truth.json written "
+                             "by `python -m modules challenge`")
+    for key, t in truth.items():
+        try:
+            pid = int(key)
+        except (TypeError, ValueError):
+            raise MPDFormatError(source, f"key {key!r} is not a playlist id") from None
+        if not isinstance(t, Mapping):
+            raise MPDFormatError(source, f"must be an object with category and tracks, got {_json(t)}", pid=pid)
+        tracks = t.get("tracks")
+        if not isinstance(tracks, list) or not tracks or not all(isinstance(u, str) for u in tracks):
+            what = "missing" if "tracks" not in t else f"got {_json(tracks)}"
+            raise MPDFormatError(source, f"must be a non-empty list of held-out track URIs ({what})", pid=pid,
+                                 field="tracks")
+        if not isinstance(t.get("category"), str):
+            what = "missing" if "category" not in t else f"got {_json(t['category'])}"
+            raise MPDFormatError(source, f"must be the category name, a string ({what})", pid=pid,
+                                 field="category")
+        artists = t.get("artists", [])
+        if not isinstance(artists, list) or not all(isinstance(a, str) for a in artists):
+            raise MPDFormatError(source, f"must be a list of artist names, got {_json(artists)}", pid=pid,
+                                 field="artists")
+    return truth
+
+
+def _json(value, limit: int = 60) -> str:
+    """``value`` as JSON text (what the user wrote: ``null``, not ``None``), cut to ``limit`` characters."""
+    text = orjson.dumps(value, default=str).decode()
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def read_truth(path: str | Path) -> dict:
+    """Read and check a ``truth.json`` (see ``validate_truth``)."""
+    return validate_truth(load_json(path, "truth file"), path)
+
+
+def read_track_artists(path: str | Path) -> dict[str, str]:
+    """Read and check a ``track_artists.json`` (``{track URI: artist name}``)."""
+    doc = load_json(path, "track artists file")
+    if not isinstance(doc, dict) or not all(isinstance(v, str) for v in doc.values()):
+        raise MPDFormatError(path, "must be a JSON object {track URI: artist name}, as written by "
+                             "`python -m modules challenge`")
+    return doc
 
 
 @dataclass

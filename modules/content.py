@@ -38,6 +38,7 @@ from sklearn.preprocessing import normalize
 from sklearn.utils.validation import check_is_fitted
 
 from modules.base import PlaylistRecommender, popularity_order, positions
+from modules.errors import UserError
 from modules.features import FEATURE_COLUMNS
 
 log = logging.getLogger(__name__)
@@ -68,7 +69,7 @@ _NON_WORD = re.compile(r"[^\w&]+")
 _NGRAM_EDGE_STOP = frozenset({"a", "an", "and", "&", "best", "for", "in", "my", "of", "on", "the", "to"})
 
 
-class ContentError(ValueError):
+class ContentError(UserError, ValueError):
     """Input the content model cannot use."""
 
 

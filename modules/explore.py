@@ -23,6 +23,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from modules.errors import UserError
+
 log = logging.getLogger(__name__)
 
 _TRACK_REF = re.compile(r"(?:spotify:track:|(?:https?://)?open\.spotify\.com/(?:intl-[\w-]+/)?(?:embed/)?track/)"
@@ -32,7 +34,7 @@ RESULT_EXPORT_COLUMNS = ("rank", "track_uri", "track_name", "artist_name", "scor
                          "explanation")
 
 
-class ExploreError(ValueError):
+class ExploreError(UserError, ValueError):
     """Input the app helpers cannot use (a file that is not what it should be, a bad argument)."""
 
 

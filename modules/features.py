@@ -36,6 +36,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from modules.catalog import AUDIO_FEATURES
+from modules.errors import UserError
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +66,7 @@ _NUM_INDEX = {c: i for i, c in enumerate(_NUM_COLS)}
 _OBJ_INDEX = {c: i for i, c in enumerate(_OBJ_COLS)}
 
 
-class FeatureStoreError(ValueError):
+class FeatureStoreError(UserError, ValueError):
     """A path that is not a usable feature store, or input it cannot take."""
 
 

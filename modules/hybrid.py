@@ -31,6 +31,7 @@ from tqdm import tqdm
 
 from modules.base import PlaylistRecommender, popularity_order, positions, single_thread_native, zscore
 from modules.challenge import SplitError, split_store, validation_per_category
+from modules.errors import UserError
 from modules.metrics import evaluate
 
 log = logging.getLogger(__name__)
@@ -48,7 +49,7 @@ PART_FEATURES = {
 RECENT_SEEDS = 5
 
 
-class HybridError(ValueError):
+class HybridError(UserError, ValueError):
     """Bad parameters or data for the hybrid recommender."""
 
 

@@ -22,7 +22,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from modules.challenge import CATEGORIES
+from modules.challenge import CATEGORIES, validate_truth
+from modules.errors import InputError
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +56,7 @@ def score_playlist(recs: Sequence[str], truth_tracks: Sequence[str], truth_artis
     g = set(truth_tracks)
     ng = len(g)
     if ng == 0:
-        raise ValueError("a playlist with no held-out tracks cannot be scored")
+        raise InputError("a playlist with no held-out tracks cannot be scored")
     seen: set[str] = set()
     rel = np.zeros(len(recs))
     for i, r in enumerate(recs):
@@ -112,7 +113,9 @@ def evaluate(rows: Mapping[int, Sequence[str]], truth: Mapping[str, Mapping], *,
 
     The submission is scored as given: a missing playlist scores as an empty list, duplicates and seeds
     stay where they are. What is malformed is counted and listed (``Evaluation.problems``), never fixed.
+    The truth is checked first (``validate_truth``): an empty or malformed one raises ``MPDFormatError``.
     """
+    validate_truth(truth)
     problems = list(problems)
     bad_lines: set[int] = set()
     records = []

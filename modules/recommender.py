@@ -30,14 +30,16 @@ import orjson
 import pandas as pd
 
 from modules import __version__
-from modules.atomic import atomic_directory
+from modules.atomic import FolderKind, atomic_directory
 from modules.base import positions, single_thread_native
+from modules.errors import UserError
 from modules.mpd import SUBMISSION_SIZE
 
 log = logging.getLogger(__name__)
 
 BUNDLE_FORMAT = "playlist-bundle/1"
 MANIFEST = "manifest.json"
+BUNDLE_KIND = FolderKind("model bundle", MANIFEST, "playlist-bundle/")
 RESULT_COLUMNS = ("rank", "track_uri", "track_name", "artist_name", "score", "retrieval", "rules", "content",
                   "explanation")
 MODES = ("hybrid", "collaborative")
@@ -56,7 +58,7 @@ class _Request:
     explain: int | bool
 
 
-class BundleError(ValueError):
+class BundleError(UserError, ValueError):
     """A bundle that cannot be loaded: missing files, another format, or not a bundle at all."""
 
 
@@ -95,22 +97,24 @@ def train_bundle(mpd, out: str | Path, *, features=None, seed: int = 0, epochs: 
                  params: Mapping | None = None, show_progress: bool = True) -> Recommender:
     """Train every part on the playlists at ``mpd`` (MPD slices or a store) and write a bundle to ``out``.
 
-    The bundle is written to a temporary sibling and renamed into place, so a failed run leaves the previous
-    bundle intact.
+    Everything is checked before the training starts: ``out`` (new, empty or a bundle, apart from the inputs:
+    ``OutputError``), the parameters, the features and the playlists (at least one). The bundle is written to a
+    temporary sibling and renamed into place, so a failed run leaves the previous bundle intact.
     """
+    from modules.atomic import check_output_folder
     from modules.hybrid import HybridRecommender
     from modules.store import open_store
 
     t0 = time.perf_counter()
-    out = Path(out)
-    if out.exists() and any(out.iterdir()) and not (out / MANIFEST).exists():
-        raise BundleError(f"{out} exists and is not a model bundle; choose a new or empty --out directory.")
-    store = open_store(mpd, show_progress=show_progress)
-    frame = read_features(features)
+    out = check_output_folder(out, BUNDLE_KIND, inputs=[mpd, features if isinstance(features, (str, Path)) else None])
     hp = dict(params or {})
     if epochs is not None:
         hp["two_tower"] = {**hp.get("two_tower", {}), "epochs": int(epochs)}
-    hybrid = HybridRecommender(features=frame, seed=seed, show_progress=show_progress, **hp).fit(store)
+    hybrid = _checked_hybrid(HybridRecommender, hp, seed=seed, show_progress=show_progress)
+    frame = read_features(features)
+    store = open_store(mpd, show_progress=show_progress)
+    hybrid.features = frame
+    hybrid.fit(store)
     with atomic_directory(out) as tmp:
         parts = hybrid.save(tmp)
         tr = store.tracks
@@ -132,6 +136,33 @@ def train_bundle(mpd, out: str | Path, *, features=None, seed: int = 0, epochs: 
         (tmp / MANIFEST).write_bytes(orjson.dumps(manifest, option=orjson.OPT_INDENT_2))
     log.info("bundle written to %s in %.0f s", out, time.perf_counter() - t0)
     return Recommender.load(out)
+
+
+def _checked_hybrid(cls, hp: dict, **fixed):
+    """An unfitted hybrid with parameters ``hp`` whose names and values are checked now, before any data is read
+    (``InputError`` / ``HybridError`` name the parameter); the two-tower's config is checked too."""
+    import inspect
+
+    from modules.errors import InputError
+
+    known = set(inspect.signature(cls).parameters) - set(fixed) - {"features"}
+    unknown = sorted(set(hp) - known)
+    if unknown:
+        raise InputError(f"unknown hybrid parameters {unknown}; known: {', '.join(sorted(known))}.")
+    hybrid = cls(**fixed, **hp)
+    hybrid._check_params()
+    tt = hp.get("two_tower")
+    if tt is not None and not isinstance(tt, Mapping):
+        raise InputError(f"the 'two_tower' parameter must be an object of two-tower config fields, got {tt!r}.")
+    if tt and "config" not in tt:
+        from modules.two_tower import TwoTowerConfig
+
+        try:
+            TwoTowerConfig.from_dict({k: v for k, v in tt.items()
+                                      if k not in ("features", "seed", "checkpoint_dir", "show_progress")})
+        except (TypeError, ValueError) as err:  # from_dict only checks the given fields
+            raise InputError(f"two_tower parameters: {err}") from None
+    return hybrid
 
 
 def read_manifest(path: str | Path) -> dict:

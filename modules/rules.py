@@ -44,6 +44,7 @@ from scipy import sparse
 from tqdm import tqdm
 
 from modules.base import PlaylistRecommender, popularity_order
+from modules.errors import UserError
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +66,7 @@ _RULE_BYTES = 900
 _TRIPLE_WAY = "auto"
 
 
-class RulesError(ValueError):
+class RulesError(UserError, ValueError):
     """Bad parameters or data for rule mining (shown by the CLI as one ``error:`` line)."""
 
 

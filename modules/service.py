@@ -37,6 +37,8 @@ import numpy as np
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
+from modules.errors import UserError
+
 log = logging.getLogger(__name__)
 
 DEFAULT_MAX_K = 500
@@ -50,7 +52,7 @@ DEFAULT_WORKERS = max(1, min(os.cpu_count() or 1, 4))
 RECOMMEND_BATCH = 32  # /recommend requests per batch (one catalog scan; memory: 32 x tracks floats)
 
 
-class ServiceError(ValueError):
+class ServiceError(UserError, ValueError):
     """A service that cannot start: no bundle, no SavedModel, bad limits."""
 
 

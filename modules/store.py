@@ -37,13 +37,15 @@ from scipy import sparse
 from tqdm import tqdm
 
 from modules import __version__
-from modules.atomic import atomic_directory
-from modules.mpd import MPDFormatError, find_slices, read_slice
+from modules.atomic import FolderKind, atomic_directory, check_output_folder
+from modules.errors import UserError
+from modules.mpd import find_slices, read_slices
 
 log = logging.getLogger(__name__)
 
 STORE_FORMAT = "playlist-store/1"
 MANIFEST = "store.json"
+STORE_KIND = FolderKind("playlist store", MANIFEST, "playlist-store/")
 
 PLAYLIST_SCHEMA = pa.schema([
     ("pid", pa.int64()), ("name", pa.string()), ("collaborative", pa.bool_()), ("modified_at", pa.int64()),
@@ -55,7 +57,7 @@ ENTRY_SCHEMA = pa.schema([("pid", pa.int64()), ("pos", pa.int32()), ("track_uri"
 TRACK_COLUMNS = ("track_name", "artist_uri", "artist_name", "album_uri", "album_name", "duration_ms")
 
 
-class StoreError(ValueError):
+class StoreError(UserError, ValueError):
     """A path that is not a usable playlist store."""
 
 
@@ -122,30 +124,24 @@ def ingest(mpd_path: str | Path, out: str | Path, *, show_progress: bool = True)
     Raises
     ------
     MPDFormatError
-        For a malformed slice, naming the file, playlist and field; ``out`` is left as it was.
-    StoreError
-        When ``out`` exists and is neither empty nor a store (nothing is overwritten).
+        For malformed slices (a bad field, a pid seen twice, no playlists at all), naming the file, playlist
+        and field; ``out`` is left as it was.
+    OutputError
+        When ``out`` exists and is neither empty nor a store, or overlaps ``mpd_path`` (nothing is written).
     """
     t0 = time.perf_counter()
     files = find_slices(mpd_path)
-    out = Path(out)
-    if out.exists() and any(out.iterdir()) and not (out / MANIFEST).exists():
-        raise StoreError(f"{out} exists and is not a playlist store; choose an empty or new --out directory.")
+    out = check_output_folder(out, STORE_KIND, inputs=[mpd_path])
     tracks: dict[str, tuple] = {}
     counts: Counter = Counter()
     n_playlists = n_entries = n_bytes = 0
-    seen_pids: set[int] = set()
     with atomic_directory(out) as tmp:
         pw = pq.ParquetWriter(tmp / "playlists.parquet", PLAYLIST_SCHEMA)
         ew = pq.ParquetWriter(tmp / "playlist_tracks.parquet", ENTRY_SCHEMA, use_dictionary=["track_uri"])
-        bar = tqdm(files, unit="slice", desc="ingest", disable=not show_progress or len(files) < 2)
-        for f in bar:
+        bar = tqdm(read_slices(mpd_path), total=len(files), unit="slice", desc="ingest",
+                   disable=not show_progress or len(files) < 2)
+        for f, _, playlists in bar:
             n_bytes += f.stat().st_size
-            _, playlists = read_slice(f)
-            for i, pl in enumerate(playlists):
-                if pl["pid"] in seen_pids:
-                    raise MPDFormatError(f, "appears in an earlier slice too", index=i, pid=pl["pid"], field="pid")
-                seen_pids.add(pl["pid"])
             ptab, etab, uris = _slice_columns(playlists, tracks)
             counts.update(uris)
             pw.write_table(ptab)
@@ -271,10 +267,17 @@ _TEMP_STORES: list[Path] = []
 
 
 def open_store(path: str | Path, *, show_progress: bool = False) -> PlaylistStore:
-    """A store from a store directory, or from MPD slices (ingested into a temporary store for this process)."""
+    """A store from a store directory, or from MPD slices (ingested into a temporary store for this process).
+
+    Raises ``StoreError`` for a store without playlists, and what ``ingest`` raises for slices.
+    """
     path = Path(path)
     if (path / MANIFEST).exists():
-        return PlaylistStore(path)
+        store = PlaylistStore(path)
+        if store.manifest.get("playlists") == 0:  # ingest refuses this now; a store made before could hold none
+            raise StoreError(f"{path} holds no playlists; re-run ingest on slices that hold playlists: "
+                             f"python -m modules ingest MPD_DIR --out {path}")
+        return store
     tmp = Path(tempfile.mkdtemp(prefix="playlist-store-"))
     if not _TEMP_STORES:
         atexit.register(lambda: [shutil.rmtree(p, ignore_errors=True) for p in _TEMP_STORES])

@@ -10,12 +10,13 @@ import argparse
 import importlib
 import logging
 import sys
+import traceback
+
+from modules.errors import UserError
 
 # Files of this package that register commands, in the order --help lists them.
 COMMAND_MODULES = ("data", "methods", "two_tower", "rules", "features", "content", "hybrid", "serve")
 
-# Errors that mean "bad input": shown as one line, exit status 2, no traceback.
-USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, FileNotFoundError, FileExistsError, KeyError)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -25,7 +26,8 @@ def build_parser() -> argparse.ArgumentParser:
         "evaluate. Run `python -m modules <command> --help` for a command's options.",
     )
     parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors on stderr")
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="debug logging, and the traceback of an error in the input too")
     sub = parser.add_subparsers(dest="command", metavar="<command>", required=True)
     for name in COMMAND_MODULES:
         importlib.import_module(f"modules.cli.{name}").register(sub)
@@ -38,9 +40,10 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     try:
         return int(args.func(args) or 0)
-    except USER_ERRORS as err:
-        msg = err.args[0] if isinstance(err, KeyError) and err.args else err
-        print(f"error: {msg}", file=sys.stderr)
+    except UserError as err:  # bad input: one line, exit status 2; anything else is a bug and shows its traceback
+        if args.verbose:
+            traceback.print_exc()
+        print(f"error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -7,7 +7,11 @@ import json
 import math
 from pathlib import Path
 
+from modules.atomic import FolderKind
+from modules.errors import InputError
 from modules.paths import MODELS_DIR
+
+CONTENT_KIND = FolderKind("content model", "manifest.json", "content-model/")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -54,18 +58,21 @@ def parse_weights(text: str) -> dict[str, float] | None:
         except ValueError:
             sep = ""
         if not sep:
-            raise ValueError(f"--weight entries must look like feature=number (got {part!r}).")
+            raise InputError(f"--weight entries must look like feature=number (got {part!r}).")
     return out or None
 
 
 def cmd_fit(args) -> int:
     import time
 
-    from modules.cli.options import json_object
+    from modules.atomic import check_output_folder
+    from modules.cli.options import construct, json_object
     from modules.content import ContentModel
     from modules.store import open_store
 
     params = json_object(args.params)
+    check_output_folder(args.out, CONTENT_KIND, inputs=[args.train, args.catalog, args.features])
+    model = construct(ContentModel, params)
     catalog = args.catalog
     if args.features is not None:
         from modules.features import FeatureStore
@@ -73,7 +80,7 @@ def cmd_fit(args) -> int:
         catalog = FeatureStore(args.features)
     store = open_store(args.train, show_progress=True) if args.train is not None else None
     t0 = time.perf_counter()
-    model = ContentModel(**params).fit(catalog, store)
+    model.fit(catalog, store)
     model.save(args.out)
     print(f"content fit: {len(model.uris_):,} tracks ({int(model.has_num_.sum()):,} with audio features), "
           f"{len(model.vocab_):,} tags in {time.perf_counter() - t0:.1f} s -> {args.out}")
@@ -84,13 +91,13 @@ def cmd_similar(args) -> int:
     from modules.content import ContentModel
 
     if not args.seeds and not args.title:
-        raise ValueError("give seed track URIs and/or --title.")
+        raise InputError("give seed track URIs and/or --title.")
     model = ContentModel.load(args.model)
     weights = parse_weights(args.weight)
     unknown = [s for s in args.seeds if s not in model.index_]
     uris, scores = model.nearest(args.seeds, args.k, weights, title=args.title)
     if not uris:
-        raise ValueError("none of the seeds is in the model and the title has no known words; "
+        raise InputError("none of the seeds is in the model and the title has no known words; "
                          f"unknown seeds: {unknown[:5]}")
     reasons = model.explanations(args.seeds, uris, weights, title=args.title)
     names = [model.names_[model.index_[u]] for u in uris]

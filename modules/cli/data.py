@@ -7,11 +7,32 @@ import json
 import sys
 from pathlib import Path
 
+from modules.atomic import FolderKind
+
+WORLD_FORMAT = "playlist-world/1"
+WORLD_MARKER = "world.json"
+
+
+def _older_world(folder: Path) -> bool:
+    """A folder of slices written by ``world`` before it wrote world.json: nothing but world slices."""
+    from modules.mpd import SLICE_NAME
+
+    entries = list(folder.iterdir())
+    if not entries or not all(SLICE_NAME.match(p.name) and p.is_file() for p in entries):
+        return False
+    with open(entries[0], "rb") as f:
+        return b'"generated_on":"world-' in f.read(512)
+
+
+WORLD_KIND = FolderKind("playlist world (slices written by `world`)", WORLD_MARKER, "playlist-world/",
+                        also=_older_world)
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("world", help="generate the playlist world (MPD-format slices over the shipped catalog)",
                        description="Write N generated playlists as mpd.slice.<a>-<b>.json files of 1,000 each. "
-                       "Same seed and catalog give byte-identical files. See docs/world.md for the model.")
+                       "Same seed and catalog give byte-identical files. See docs/world.md for the model. --out "
+                       "must be new, empty or a world folder (world.json): its slices are replaced.")
     p.add_argument("--playlists", type=int, required=True, metavar="N", help="number of playlists")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--out", required=True, type=Path, metavar="DIR", help="output directory")
@@ -23,7 +44,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("ingest", help="read MPD slices into a Parquet playlist store",
                        description="Stream every mpd.slice.*.json under MPD_DIR (or one slice file) into a "
                        "columnar store (playlists, playlist_tracks, tracks). A malformed slice stops the "
-                       "ingest with the file, playlist and field named; the output is then left untouched.")
+                       "ingest with the file, playlist and field named; the output is then left untouched. "
+                       "--out must be new, empty or a store (store.json).")
     p.add_argument("mpd", type=Path, metavar="MPD_DIR", help="directory of slices, or one slice file")
     p.add_argument("--out", required=True, type=Path, metavar="STORE_DIR", help="store directory to write")
     p.set_defaults(func=cmd_ingest)
@@ -38,7 +60,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("challenge", help="split slices into train/, challenge_set.json and truth.json",
                        description="Hold out playlists in the ten official challenge categories. Writes "
                        "SPLIT_DIR/train/ (slices minus test playlists), challenge_set.json (official format), "
-                       "truth.json ({pid: {category, tracks, artists}}) and track_artists.json.")
+                       "truth.json ({pid: {category, tracks, artists}}), track_artists.json and split.json. "
+                       "--out must be new, empty or a split, and apart from MPD_DIR.")
     p.add_argument("mpd", type=Path, metavar="MPD_DIR")
     p.add_argument("--out", required=True, type=Path, metavar="SPLIT_DIR")
     p.add_argument("--per-category", type=int, default=100, help="test playlists per category (default 100)")
@@ -62,9 +85,19 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_world(args) -> int:
+    import orjson
+
+    from modules.atomic import check_output_folder
+    from modules.cli.options import at_least
     from modules.world import write_world
 
+    at_least(args.playlists, 1, "--playlists")
+    at_least(args.jobs, 1, "--jobs")
+    check_output_folder(args.out, WORLD_KIND)  # the world replaces its own slices, in place
     s = write_world(args.out, args.playlists, seed=args.seed, catalog=args.catalog, jobs=args.jobs)
+    marker = {"format": WORLD_FORMAT, "playlists": args.playlists, "seed": args.seed,
+              "catalog": str(args.catalog) if args.catalog else "shipped", "files": s["files"]}
+    (args.out / WORLD_MARKER).write_bytes(orjson.dumps(marker, option=orjson.OPT_INDENT_2))
     print(f"world: {s['playlists']:,} playlists in {s['files']} slice files, {s['bytes'] / 1e6:.1f} MB, "
           f"{s['seconds']:.1f} s -> {args.out}")
     return 0
@@ -115,20 +148,19 @@ def cmd_challenge(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
-    import orjson
-
+    from modules.challenge import read_track_artists, read_truth
     from modules.metrics import evaluate
     from modules.mpd import read_challenge, read_submission
 
-    truth = orjson.loads(args.truth.read_bytes())
+    truth = read_truth(args.truth)
     tracks = args.tracks or args.truth.with_name("track_artists.json")
-    artist_of = orjson.loads(tracks.read_bytes()) if tracks.exists() else None
+    artist_of = read_track_artists(tracks) if args.tracks or tracks.exists() else None
     if artist_of is None:
         print(f"warning: no {tracks.name}: the artist-credit R-precision equals plain R-precision",
               file=sys.stderr)
     challenge = args.challenge or args.truth.with_name("challenge_set.json")
     seeds = None
-    if challenge.exists():
+    if args.challenge or challenge.exists():
         seeds = {p["pid"]: [t["track_uri"] for t in p["tracks"]] for p in read_challenge(challenge)["playlists"]}
     sub = read_submission(args.submission)
     result = evaluate(sub.rows, truth, artist_of=artist_of, seeds=seeds, problems=sub.problems)

@@ -7,6 +7,7 @@ import json
 import math
 from pathlib import Path
 
+from modules.errors import InputError
 from modules.paths import DATA_DIR
 
 # Inside data/cache/ (git-ignored): the store is derived data, rebuilt by `features import`.
@@ -85,7 +86,7 @@ def parse_column_map(text: str) -> dict[str, str]:
     for part in (p.strip() for p in text.split(",") if p.strip()):
         theirs, sep, ours = part.partition("=")
         if not sep or not theirs.strip() or not ours.strip():
-            raise ValueError(f"--column-map entries must look like their_column=our_column (got {part!r}).")
+            raise InputError(f"--column-map entries must look like their_column=our_column (got {part!r}).")
         out[theirs.strip()] = ours.strip()
     return out
 
@@ -145,7 +146,7 @@ def cmd_fetch(args) -> int:
         top = store.read_all(["popularity"]).sort_values(["popularity", "track_uri"], ascending=[False, True])
         uris += top["track_uri"].head(args.top).tolist()
     if not uris:
-        raise ValueError("give track URIs or --top N.")
+        raise InputError("give track URIs or --top N.")
     config = SpotifyConfig.from_env(audio_features=True if args.audio_features else None)
     client = SpotifyClient(store, config=config)
     frame = client.tracks(uris, refresh=args.refresh)
@@ -176,8 +177,10 @@ def cmd_search(args) -> int:
 
 
 def cmd_map(args) -> int:
+    from modules.atomic import check_output_file
     from modules.content import write_feature_map
 
+    check_output_file(args.out, inputs=[args.store, args.catalog], make_parent=True)
     s = write_feature_map(args.out, store=args.store, catalog=args.catalog, n_clusters=args.clusters,
                           seed=args.seed)
     print(f"features map: {s['tracks']:,} tracks, {s['clusters']} clusters, PCA explains "

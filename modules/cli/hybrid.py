@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import time
 from pathlib import Path
@@ -61,29 +62,48 @@ def cmd_train(args) -> int:
 
 
 def _weights(items: list[str]) -> dict[str, float] | None:
+    from modules.errors import InputError
+
     out = {}
     for item in items:
         name, sep, value = item.partition("=")
         try:
             out[name.strip()] = float(value)
         except ValueError:
-            raise ValueError(f"--weight expects FEATURE=NUMBER, got {item!r}") from None
+            raise InputError(f"--weight expects FEATURE=NUMBER, got {item!r}") from None
         if not sep:
-            raise ValueError(f"--weight expects FEATURE=NUMBER, got {item!r}")
+            raise InputError(f"--weight expects FEATURE=NUMBER, got {item!r}")
+        if not math.isfinite(out[name.strip()]) or out[name.strip()] < 0:
+            raise InputError(f"--weight {item!r}: the weight must be a finite number >= 0")
     return out or None
 
 
-def cmd_recommend(args) -> int:
-    import orjson
+def _check_features(rec, weights: dict[str, float] | None) -> None:
+    """Every --weight names an audio feature of the model's content part."""
+    from modules.errors import InputError
 
-    from modules.mpd import MPDFormatError, read_challenge, validate_playlist, write_submission
+    content = rec.hybrid.content_
+    allowed = list(content.features) if content is not None else []
+    bad = [f for f in weights or {} if f not in allowed]
+    if bad:
+        raise InputError(f"--weight: unknown features {bad}; this model knows {allowed or 'none'}.")
+
+
+def cmd_recommend(args) -> int:
+    from modules.atomic import check_output_file
+    from modules.cli.options import at_least
+    from modules.errors import InputError
+    from modules.mpd import load_json, read_challenge, validate_playlist, write_submission
     from modules.recommender import Recommender
 
-    rec = Recommender.load(args.model)
-    if args.challenge:
+    at_least(args.k, 1, "-k")
+    weights = _weights(args.weight)
+    if args.challenge:  # every input and the output checked before the model loads and the work starts
         if not args.out:
-            raise ValueError("--challenge needs --out SUBMISSION.csv")
+            raise InputError("--challenge needs --out SUBMISSION.csv")
+        check_output_file(args.out, inputs=[args.challenge])
         challenge = read_challenge(args.challenge)
+        rec = Recommender.load(args.model)
         t0 = time.perf_counter()
         frames = rec.recommend_batch(challenge["playlists"], 500, show_progress=True)
         n = write_submission(args.out, ((p["pid"], f["track_uri"].tolist())
@@ -91,10 +111,7 @@ def cmd_recommend(args) -> int:
         print(f"recommend: {n} playlists in {time.perf_counter() - t0:.1f} s -> {args.out}")
         return 0
     if args.playlist:
-        try:
-            doc = orjson.loads(args.playlist.read_bytes())
-        except orjson.JSONDecodeError as err:
-            raise MPDFormatError(args.playlist, f"not valid JSON ({err})") from None
+        doc = load_json(args.playlist, "playlist file")
         if isinstance(doc, list):
             doc = {"pid": 0, "tracks": [{"track_uri": u} for u in doc]}
         if isinstance(doc, dict):
@@ -103,7 +120,9 @@ def cmd_recommend(args) -> int:
         seeds, title = [t["track_uri"] for t in doc["tracks"]], doc.get("name")
     else:
         seeds, title = list(args.seeds or []), args.title
-    frame = rec.recommend(seeds, title, k=args.k, weights=_weights(args.weight), explain=args.k)
+    rec = Recommender.load(args.model)
+    _check_features(rec, weights)
+    frame = rec.recommend(seeds, title, k=args.k, weights=weights, explain=args.k)
     if args.json:
         print(frame.to_json(orient="records", indent=1))
         return 0

@@ -27,23 +27,27 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_submit(args) -> int:
+    from modules.atomic import check_output_file
     from modules.base import recommend_challenge
-    from modules.cli.options import json_object
-    from modules.methods import make_method
+    from modules.cli.options import construct, json_object
+    from modules.errors import MissingInputError
+    from modules.methods import method_class
     from modules.mpd import read_challenge
     from modules.store import open_store
 
     params = json_object(args.params)
+    check_output_file(args.out, inputs=[args.challenge, args.train])
     challenge = read_challenge(args.challenge)
     t0 = time.perf_counter()
     if "load" in params:  # a model trained earlier on the same training playlists (e.g. by train-two-tower)
-        from modules.methods import method_class
-
+        if not Path(params["load"]).exists():
+            raise MissingInputError(f"--params load: {params['load']} does not exist; pass the folder or file "
+                                    f"written by the {args.method} training command.")
         rec = method_class(args.method).load(params["load"])
     else:
         params.setdefault("seed", args.seed)
+        rec = construct(method_class(args.method), params)
         store = open_store(args.train, show_progress=True)
-        rec = make_method(args.method, **params)
         rec.fit(store)
     fit_s = time.perf_counter() - t0
     t0 = time.perf_counter()

@@ -2,15 +2,37 @@
 
 from __future__ import annotations
 
+import inspect
 import json
+
+from modules.errors import InputError
 
 
 def json_object(text: str, flag: str = "--params") -> dict:
-    """A JSON object given on the command line, or a ValueError that says what is wrong with it."""
+    """A JSON object given on the command line, or an ``InputError`` that says what is wrong with it."""
     try:
         value = json.loads(text)
     except json.JSONDecodeError as err:
-        raise ValueError(f"{flag} is not valid JSON ({err}): {text!r}") from None
+        raise InputError(f"{flag} is not valid JSON ({err}): {text!r}") from None
     if not isinstance(value, dict):
-        raise ValueError(f"{flag} must be a JSON object, got {text!r}")
+        raise InputError(f"{flag} must be a JSON object, got {text!r}")
     return value
+
+
+def at_least(value: int, low: int, flag: str) -> int:
+    """``value`` when it is at least ``low``, else an ``InputError`` naming ``flag``."""
+    if value < low:
+        raise InputError(f"{flag} must be at least {low} (got {value}).")
+    return value
+
+
+def construct(cls, params: dict, flag: str = "--params"):
+    """``cls(**params)`` after checking the names: an unknown one is an ``InputError`` naming ``flag`` and listing
+    the known ones (the constructors only store their parameters; their values are checked by ``fit``)."""
+    sig = inspect.signature(cls)
+    if not any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values()):
+        unknown = sorted(set(params) - set(sig.parameters))
+        if unknown:
+            raise InputError(f"{flag}: unknown parameters {unknown} for {cls.__name__}; known: "
+                             f"{', '.join(sorted(sig.parameters))}.")
+    return cls(**params)

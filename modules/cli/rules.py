@@ -35,12 +35,15 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_rules(args) -> int:
+    from modules.atomic import check_output_file
+    from modules.errors import InputError
     from modules.rules import check_params, mine_rules
     from modules.store import open_store
 
     check_params(args.min_support, args.min_confidence, args.max_len, args.engine)  # before any slow reading
     if args.memory_budget is not None and args.memory_budget <= 0:
-        raise ValueError(f"--memory-budget must be a positive number of GB (got {args.memory_budget}).")
+        raise InputError(f"--memory-budget must be a positive number of GB (got {args.memory_budget}).")
+    check_output_file(args.out, inputs=[args.mpd], make_parent=True)
     store = open_store(args.mpd, show_progress=True)
     budget = args.memory_budget * 1e9 if args.memory_budget is not None else None
     rules = mine_rules(store, engine=args.engine, min_support=args.min_support, min_confidence=args.min_confidence,

@@ -51,14 +51,15 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_serve(args) -> int:
+    from modules.errors import InputError
     from modules.service import serve
 
     if args.keep_alive < 1:
-        raise ValueError(f"--keep-alive must be >= 1 second (got {args.keep_alive})")
+        raise InputError(f"--keep-alive must be >= 1 second (got {args.keep_alive})")
     if args.threads < 0:
-        raise ValueError(f"--threads must be >= 0 (got {args.threads})")
+        raise InputError(f"--threads must be >= 0 (got {args.threads})")
     if not 0 < args.port < 65536:
-        raise ValueError(f"--port must be between 1 and 65535 (got {args.port})")
+        raise InputError(f"--port must be between 1 and 65535 (got {args.port})")
     serve(args.model, host=args.host, port=args.port, log_level=args.log_level, max_k=args.max_k,
           max_seeds=args.max_seeds, max_body_bytes=args.max_body_bytes, model_name=args.model_name,
           concurrency=args.concurrency, workers=args.workers,

@@ -6,6 +6,17 @@ import argparse
 import json
 from pathlib import Path
 
+from modules.atomic import FolderKind
+
+
+def _two_tower_only(folder: Path) -> bool:
+    """A folder written by train-two-tower: its two_tower/ part alone (complete, or checkpoints to resume)."""
+    return [p.name for p in folder.iterdir()] == ["two_tower"] and (folder / "two_tower").is_dir()
+
+
+# Not a full bundle of `train` (manifest.json): replacing its two-tower would leave its fusion trained on another.
+TWO_TOWER_KIND = FolderKind("two-tower bundle (a folder holding only two_tower/)", None, None, also=_two_tower_only)
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -35,22 +46,28 @@ def register(sub: argparse._SubParsersAction) -> None:
 def cmd_train_two_tower(args) -> int:
     import shutil
 
+    from modules.atomic import check_output_folder
+    from modules.errors import InputError, MissingInputError
     from modules.store import open_store
     from modules.two_tower import BUNDLE_SUBDIR, TwoTowerConfig, TwoTowerRecommender
 
     overrides = {}
     if args.config is not None:
-        if not args.config.exists():
-            raise FileNotFoundError(f"--config {args.config} does not exist; pass a JSON file of config fields.")
+        if not args.config.is_file():
+            raise MissingInputError(f"--config {args.config} does not exist; pass a JSON file of config fields.")
         try:
             overrides = json.loads(args.config.read_text())
-        except json.JSONDecodeError as err:
-            raise ValueError(f"--config {args.config} is not valid JSON ({err}).") from None
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            raise InputError(f"--config {args.config} is not valid JSON ({err}).") from None
         if not isinstance(overrides, dict):
-            raise ValueError(f"--config {args.config} must hold a JSON object of config fields.")
+            raise InputError(f"--config {args.config} must hold a JSON object of config fields.")
     if args.epochs is not None:
         overrides["epochs"] = args.epochs
-    config = TwoTowerConfig.from_dict(overrides)
+    try:
+        config = TwoTowerConfig.from_dict(overrides)
+    except (TypeError, ValueError) as err:  # from_dict only checks the fields given
+        raise InputError(f"{err} (from {'--config ' + str(args.config) if args.config else '--epochs'})") from None
+    check_output_folder(args.out, TWO_TOWER_KIND, inputs=[args.mpd, args.features, args.config])
     features = None
     if args.features is not None:
         from modules.catalog import read_catalog
