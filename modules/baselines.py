@@ -33,6 +33,7 @@ from tqdm import tqdm
 
 from modules.base import PlaylistRecommender, popularity_order, recommend_challenge
 from modules.challenge import Split, split_store
+from modules.errors import InputError
 from modules.metrics import evaluate
 
 log = logging.getLogger(__name__)
@@ -52,7 +53,7 @@ def normalize_title(title: str | None) -> str:
 
 def _check_param(owner: str, name: str, value, ok: bool, what: str) -> None:
     if not ok:
-        raise ValueError(f"The {name!r} parameter of {owner} must be {what}. Got {value!r} instead.")
+        raise InputError(f"The {name!r} parameter of {owner} must be {what}. Got {value!r} instead.")
 
 
 class _Matrix:

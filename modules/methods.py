@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import importlib
 
+from modules.errors import InputError
+
 METHODS: dict[str, str] = {
     "popularity": "modules.baselines:PopularityRecommender",
     "itemknn": "modules.baselines:ItemKNNRecommender",
@@ -24,12 +26,12 @@ METHODS: dict[str, str] = {
 def method_class(name: str):
     """The recommender class registered under ``name``."""
     if name not in METHODS:
-        raise ValueError(f"unknown method {name!r}; choose one of {', '.join(METHODS)}.")
+        raise InputError(f"unknown method {name!r}; choose one of {', '.join(METHODS)}.")
     module, cls = METHODS[name].split(":")
     try:
         return getattr(importlib.import_module(module), cls)
     except (ImportError, AttributeError) as err:
-        raise ValueError(f"method {name!r} is not available in this version ({err}).") from None
+        raise InputError(f"method {name!r} is not available in this version ({err}).") from None
 
 
 def make_method(name: str, **params):

@@ -39,6 +39,7 @@ from urllib.parse import quote
 import numpy as np
 import pandas as pd
 
+from modules.errors import InputError
 from modules.features import FEATURE_COLUMNS, FeatureStore
 from modules.mpd import TRACK_URI
 from modules.paths import REPO_ROOT
@@ -262,7 +263,7 @@ class SpotifyConfig:
                 else:
                     values[name] = raw
             except ValueError:
-                raise ValueError(f"{var} must be a {kind} (got {raw!r}).") from None
+                raise InputError(f"{var} must be a {kind} (got {raw!r}).") from None
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
 

@@ -57,7 +57,7 @@ from modules.atomic import atomic_directory
 from modules.base import PlaylistRecommender, popularity_order
 from modules.catalog import AUDIO_FEATURES
 from modules.challenge import SplitError, split_store, validation_per_category
-from modules.errors import UserError
+from modules.errors import InputError, UserError
 from modules.metrics import evaluate
 
 log = logging.getLogger(__name__)
@@ -215,7 +215,7 @@ class TwoTowerConfig:
         names = {f.name: f for f in dataclasses.fields(cls)}
         unknown = sorted(set(d) - set(names))
         if unknown:
-            raise ValueError(f"unknown two-tower config keys {unknown}; known keys: {', '.join(sorted(names))}.")
+            raise InputError(f"unknown two-tower config keys {unknown}; known keys: {', '.join(sorted(names))}.")
         out = cls(**d)
         out.validate()
         return out
@@ -223,7 +223,7 @@ class TwoTowerConfig:
     def validate(self) -> None:
         def need(name, ok, what):
             if not ok:
-                raise ValueError(f"The {name!r} parameter of TwoTowerConfig must be {what}. "
+                raise InputError(f"The {name!r} parameter of TwoTowerConfig must be {what}. "
                                  f"Got {getattr(self, name)!r} instead.")
         for name in ("embedding_dim", "hidden_dim", "epochs", "batch_size", "max_seeds", "max_context",
                      "min_track_count", "track_oov_buckets", "artist_oov_buckets", "album_oov_buckets",
@@ -369,7 +369,7 @@ def _feature_table(features: pd.DataFrame | None) -> tuple[pd.DataFrame, list[st
         features = read_catalog()
     if not isinstance(features, pd.DataFrame) or "track_uri" not in features.columns:
         got = type(features).__name__ if not isinstance(features, pd.DataFrame) else list(features.columns)[:8]
-        raise ValueError("features must be a DataFrame with a 'track_uri' column and numeric audio-feature "
+        raise InputError("features must be a DataFrame with a 'track_uri' column and numeric audio-feature "
                          f"columns (e.g. modules.catalog.read_catalog()); got {got}.")
     cols = [c for c in AUDIO_FEATURES if c in features.columns]
     if not cols:

@@ -29,6 +29,7 @@ import orjson
 from tqdm import tqdm
 
 from modules.catalog import read_catalog
+from modules.errors import InputError
 from modules.mpd import SLICE_NAME, dump_json_lines, slice_name
 
 log = logging.getLogger(__name__)
@@ -102,7 +103,7 @@ class PlaylistWorld:
         genre_lists = cat["genres"].tolist()
         self.genres = sorted({g for gs in genre_lists for g in gs})
         if not self.genres:
-            raise ValueError("the catalog has no genres (track_genre column): the world needs them for tastes")
+            raise InputError("the catalog has no genres (track_genre column): the world needs them for tastes")
         gindex = {g: i for i, g in enumerate(self.genres)}
         members: list[list[int]] = [[] for _ in self.genres]
         for row, gs in enumerate(genre_lists):
@@ -338,9 +339,9 @@ def write_world(out: str | Path, playlists: int, *, seed: int = 0, catalog=None,
     """
     global _WORKER_WORLD
     if playlists < 1:
-        raise ValueError(f"--playlists must be at least 1 (got {playlists}).")
+        raise InputError(f"--playlists must be at least 1 (got {playlists}).")
     if jobs < 1:
-        raise ValueError(f"--jobs must be at least 1 (got {jobs}).")
+        raise InputError(f"--jobs must be at least 1 (got {jobs}).")
     t0 = time.perf_counter()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
