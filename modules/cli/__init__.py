@@ -12,7 +12,7 @@ import logging
 import sys
 
 # Files of this package that register commands, in the order --help lists them.
-COMMAND_MODULES = ("data", "methods", "two_tower", "rules", "features", "content", "hybrid", "serve")
+COMMAND_MODULES = ("data", "methods", "two_tower", "rules", "features", "content", "hybrid", "bundle", "serve")
 
 # Errors that mean "bad input": shown as one line, exit status 2, no traceback.
 USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, FileNotFoundError, FileExistsError, KeyError)
