@@ -389,7 +389,11 @@ class ALSRecommender(_Baseline):
             raise ValueError(f"{path} holds ALS format {config.get('format')!r}; this version reads {ALS_FORMAT!r}. "
                              "Retrain the bundle with python -m modules train.")
         self = cls(**{k: v for k, v in config["params"].items() if k in ALS_PARAMS})
-        factors = np.load(path / "item_factors.npy", allow_pickle=False)
+        try:
+            factors = np.load(path / "item_factors.npy", allow_pickle=False)
+        except ValueError as err:  # e.g. an array of Python objects, which only the pickle loader reads
+            raise ValueError(f"{path / 'item_factors.npy'} holds more than numbers ({err}); it was not written by "
+                             "this package: retrain the bundle.") from None
         X = sparse.load_npz(path / "matrix.npz").tocsr()  # scipy reads it with allow_pickle=False
         uris = pd.read_parquet(path / "tracks.parquet")["track_uri"].to_numpy().astype(object)
         playlists = pd.read_parquet(path / "playlists.parquet")

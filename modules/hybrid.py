@@ -750,8 +750,12 @@ class HybridRecommender(PlaylistRecommender):
         self.parts_ = tuple(state["parts"])
         self.feature_names_ = tuple(state["feature_names"])
         self.fusion_kind_ = state["fusion_kind"]
-        with np.load(path / "fusion.npz", allow_pickle=False) as npz:
-            arrays = {k: npz[k] for k in npz.files}
+        try:
+            with np.load(path / "fusion.npz", allow_pickle=False) as npz:
+                arrays = {k: npz[k] for k in npz.files}
+        except ValueError as err:  # e.g. an array of Python objects, which only the pickle loader reads
+            raise HybridError(f"{path / 'fusion.npz'} holds more than numbers ({err}); it was not written by this "
+                              "package: retrain the bundle.") from None
         self.fusion_ = None if state["fusion"] is None else _fusion_from_arrays(state["fusion"], arrays)
         width = _n_features(state["fusion"])
         if width is not None and width != len(self.feature_names_):

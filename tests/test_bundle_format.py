@@ -198,7 +198,7 @@ def test_arrays_holding_pickled_objects_are_refused_unopened(file, tiny_bundle, 
         np.savez(b / file, coef=hostile)
     else:
         np.save(b / file, hostile, allow_pickle=True)
-    with pytest.raises(ValueError, match="allow_pickle=False"):
+    with pytest.raises(ValueError, match=f"{file.split('/')[1]} holds more than numbers .*allow_pickle=False"):
         Recommender.load(b)
     assert not marker.exists()
 
