@@ -21,11 +21,13 @@ popularity in every baseline, so the methods differ only where they claim to.
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
 
 import numpy as np
 from scipy import sparse
@@ -39,6 +41,8 @@ from modules.metrics import evaluate
 log = logging.getLogger(__name__)
 
 _PUNCT = re.compile(r"[^\w\s]")
+ALS_FORMAT = "als-arrays/1"  # ALSRecommender.save's folder
+ALS_PARAMS = ("factors", "regularization", "alpha", "iterations", "num_threads", "show_progress", "seed")
 
 
 def normalize_title(title: str | None) -> str:
@@ -62,13 +66,24 @@ class _Matrix:
     def __init__(self, store, pids=None):
         inter = store.interactions(pids)
         keep = np.asarray(inter.matrix.getnnz(axis=0)).ravel() > 0  # tracks of these playlists only
-        self.X = inter.matrix[:, keep].tocsr().astype(np.float32)
-        self.pids = inter.pids
-        self.uris = inter.track_uris[keep]
+        names = store.playlists.set_index("pid")["name"]
+        self._set(inter.matrix[:, keep].tocsr().astype(np.float32), inter.pids, inter.track_uris[keep],
+                  [normalize_title(names.get(p)) for p in inter.pids.tolist()])
+
+    @classmethod
+    def from_arrays(cls, X, pids: np.ndarray, uris: np.ndarray, titles: list[str]) -> _Matrix:
+        """The matrix from its parts (``ALSRecommender.load``): ``X`` ``[playlists, tracks]``, normalized titles."""
+        self = cls.__new__(cls)
+        self._set(X.tocsr().astype(np.float32), pids, uris, titles)
+        return self
+
+    def _set(self, X, pids, uris, titles) -> None:
+        self.X = X
+        self.pids = pids
+        self.uris = uris
         self.index = {u: i for i, u in enumerate(self.uris.tolist())}
         self.counts = np.asarray(self.X.sum(axis=0)).ravel()
-        names = store.playlists.set_index("pid")["name"]
-        self.titles = [normalize_title(names.get(p)) for p in self.pids.tolist()]
+        self.titles = titles
 
     def known(self, seeds: Iterable[str]) -> np.ndarray:
         return np.array([self.index[s] for s in seeds if s in self.index], dtype=np.int64)
@@ -330,6 +345,73 @@ class ALSRecommender(_Baseline):
                                             num_threads=self.num_threads, random_state=self.seed)
             model.fit(self.matrix_.X, show_progress=self.show_progress)
         self.model_ = model
+        self._YtY = None
+        self.fitted_ = True
+        return self
+
+    # -- persistence: arrays, Parquet and JSON (no pickle) ---------------------------------------------------
+    def save(self, path: str | Path) -> Path:
+        """Write the fitted model to folder ``path``: ``config.json`` (parameters), ``item_factors.npy``,
+        ``matrix.npz`` (the training playlist × track matrix, scipy sparse), ``tracks.parquet`` (the matrix's
+        track URIs), ``playlists.parquet`` (its playlist ids and normalized titles) and ``fallback.parquet`` (the
+        popularity order). The training playlists' own factors are not written: a playlist is always folded in
+        from its seeds."""
+        import pandas as pd
+
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        m, model = self.matrix_, self.model_
+        config = {"format": ALS_FORMAT, "params": {k: getattr(self, k) for k in ALS_PARAMS},
+                  "model": {"factors": int(model.factors), "regularization": float(model.regularization),
+                            "alpha": float(model.alpha), "iterations": int(model.iterations)}}
+        (path / "config.json").write_text(json.dumps(config, indent=1))
+        np.save(path / "item_factors.npy", np.asarray(model.item_factors), allow_pickle=False)
+        sparse.save_npz(path / "matrix.npz", m.X.tocsr())
+        pd.DataFrame({"track_uri": np.asarray(m.uris, dtype=object)}).to_parquet(path / "tracks.parquet", index=False)
+        pd.DataFrame({"pid": np.asarray(m.pids, np.int64), "title": m.titles}).to_parquet(
+            path / "playlists.parquet", index=False)
+        pd.DataFrame({"track_uri": [str(u) for u in self.fallback_]}).to_parquet(path / "fallback.parquet",
+                                                                                  index=False)
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> ALSRecommender:
+        """A model written by ``save``; reads only JSON, Parquet and arrays (``allow_pickle=False``)."""
+        import pandas as pd
+        from implicit.cpu.als import AlternatingLeastSquares
+        from threadpoolctl import threadpool_limits
+
+        path = Path(path)
+        if not (path / "config.json").exists():
+            raise FileNotFoundError(f"no {path / 'config.json'}: {path} holds no ALS model (write one with "
+                                    "ALSRecommender.save)")
+        config = json.loads((path / "config.json").read_text())
+        if config.get("format") != ALS_FORMAT:
+            raise ValueError(f"{path} holds ALS format {config.get('format')!r}; this version reads {ALS_FORMAT!r}. "
+                             "Retrain the bundle with python -m modules train.")
+        self = cls(**{k: v for k, v in config["params"].items() if k in ALS_PARAMS})
+        try:
+            factors = np.load(path / "item_factors.npy", allow_pickle=False)
+        except ValueError as err:  # e.g. an array of Python objects, which only the pickle loader reads
+            raise ValueError(f"{path / 'item_factors.npy'} holds more than numbers ({err}); it was not written by "
+                             "this package: retrain the bundle.") from None
+        X = sparse.load_npz(path / "matrix.npz").tocsr()  # scipy reads it with allow_pickle=False
+        uris = pd.read_parquet(path / "tracks.parquet")["track_uri"].to_numpy().astype(object)
+        playlists = pd.read_parquet(path / "playlists.parquet")
+        if factors.ndim != 2 or factors.shape[0] != len(uris) or X.shape != (len(playlists), len(uris)):
+            raise ValueError(f"{path}: item_factors {factors.shape}, matrix {X.shape}, {len(uris)} tracks and "
+                             f"{len(playlists)} playlists do not fit together; copy or retrain the bundle.")
+        spec = config["model"]
+        with threadpool_limits(1, "blas"):  # as in fit: implicit warns about BLAS threads otherwise
+            model = AlternatingLeastSquares(factors=int(spec["factors"]), regularization=float(spec["regularization"]),
+                                            alpha=float(spec["alpha"]), iterations=int(spec["iterations"]),
+                                            num_threads=self.num_threads, random_state=self.seed)
+        model.item_factors = factors
+        self.model_ = model
+        self.matrix_ = _Matrix.from_arrays(X, playlists["pid"].to_numpy(np.int64), uris,
+                                           [str(t) for t in playlists["title"]])
+        self.fallback_ = [str(u) for u in pd.read_parquet(path / "fallback.parquet")["track_uri"]]
+        self.title_pop_ = _TitlePopularity(self.matrix_)
         self._YtY = None
         self.fitted_ = True
         return self

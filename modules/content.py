@@ -609,7 +609,7 @@ class ContentModel(BaseEstimator):
         params = manifest["params"]
         params["features"] = tuple(params["features"])
         model = cls(**params)
-        arrays = np.load(path / "arrays.npz")
+        arrays = np.load(path / "arrays.npz", allow_pickle=False)  # numbers only: never unpickle a file
         model.numeric_, model.has_num_, model.has_text_ = arrays["numeric"], arrays["has_num"], arrays["has_text"]
         model.idf_ = arrays["idf"]
         model.scaler_mean_, model.scaler_scale_ = arrays["scaler_mean"], arrays["scaler_scale"]

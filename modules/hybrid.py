@@ -22,13 +22,14 @@ from __future__ import annotations
 
 import logging
 import time
-import weakref
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import orjson
 from tqdm import tqdm
 
+from modules import fusion_arrays
 from modules.base import PlaylistRecommender, popularity_order, positions, single_thread_native, zscore
 from modules.challenge import SplitError, split_store, validation_per_category
 from modules.errors import UserError
@@ -47,6 +48,7 @@ PART_FEATURES = {
     "als": ("als_score", "als_z", "als_rank_log"),
 }
 RECENT_SEEDS = 5
+FUSION_FOLDER_FORMAT = "hybrid-fusion/1"  # the bundle's fusion/ folder (save_fusion)
 
 
 class HybridError(UserError, ValueError):
@@ -655,9 +657,8 @@ class HybridRecommender(PlaylistRecommender):
 
     # -- persistence ------------------------------------------------------------------------------------
     def save(self, path: str | Path) -> dict:
-        """Write the parts and the fusion into the bundle folder ``path``; returns what was written."""
-        import joblib
-
+        """Write the parts and the fusion into the bundle folder ``path``; returns what was written (part →
+        file). Nothing written is a pickle (docs/bundle.md lists each file and its format)."""
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
         self.two_tower_.save(path)
@@ -669,35 +670,104 @@ class HybridRecommender(PlaylistRecommender):
             self.content_.save(path / "content")
             written["content"] = "content/"
         if getattr(self, "als_", None) is not None:
-            joblib.dump(self.als_, path / "als.joblib")
-            written["als"] = "als.joblib"
-        state = {k: getattr(self, k) for k in ("parts_", "feature_names_", "fusion_kind_", "fusion_", "validation_",
-                                                "track_uris_", "artist_code_", "album_code_", "pop_log_",
-                                                "popular_", "fallback_", "fit_seconds_", "blend_")}
-        state["params"] = {k: v for k, v in self.get_params().items() if k != "features"}
-        joblib.dump(state, path / "fusion.joblib")
-        written["fusion"] = "fusion.joblib"
+            self.als_.save(path / "als")
+            written["als"] = "als/"
+        self.save_fusion(path / "fusion")
+        written["fusion"] = "fusion/"
         return written
+
+    def save_fusion(self, path: str | Path) -> Path:
+        """Write the fusion model and the hybrid's own tables to folder ``path``: ``state.json`` (parameters,
+        feature names, fusion kind and its JSON description, blend weights, validation metrics), ``fusion.npz``
+        (the fusion's numbers), ``tracks.parquet`` (per training track: URI, artist and album codes, log
+        popularity) and ``fallback.parquet`` (the popularity order)."""
+        import pandas as pd
+
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        spec, arrays = (None, {}) if self.fusion_ is None else _fusion_to_arrays(self.fusion_)
+        blend = getattr(self, "blend_", None)
+        params = {k: v for k, v in self.get_params().items() if k != "features"}
+        state = {"format": FUSION_FOLDER_FORMAT, "params": params,
+                 "parts": list(self.parts_), "feature_names": list(self.feature_names_),
+                 "fusion_kind": self.fusion_kind_, "fusion": spec,
+                 "blend": None if blend is None else [[int(b), float(a), float(c)] for b, (a, c) in blend.items()],
+                 "validation": self.validation_, "fit_seconds": getattr(self, "fit_seconds_", None),
+                 "popular": [str(u) for u in self.popular_]}
+        (path / "state.json").write_bytes(orjson.dumps(state, default=_json_default,
+                                                       option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY))
+        np.savez(path / "fusion.npz", **arrays)
+        pd.DataFrame({"track_uri": np.asarray(self.track_uris_, dtype=object),
+                      "artist_code": np.asarray(self.artist_code_, np.int64),
+                      "album_code": np.asarray(self.album_code_, np.int64),
+                      "pop_log": np.asarray(self.pop_log_, np.float32)}).to_parquet(path / "tracks.parquet",
+                                                                                    index=False)
+        pd.DataFrame({"track_uri": [str(u) for u in self.fallback_]}).to_parquet(path / "fallback.parquet",
+                                                                                  index=False)
+        return path
 
     @classmethod
     def load(cls, path: str | Path) -> HybridRecommender:
-        import joblib
-
+        """A hybrid from a bundle folder written by ``save``. Reads JSON, Parquet, ``.npz`` arrays (no pickles:
+        ``allow_pickle=False``) and the two-tower's TensorFlow checkpoint; nothing it reads can run code."""
         from modules.content import ContentModel
         from modules.rules import RuleModel
         from modules.two_tower import TwoTowerRecommender
 
         path = Path(path)
-        state = joblib.load(path / "fusion.joblib")
-        self = cls(**state.pop("params"))
-        for k, v in state.items():
-            setattr(self, k, v)
+        self = cls._load_fusion(path / "fusion")
         self.two_tower_ = TwoTowerRecommender.load(path)
         aggregation = (self.rules or {}).get("aggregation", "sum_confidence")
         self.rules_ = RuleModel.load(path / "rules.parquet", aggregation) if "rules" in self.parts_ else None
         self.content_ = ContentModel.load(path / "content") if "content" in self.parts_ else None
-        self.als_ = joblib.load(path / "als.joblib") if "als" in self.parts_ else None
+        if "als" in self.parts_:
+            from modules.baselines import ALSRecommender
+
+            self.als_ = ALSRecommender.load(path / "als")
+        else:
+            self.als_ = None
         self.fitted_ = True
+        return self
+
+    @classmethod
+    def _load_fusion(cls, path: Path) -> HybridRecommender:
+        """The hybrid's parameters, fusion and tables from the folder ``save_fusion`` wrote."""
+        import pandas as pd
+
+        if not (path / "state.json").exists():
+            raise FileNotFoundError(f"no {path / 'state.json'}")
+        state = orjson.loads((path / "state.json").read_bytes())
+        if state.get("format") != FUSION_FOLDER_FORMAT:
+            raise HybridError(f"{path} holds fusion format {state.get('format')!r}; this version reads "
+                              f"{FUSION_FOLDER_FORMAT!r}. Retrain the bundle with python -m modules train.")
+        params = dict(state["params"])
+        params["parts"] = tuple(params["parts"])
+        self = cls(**params)
+        self.parts_ = tuple(state["parts"])
+        self.feature_names_ = tuple(state["feature_names"])
+        self.fusion_kind_ = state["fusion_kind"]
+        try:
+            with np.load(path / "fusion.npz", allow_pickle=False) as npz:
+                arrays = {k: npz[k] for k in npz.files}
+        except ValueError as err:  # e.g. an array of Python objects, which only the pickle loader reads
+            raise HybridError(f"{path / 'fusion.npz'} holds more than numbers ({err}); it was not written by this "
+                              "package: retrain the bundle.") from None
+        self.fusion_ = None if state["fusion"] is None else _fusion_from_arrays(state["fusion"], arrays)
+        width = _n_features(state["fusion"])
+        if width is not None and width != len(self.feature_names_):
+            raise HybridError(f"{path}: the fusion reads {width} features but state.json names "
+                              f"{len(self.feature_names_)}; the folder is damaged: retrain or copy the bundle again.")
+        self.blend_ = None if state["blend"] is None else {int(b): (float(a), float(c)) for b, a, c in state["blend"]}
+        self.validation_ = state["validation"]
+        self.fit_seconds_ = state["fit_seconds"]
+        tracks = pd.read_parquet(path / "tracks.parquet")
+        self.track_uris_ = tracks["track_uri"].to_numpy().astype(str)
+        self.artist_code_ = tracks["artist_code"].to_numpy(np.int64)
+        self.album_code_ = tracks["album_code"].to_numpy(np.int64)
+        self.pop_log_ = tracks["pop_log"].to_numpy(np.float32)
+        self.popular_ = np.array(state["popular"], dtype=str)
+        self.fallback_ = [str(u) for u in pd.read_parquet(path / "fallback.parquet")["track_uri"]]
+        self._ids_ = self._taste_ = None
         return self
 
     def get_params(self) -> dict:
@@ -883,6 +953,26 @@ class _FusionByLength:
         p = self.positive_proba(X)
         return np.column_stack([1.0 - p, p])
 
+    def to_arrays(self, prefix: str = "") -> tuple[dict, dict[str, np.ndarray]]:
+        """``(spec, arrays)``: the bucketing as JSON, the pooled model and each bucket's as arrays."""
+        spec, arrays = _fusion_to_arrays(self.pooled_, f"{prefix}pooled_")
+        out = {"type": "by_length", "kind": self.kind, "seed": int(self.seed), "n_seeds_col": int(self.n_seeds_col),
+               "buckets": [int(b) for b in self.buckets], "params": self.params,
+               "min_positives": int(self.min_positives), "pooled": spec, "models": {}}
+        for b, model in self.models_.items():
+            out["models"][str(int(b))], more = _fusion_to_arrays(model, f"{prefix}bucket{int(b)}_")
+            arrays.update(more)
+        return out, arrays
+
+    @classmethod
+    def from_arrays(cls, spec: dict, arrays, prefix: str = "") -> _FusionByLength:
+        self = cls(spec["kind"], int(spec["seed"]), int(spec["n_seeds_col"]), tuple(spec["buckets"]), spec["params"],
+                   int(spec["min_positives"]))
+        self.pooled_ = _fusion_from_arrays(spec["pooled"], arrays, f"{prefix}pooled_")
+        self.models_ = {int(b): _fusion_from_arrays(sub, arrays, f"{prefix}bucket{int(b)}_")
+                        for b, sub in spec["models"].items()}
+        return self
+
 
 class _EmptyColumnsToZero:
     """Columns that were all missing in training (e.g. no audio features anywhere in a reduced MPD subset) become
@@ -909,47 +999,50 @@ class _EmptyColumnsToZero:
 
 
 def _fusion_score(model, X: np.ndarray) -> np.ndarray:
-    """The fusion's probability that each candidate row is a held-out track."""
+    """The fusion's probability that each candidate row is a held-out track.
+
+    The fitted pipelines score through their array form (``modules.fusion_arrays``: the pipeline's numbers, bit for
+    bit), the form a bundle stores, so a loaded bundle answers exactly as the model that was fitted; the logistic
+    form is also one matrix-vector product where the pipeline re-validated its input at every step."""
     if len(X) == 0:
         return np.zeros(0)
     if isinstance(model, _FusionByLength):
         return model.positive_proba(X)
-    affine = _affine_logistic(model)
-    if affine is not None:
-        w, b = affine
-        return 1.0 / (1.0 + np.exp(-(np.where(np.isnan(X), 0.0, X) @ w + b)))
+    predictor = fusion_arrays.as_predictor(model)
+    if predictor is not None:
+        return predictor.positive_proba(X)
     return model.predict_proba(X)[:, 1]
 
 
-_AFFINE = weakref.WeakKeyDictionary()
+def _fusion_to_arrays(model, prefix: str = "") -> tuple[dict, dict[str, np.ndarray]]:
+    """``(spec, arrays)`` of a fitted fusion (``modules.fusion_arrays``), the per-length kind included."""
+    if isinstance(model, _FusionByLength):
+        return model.to_arrays(prefix)
+    return fusion_arrays.to_arrays(model, prefix)
 
 
-def _affine_logistic(model) -> tuple[np.ndarray, float] | None:
-    """``(w, b)`` with ``decision = X @ w + b`` (NaN as 0) when ``model`` is the logistic fusion pipeline (zero
-    imputer, scaler, logistic regression), else None. The same numbers as ``predict_proba`` in one matrix-vector
-    product: the pipeline re-validated its input at every step (1.6 ms per query under cProfile, demo bundle)."""
-    try:
-        return _AFFINE[model]
-    except (KeyError, TypeError):
-        pass
-    from sklearn.impute import SimpleImputer
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import Pipeline
-    from sklearn.preprocessing import StandardScaler
+def _fusion_from_arrays(spec: dict, arrays, prefix: str = ""):
+    if isinstance(spec, dict) and spec.get("type") == "by_length":
+        return _FusionByLength.from_arrays(spec, arrays, prefix)
+    return fusion_arrays.from_arrays(spec, arrays, prefix)
 
-    steps = [s for _, s in model.steps] if isinstance(model, Pipeline) else []
-    out = None
-    if (len(steps) == 3 and isinstance(steps[0], SimpleImputer) and steps[0].strategy == "constant"
-            and steps[0].fill_value == 0.0 and isinstance(steps[1], StandardScaler)
-            and isinstance(steps[2], LogisticRegression) and steps[2].coef_.shape[0] == 1):
-        imp, scaler, lr = steps
-        if isinstance(imp.missing_values, float) and np.isnan(imp.missing_values):
-            mean = scaler.mean_ if scaler.with_mean else 0.0
-            scale = scaler.scale_ if scaler.with_std else 1.0
-            w = lr.coef_[0] / scale
-            out = (w, float(lr.intercept_[0] - np.sum(lr.coef_[0] * mean / scale)))
-    try:
-        _AFFINE[model] = out
-    except TypeError:
-        pass
-    return out
+
+def _n_features(spec) -> int | None:
+    """Features a fusion spec reads (``None`` for no fusion)."""
+    if not isinstance(spec, dict):
+        return None
+    if spec.get("type") == "by_length":
+        return _n_features(spec.get("pooled"))
+    return spec.get("n_features")
+
+
+def _json_default(value):
+    import os
+
+    if isinstance(value, (np.integer, np.floating, np.bool_)):
+        return value.item()
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    if isinstance(value, (tuple, set, frozenset)):
+        return list(value)
+    raise TypeError(f"cannot write {type(value).__name__} {value!r} to state.json")

@@ -3,17 +3,21 @@
     rec = Recommender.load("models/world")
     rec.recommend(["spotify:track:…"], title="chill", k=20)     # DataFrame: track, score, parts, explanation
 
-A bundle is one folder::
+A bundle is one folder of JSON, Parquet, numpy arrays and TensorFlow checkpoints, none of them a pickle, so
+loading one runs no code from it (docs/bundle.md lists every file)::
 
     manifest.json     format, package versions, data fingerprint, configuration, validation metrics, parts
     tracks.parquet    every training track: uri, name, artist, album, playlist count (for display and search)
     two_tower/        the two-tower (with its SavedModel for serving without project code)
     rules.parquet     association rules
     content/          the content model
-    fusion.joblib     the fusion model and the feature tables
+    als/              implicit's ALS: item factors, training matrix, track and playlist maps
+    fusion/           the fusion model as arrays + JSON, and the feature tables
 
 ``train_bundle`` builds one (ingest → two-tower → rules → content → fusion); ``Recommender.load`` checks the
-format, the files and the package versions, and says what is missing or stale.
+format, the files and the package versions, and says what is missing or stale. A bundle of the previous format
+(``playlist-bundle/1``, whose fusion and ALS were pickles) is refused with the command that converts it
+(``python -m modules bundle convert``, ``modules.bundle_convert``).
 """
 
 from __future__ import annotations
@@ -37,14 +41,15 @@ from modules.mpd import SUBMISSION_SIZE
 
 log = logging.getLogger(__name__)
 
-BUNDLE_FORMAT = "playlist-bundle/1"
+BUNDLE_FORMAT = "playlist-bundle/2"
+PICKLE_FORMAT = "playlist-bundle/1"  # the previous format: fusion.joblib and als.joblib were pickles
 MANIFEST = "manifest.json"
 BUNDLE_KIND = FolderKind("model bundle", MANIFEST, "playlist-bundle/")
 RESULT_COLUMNS = ("rank", "track_uri", "track_name", "artist_name", "score", "retrieval", "rules", "content",
                   "explanation")
 MODES = ("hybrid", "collaborative")
 BATCH = 32  # playlists per catalog scan in recommend_batch (the scans' memory grows with it: 32 x tracks floats)
-# packages whose version must match for the pickled/saved parts to load as they were trained
+# packages whose version the bundle's parts were trained with (a difference is worth a warning)
 CHECKED_PACKAGES = ("tensorflow", "tensorflow_recommenders", "sklearn", "numpy", "pandas", "mlxtend")
 
 
@@ -174,6 +179,13 @@ def read_manifest(path: str | Path) -> dict:
         raise BundleError(f"{path} is not a model bundle: no {MANIFEST}{hint}. Train one with: "
                           f"python -m modules train --mpd DATA_DIR --out {path}")
     manifest = orjson.loads((path / MANIFEST).read_bytes())
+    if manifest.get("format") == PICKLE_FORMAT:
+        raise BundleError(
+            f"{path} is a {PICKLE_FORMAT!r} bundle: its fusion.joblib and als.joblib are pickles, and loading a "
+            "pickle runs whatever code it holds, so this version does not load them. If you trust where the bundle "
+            "came from (you trained it, or its source is yours), convert it once to the "
+            f"{BUNDLE_FORMAT!r} format, which holds no code: python -m modules bundle convert {path} --out "
+            f"NEW_DIR --trust-pickles. Otherwise retrain it: python -m modules train --mpd DATA_DIR --out NEW_DIR.")
     if manifest.get("format") != BUNDLE_FORMAT:
         raise BundleError(f"{path} has bundle format {manifest.get('format')!r}; this version reads "
                           f"{BUNDLE_FORMAT!r}. Retrain it with python -m modules train.")

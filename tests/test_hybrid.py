@@ -33,8 +33,9 @@ def challenge(split_dir):
 
 def test_bundle_layout_and_manifest(bundle, rec):
     m = json.loads((bundle / "manifest.json").read_text())
-    assert m["format"] == "playlist-bundle/1"
-    assert set(m["parts"]) == {"two_tower", "rules", "content", "als", "fusion"}
+    assert m["format"] == "playlist-bundle/2"
+    assert m["parts"] == {"two_tower": "two_tower/", "rules": "rules.parquet", "content": "content/", "als": "als/",
+                          "fusion": "fusion/"}
     for f in [*m["parts"].values(), "tracks.parquet", "two_tower/saved_model/saved_model.pb"]:
         assert (bundle / f).exists(), f
     assert {"tensorflow", "sklearn", "modules"} <= set(m["versions"])
@@ -267,7 +268,8 @@ def test_fusion_by_length_learns_title_only_playlists_apart():
 def test_linear_fusion_scores_equal_the_pipeline(kind):
     """Serving scores the linear fusion as one matrix-vector product; it must give the pipeline's numbers
     (missing values included), or the validation that chose it would not describe what is served."""
-    from modules.hybrid import _affine_logistic, _fusion_score, _make_fusion
+    from modules.fusion_arrays import LinearFusion, as_predictor
+    from modules.hybrid import _fusion_score, _make_fusion
 
     rng = np.random.default_rng(1)
     X = rng.normal(size=(3000, 6)) * [1, 5, 0.1, 1, 3, 1]
@@ -278,7 +280,7 @@ def test_linear_fusion_scores_equal_the_pipeline(kind):
     X[:, 5] = np.log1p(np.where(np.arange(3000) < 1000, 0, 10))
     model = _make_fusion(kind, 0, n_seeds_col=5).fit(X, y)
     pipes = [model.pooled_, *model.models_.values()] if kind == "logistic_by_length" else [model]
-    assert all(_affine_logistic(p) is not None for p in pipes)
+    assert all(isinstance(as_predictor(p), LinearFusion) for p in pipes)
     fast = _fusion_score(model, X)
     if kind == "logistic":
         np.testing.assert_allclose(fast, model.predict_proba(X)[:, 1], rtol=1e-12, atol=1e-15)
@@ -287,7 +289,7 @@ def test_linear_fusion_scores_equal_the_pipeline(kind):
         for b, m in model.models_.items():
             np.testing.assert_allclose(fast[bucket == b], m.predict_proba(X[bucket == b])[:, 1], rtol=1e-12,
                                        atol=1e-15)
-    assert _affine_logistic(_make_fusion("hgb", 0).fit(X, y)) is None  # trees keep sklearn's predict
+    assert not isinstance(as_predictor(_make_fusion("hgb", 0).fit(X, y)), LinearFusion)
 
 
 def test_validation_size_is_auto_by_default_and_checked():

@@ -78,7 +78,7 @@ def test_health_metadata_docs(client, rec):
     assert h["limits"] == {"max_k": MAX_K, "max_seeds": MAX_SEEDS, "max_body_bytes": MAX_BODY}
     r = client.get("/metadata")
     assert r.status_code == 200 and r.json() == json.loads(json.dumps(rec.manifest))
-    assert r.json()["format"] == "playlist-bundle/1"
+    assert r.json()["format"] == "playlist-bundle/2"
     r = client.get("/docs")
     assert r.status_code == 200 and "swagger" in r.text.lower()
     paths = client.get("/openapi.json").json()["paths"]

@@ -15,7 +15,7 @@ import traceback
 from modules.errors import UserError
 
 # Files of this package that register commands, in the order --help lists them.
-COMMAND_MODULES = ("data", "methods", "two_tower", "rules", "features", "content", "hybrid", "serve")
+COMMAND_MODULES = ("data", "methods", "two_tower", "rules", "features", "content", "hybrid", "bundle", "serve")
 
 
 

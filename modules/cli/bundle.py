@@ -1,0 +1,32 @@
+"""``bundle convert``: a bundle of the previous format (pickles) to the current one (arrays and JSON)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("bundle", help="model bundle tools: convert a previous-format bundle (pickles) to arrays",
+                       description="A bundle holds no code (docs/bundle.md). Bundles of the previous format "
+                       "(playlist-bundle/1) held two pickles, which run code when loaded; `bundle convert` rewrites "
+                       "one whose source you trust.")
+    bsub = p.add_subparsers(dest="bundle_command", metavar="<subcommand>", required=True)
+    q = bsub.add_parser("convert", help="rewrite a playlist-bundle/1 bundle (pickles) as playlist-bundle/2",
+                        description="Unpickle OLD_DIR's fusion.joblib and als.joblib (only with --trust-pickles: "
+                        "unpickling runs any code the files hold), write them as arrays, Parquet and JSON, copy the "
+                        "other parts, and check that the new bundle recommends exactly what the old one did.")
+    q.add_argument("old", type=Path, metavar="OLD_DIR", help="a playlist-bundle/1 bundle")
+    q.add_argument("--out", required=True, type=Path, metavar="NEW_DIR", help="the converted bundle (a new folder)")
+    q.add_argument("--trust-pickles", action="store_true",
+                   help="you trust OLD_DIR's source: its pickles may be loaded (required)")
+    q.set_defaults(func=cmd_convert)
+
+
+def cmd_convert(args) -> int:
+    from modules.bundle_convert import convert_bundle
+
+    rec = convert_bundle(args.old, args.out, trust_pickles=args.trust_pickles)
+    print(f"bundle convert: {args.old} -> {args.out} ({rec.manifest['format']}; parts "
+          f"{', '.join(rec.manifest['parts'])}); recommendations checked identical")
+    return 0
