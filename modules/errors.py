@@ -26,3 +26,7 @@ class MissingInputError(UserError, FileNotFoundError):
 
 class OutputError(UserError, FileExistsError):
     """An output path that writing would destroy or cannot use: refused before any work is done."""
+
+
+class BundleError(InputError):
+    """A bundle that cannot be loaded: missing files, another format, a part that does not match this code."""

@@ -22,12 +22,14 @@ import weakref
 
 import numpy as np
 
+from modules.errors import BundleError
+
 log = logging.getLogger(__name__)
 
 _CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-class FusionFormatError(ValueError):
+class FusionFormatError(BundleError):
     """A fusion model that cannot be written as arrays, or arrays that do not describe one."""
 
 

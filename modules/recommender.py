@@ -36,7 +36,7 @@ import pandas as pd
 from modules import __version__
 from modules.atomic import FolderKind, atomic_directory
 from modules.base import positions, single_thread_native
-from modules.errors import UserError
+from modules.errors import BundleError
 from modules.mpd import SUBMISSION_SIZE
 
 log = logging.getLogger(__name__)
@@ -63,8 +63,6 @@ class _Request:
     explain: int | bool
 
 
-class BundleError(UserError, ValueError):
-    """A bundle that cannot be loaded: missing files, another format, or not a bundle at all."""
 
 
 def _versions() -> dict[str, str]:

@@ -57,7 +57,7 @@ from modules.atomic import atomic_directory
 from modules.base import PlaylistRecommender, popularity_order
 from modules.catalog import AUDIO_FEATURES
 from modules.challenge import SplitError, split_store, validation_per_category
-from modules.errors import InputError, UserError
+from modules.errors import BundleError, InputError
 from modules.metrics import evaluate
 
 log = logging.getLogger(__name__)
@@ -77,8 +77,6 @@ LAZY_ADAM_FROM_TRACKS = 200_000
 _LATER_KEYS = {"optimizer": "auto"}
 
 
-class BundleError(UserError, ValueError):
-    """A two-tower bundle directory that is missing files or does not match this code."""
 
 
 @dataclass
