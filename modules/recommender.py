@@ -60,6 +60,28 @@ class BundleError(ValueError):
     """A bundle that cannot be loaded: missing files, another format, or not a bundle at all."""
 
 
+def lone_surrogate(value: str) -> str | None:
+    """What makes ``value`` invalid Unicode (``"a lone surrogate U+D800 at position 3"``), or ``None`` if it is valid.
+
+    A Python ``str`` may hold lone surrogates (U+D800-U+DFFF), which JSON's ``\\ud800`` escapes and undecodable
+    bytes (``surrogateescape``: command-line arguments, file names) produce; no UTF-8 consumer accepts them
+    (TensorFlow's string tensors, the JSON writers)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as err:
+        return f"a lone surrogate U+{ord(value[err.start]):04X} at position {err.start}"
+    return None
+
+
+def check_text(value: str, name: str) -> str:
+    """``value`` if it is valid Unicode, else a ``ValueError`` naming ``name`` and the bad character."""
+    bad = lone_surrogate(value)
+    if bad is not None:
+        raise ValueError(f"{name} is not valid Unicode: {bad} (text decoded from bytes that were not UTF-8?); "
+                         "pass valid text.")
+    return value
+
+
 def _versions() -> dict[str, str]:
     import importlib
 
@@ -245,13 +267,35 @@ class Recommender:
             except (TypeError, ValueError) as err:
                 out[i] = err
         with single_thread_native():
-            found = self.hybrid.retrieve([(q.seeds, q.title) for q in queries.values()]) if queries else []
+            found = self._retrieve_each(queries, out)
             for (i, q), retrieved in zip(queries.items(), found, strict=True):
+                if retrieved is None:  # its retrieval failed: out[i] holds the error
+                    continue
                 try:
                     out[i] = self._answer(q, retrieved)
                 except (TypeError, ValueError) as err:
                     out[i] = err
         return out
+
+    def _retrieve_each(self, queries: dict[int, _Request], out: list) -> list:
+        """``HybridRecommender.retrieve`` for all ``queries`` at once; if that fails, for each alone, so a query that
+        fails it fails alone (its error in ``out``, ``None`` in the answer)."""
+        if not queries:
+            return []
+        try:
+            return self.hybrid.retrieve([(q.seeds, q.title) for q in queries.values()])
+        except (TypeError, ValueError) as err:
+            if len(queries) == 1:
+                out[next(iter(queries))] = err
+                return [None]
+        found = []
+        for i, q in queries.items():
+            try:
+                found.append(self.hybrid.retrieve([(q.seeds, q.title)])[0])
+            except (TypeError, ValueError) as err:
+                out[i] = err
+                found.append(None)
+        return found
 
     def _request(self, seed_track_uris: Sequence[str] = (), title: str | None = None, k: int = SUBMISSION_SIZE,
                  weights: Mapping[str, float] | None = None, mode: str = "hybrid",
@@ -264,8 +308,17 @@ class Recommender:
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES} (got {mode!r}).")
         weights = self._check_weights(weights)
-        seeds = list(dict.fromkeys(str(s) for s in seed_track_uris))
-        title = title.strip() if isinstance(title, str) and title.strip() else None
+        seeds = [str(s) for s in seed_track_uris]
+        try:  # one encode for all the seeds; one by one only to name the bad one
+            "".join(seeds).encode("utf-8")
+        except UnicodeEncodeError:
+            for i, s in enumerate(seeds):
+                check_text(s, f"seed_track_uris[{i}]")
+        seeds = list(dict.fromkeys(seeds))
+        if isinstance(title, str):
+            title = check_text(title, "title").strip() or None
+        else:
+            title = None
         return _Request(seeds, title, int(k), weights, mode, explain)
 
     def _answer(self, q: _Request, retrieved: tuple) -> dict[str, np.ndarray | list]:
