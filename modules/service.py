@@ -4,14 +4,21 @@ Endpoints (OpenAPI docs at ``/docs``)::
 
     POST /recommend                  {"seed_track_uris": [...], "title": "...", "k": 50}
                                      -> {"recommendations": [{"track_uri", "score", "parts", "explanation", ...}]}
-    GET  /health                     liveness and what is loaded
-    GET  /metadata                   the bundle manifest
+    GET  /health                     readiness (200, or 503 when a part that answers is not running); no paths
+    GET  /metadata                   the bundle manifest, paths reduced to their last part
     POST /v1/models/<name>:predict   TensorFlow-Serving REST shape, answered by the exported two-tower SavedModel
     GET  /v1/models/<name>           TensorFlow-Serving model status
 
 Bad input is always a 4xx with a message in ``error``, never a 500: a body that is not JSON (400), wrong types
 or unknown fields (422), ``k`` or the seed count out of bounds (422), a body above ``max_body_bytes`` (413);
-on the ``/v1/`` routes TensorFlow Serving's shapes: 400 for any bad request, 404 for another model name.
+on the ``/v1/`` routes TensorFlow Serving's shapes: 400 for any bad request, 404 for another model name. Text
+must be valid Unicode (JSON's lone ``\ud800`` escapes are refused with a 422 naming the field), and a request
+that makes a batch's computation fail fails alone (``MicroBatcher``).
+
+Who may call: with an API key (``create_app(api_key=...)``, ``serve --api-key-file``) every route but
+``OPEN_PATHS`` needs ``Authorization: Bearer <key>`` (``BearerAuthMiddleware``); ``serve`` refuses a non-loopback
+address without one. A connection that does not send a whole request within ``request_timeout`` seconds is
+closed (``request_deadline_protocol``). See docs/serving.md, "Security".
 
 Both model endpoints await their answers from a micro-batcher's worker thread (``MicroBatcher``), so the event
 loop stays free: ``:predict`` requests that arrive together are answered by one SavedModel call, ``/recommend``
@@ -67,12 +74,13 @@ class ServiceError(ValueError):
 
 # -- request and response models (they are the OpenAPI schema) ----------------------------------------------
 def _valid_unicode(value: str) -> str:
-    from modules.recommender import lone_surrogate
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:  # JSON allows "\ud800"; UTF-8, TensorFlow and the response writers do not
+        from modules.recommender import lone_surrogate  # (not at the top: `serve --help` imports this module)
 
-    bad = lone_surrogate(value)
-    if bad is not None:  # JSON allows "\ud800"; UTF-8, TensorFlow and the response writers do not
-        raise ValueError(f"not valid Unicode: {bad} (JSON's \\ud800-\\udfff escapes must come in high-low "
-                         "pairs)")
+        raise ValueError(f"not valid Unicode: {lone_surrogate(value)} (JSON's \\ud800-\\udfff escapes must come "
+                         "in high-low pairs)") from None
     return value
 
 

@@ -323,3 +323,50 @@ def test_cli_recommend_rejects_undecodable_arguments(tiny_bundle, args, flag, by
     err = r.stderr.decode("utf-8", "replace")
     assert r.returncode == 2, err
     assert flag in err and "not valid UTF-8" in err and byte in err, err
+
+
+def test_micro_batcher_isolates_the_failing_request():
+    """A batch whose call raises is answered again in halves: the failing request gets its error, the others
+    their own answers, in about 2 log2(n) more calls, not n; ``whole_batch_errors`` still fail the whole batch."""
+    from concurrent.futures.process import BrokenProcessPool
+
+    from modules.service import MicroBatcher
+
+    calls, gate = [], threading.Event()
+
+    def fn(rows):
+        gate.wait(10)  # the first call holds the worker until every request has queued
+        calls.append(len(rows))
+        if "bad" in rows:
+            raise ValueError("bad row")
+        if "broken" in rows:
+            raise BrokenProcessPool("a process died")
+        return [r.upper() for r in rows]
+
+    def run(rows_per_call):
+        batcher = MicroBatcher(fn, max_rows=64, whole_batch_errors=(BrokenProcessPool,))
+        with ThreadPoolExecutor(len(rows_per_call) + 1) as pool:
+            first = pool.submit(batcher.call, ["first"])
+            time.sleep(0.2)
+            rest = [pool.submit(batcher.call, rows) for rows in rows_per_call]
+            time.sleep(0.3)  # all queued behind the first
+            gate.set()
+            assert first.result() == ["FIRST"]
+            return [f.exception() or f.result() for f in rest]
+
+    jobs = [[f"r{i}"] for i in range(16)]
+    jobs[11] = ["bad"]
+    got = run(jobs)
+    for i, (rows, answer) in enumerate(zip(jobs, got, strict=True)):
+        if i == 11:
+            assert isinstance(answer, ValueError)
+        else:
+            assert answer == [r.upper() for r in rows]
+    batch_calls = calls[1:]
+    assert batch_calls[0] == 16 and len(batch_calls) <= 1 + 2 * 4, batch_calls  # 16 jobs: 4 halvings
+
+    calls.clear()
+    gate.clear()
+    jobs = [["a"], ["broken"], ["c"]]
+    got = run(jobs)
+    assert all(isinstance(a, BrokenProcessPool) for a in got) and calls[1:] == [3]

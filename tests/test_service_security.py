@@ -6,12 +6,14 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import socket
 import subprocess
 import sys
 import threading
 import time
 from contextlib import contextmanager
+from pathlib import Path
 
 import httpx
 import pytest
@@ -283,3 +285,17 @@ def test_health_and_metadata_reveal_no_paths(rec, tiny_bundle):
         text = json.dumps(body)
         assert str(tiny_bundle) not in text and str(tiny_bundle.parent) not in text
         assert not [s for s in _strings(body) if os.path.isabs(s) or s.startswith("~")]
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+def test_make_demo_binds_loopback_unless_asked():
+    """Streamlit listens on every interface by default (it prints a "Network URL"); the demo has no login."""
+    root = Path(__file__).resolve().parents[1]
+
+    def demo_command(*overrides: str) -> str:
+        r = subprocess.run(["make", "-n", "demo", *overrides], cwd=root, capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, r.stderr
+        return next(line for line in r.stdout.replace("\\\n", " ").splitlines() if "streamlit run" in line)
+
+    assert "--server.address 127.0.0.1 " in demo_command()
+    assert "--server.address 0.0.0.0 " in demo_command("DEMO_ADDRESS=0.0.0.0")
