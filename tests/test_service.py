@@ -276,16 +276,21 @@ def test_serve_help_and_bad_bundle(tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("workers", [1, 2])
-def test_serve_cli_starts_and_answers(tiny_bundle, workers):
-    """The command itself: a subprocess serving the bundle (one or two worker processes), then stopped."""
-    port = free_port()
+def test_serve_cli_starts_and_answers(tiny_bundle, workers, tmp_path):
+    """The command itself: a subprocess serving the bundle (one or two worker processes) with an API key, then
+    stopped; the key is nowhere in its log (access log included)."""
+    port, key = free_port(), "cli-test-key-" + "q9" * 12
+    (tmp_path / "key").write_text(key + "\n")
+    (tmp_path / "key").chmod(0o600)
+    log_file = (tmp_path / "serve.log").open("w+b")
     proc = subprocess.Popen([sys.executable, "-m", "modules", "serve", "--model", str(tiny_bundle), "--port",
-                             str(port), "--log-level", "warning", "--workers", str(workers)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                             str(port), "--log-level", "debug", "--workers", str(workers), "--api-key-file",
+                             str(tmp_path / "key")], stdout=log_file, stderr=log_file)
+    auth = {"Authorization": f"Bearer {key}"}
     try:
         deadline = time.monotonic() + 120
         while True:
-            assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
+            assert proc.poll() is None, (tmp_path / "serve.log").read_text()[-2000:]
             try:
                 if httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200:
                     break
@@ -294,12 +299,19 @@ def test_serve_cli_starts_and_answers(tiny_bundle, workers):
             assert time.monotonic() < deadline, "serve did not come up"
             time.sleep(0.5)
         for _ in range(4):
-            r = httpx.post(f"http://127.0.0.1:{port}/recommend", json={"title": "rock", "k": 7}, timeout=30)
+            r = httpx.post(f"http://127.0.0.1:{port}/recommend", json={"title": "rock", "k": 7}, timeout=30,
+                           headers=auth)
             assert r.status_code == 200 and len(r.json()["recommendations"]) == 7
-        assert httpx.post(f"http://127.0.0.1:{port}/recommend", json={"k": 0}, timeout=30).status_code == 422
+        r = httpx.post(f"http://127.0.0.1:{port}/recommend", json={"k": 0}, timeout=30, headers=auth)
+        assert r.status_code == 422
+        r = httpx.post(f"http://127.0.0.1:{port}/recommend", json={"k": 3}, timeout=30)
+        assert r.status_code == 401
     finally:
         proc.terminate()
         proc.wait(30)
+        log_file.close()
+    text = (tmp_path / "serve.log").read_text(errors="replace")
+    assert "POST /recommend HTTP/1.1" in text and key not in text, text[-2000:]
 
 
 def test_loaded_heap_is_kept_out_of_garbage_collection(app):
