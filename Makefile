@@ -8,6 +8,8 @@ DEMO_PLAYLISTS ?= 3000
 DEMO_SEED ?= 0
 DEMO_MODEL ?= models/world
 DEMO_PORT ?= 8501
+# the demo answers this machine only; DEMO_ADDRESS=0.0.0.0 shows it to the network (it has no login)
+DEMO_ADDRESS ?= 127.0.0.1
 PYTEST_ARGS ?=
 
 .PHONY: venv demo test test-all bench bench-small bench-worlds lint clean browser notebooks serve-load wrk
@@ -36,9 +38,9 @@ $(DEMO_MODEL)/manifest.json: $(DEMO_WORLD)/.built
 	$(PY) -m modules train --mpd $(DEMO_WORLD) --out $(DEMO_MODEL) --seed $(DEMO_SEED)
 
 demo: $(STAMP) $(DEMO_MODEL)/manifest.json
-	@echo "Starting the demo on http://localhost:$(DEMO_PORT) (Ctrl-C stops it)"
+	@echo "Starting the demo on http://$(DEMO_ADDRESS):$(DEMO_PORT) (Ctrl-C stops it)"
 	PLAYLIST_MODEL=$(DEMO_MODEL) $(VENV)/bin/streamlit run streamlit_app/app.py --server.headless true \
-		--server.port $(DEMO_PORT) --browser.gatherUsageStats false
+		--server.address $(DEMO_ADDRESS) --server.port $(DEMO_PORT) --browser.gatherUsageStats false
 
 test: $(STAMP)
 	$(PY) -m pytest -q $(PYTEST_ARGS)

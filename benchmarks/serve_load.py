@@ -66,7 +66,10 @@ def start_server(bundle: Path, port: int, extra: list[str], server_log) -> subpr
     cmd = [sys.executable, "-m", "modules", "-q", "serve", "--model", str(bundle), "--port", str(port),
            "--log-level", "warning", *extra]
     log.info("starting: %s", " ".join(cmd))
-    return subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=server_log)
+    # on loopback the service needs no API key: one set in this shell ($PLAYLIST_API_KEY) would turn every request
+    # of the load into a 401
+    env = {k: v for k, v in os.environ.items() if k != "PLAYLIST_API_KEY"}
+    return subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=server_log, env=env)
 
 
 def log_tail(server_log, n: int = 3000) -> str:

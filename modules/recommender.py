@@ -36,7 +36,7 @@ import pandas as pd
 from modules import __version__
 from modules.atomic import FolderKind, atomic_directory
 from modules.base import positions, single_thread_native
-from modules.errors import BundleError
+from modules.errors import BundleError, InputError
 from modules.mpd import SUBMISSION_SIZE
 
 log = logging.getLogger(__name__)
@@ -63,6 +63,28 @@ class _Request:
     explain: int | bool
 
 
+
+
+def lone_surrogate(value: str) -> str | None:
+    """What makes ``value`` invalid Unicode (``"a lone surrogate U+D800 at position 3"``), or ``None`` if it is valid.
+
+    A Python ``str`` may hold lone surrogates (U+D800-U+DFFF), which JSON's ``\\ud800`` escapes and undecodable
+    bytes (``surrogateescape``: command-line arguments, file names) produce; no UTF-8 consumer accepts them
+    (TensorFlow's string tensors, the JSON writers)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as err:
+        return f"a lone surrogate U+{ord(value[err.start]):04X} at position {err.start}"
+    return None
+
+
+def check_text(value: str, name: str) -> str:
+    """``value`` if it is valid Unicode, else a ``ValueError`` naming ``name`` and the bad character."""
+    bad = lone_surrogate(value)
+    if bad is not None:
+        raise InputError(f"{name} is not valid Unicode: {bad} (text decoded from bytes that were not UTF-8?); "
+                         "pass valid text.")
+    return value
 
 
 def _versions() -> dict[str, str]:
@@ -286,13 +308,35 @@ class Recommender:
             except (TypeError, ValueError) as err:
                 out[i] = err
         with single_thread_native():
-            found = self.hybrid.retrieve([(q.seeds, q.title) for q in queries.values()]) if queries else []
+            found = self._retrieve_each(queries, out)
             for (i, q), retrieved in zip(queries.items(), found, strict=True):
+                if retrieved is None:  # its retrieval failed: out[i] holds the error
+                    continue
                 try:
                     out[i] = self._answer(q, retrieved)
                 except (TypeError, ValueError) as err:
                     out[i] = err
         return out
+
+    def _retrieve_each(self, queries: dict[int, _Request], out: list) -> list:
+        """``HybridRecommender.retrieve`` for all ``queries`` at once; if that fails, for each alone, so a query that
+        fails it fails alone (its error in ``out``, ``None`` in the answer)."""
+        if not queries:
+            return []
+        try:
+            return self.hybrid.retrieve([(q.seeds, q.title) for q in queries.values()])
+        except (TypeError, ValueError) as err:
+            if len(queries) == 1:
+                out[next(iter(queries))] = err
+                return [None]
+        found = []
+        for i, q in queries.items():
+            try:
+                found.append(self.hybrid.retrieve([(q.seeds, q.title)])[0])
+            except (TypeError, ValueError) as err:
+                out[i] = err
+                found.append(None)
+        return found
 
     def _request(self, seed_track_uris: Sequence[str] = (), title: str | None = None, k: int = SUBMISSION_SIZE,
                  weights: Mapping[str, float] | None = None, mode: str = "hybrid",
@@ -301,12 +345,21 @@ class Recommender:
         if isinstance(seed_track_uris, str):
             raise TypeError("seed_track_uris must be a list of track URIs, not one string; wrap it in a list.")
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-            raise ValueError(f"k must be a positive integer (got {k!r}).")
+            raise InputError(f"k must be a positive integer (got {k!r}).")
         if mode not in MODES:
-            raise ValueError(f"mode must be one of {MODES} (got {mode!r}).")
+            raise InputError(f"mode must be one of {MODES} (got {mode!r}).")
         weights = self._check_weights(weights)
-        seeds = list(dict.fromkeys(str(s) for s in seed_track_uris))
-        title = title.strip() if isinstance(title, str) and title.strip() else None
+        seeds = [str(s) for s in seed_track_uris]
+        try:  # one encode for all the seeds; one by one only to name the bad one
+            "".join(seeds).encode("utf-8")
+        except UnicodeEncodeError:
+            for i, s in enumerate(seeds):
+                check_text(s, f"seed_track_uris[{i}]")
+        seeds = list(dict.fromkeys(seeds))
+        if isinstance(title, str):
+            title = check_text(title, "title").strip() or None
+        else:
+            title = None
         return _Request(seeds, title, int(k), weights, mode, explain)
 
     def _answer(self, q: _Request, retrieved: tuple) -> dict[str, np.ndarray | list]:
@@ -367,11 +420,11 @@ class Recommender:
         allowed = list(content.features) if content is not None else []
         bad = [f for f in weights if f not in allowed]
         if bad:
-            raise ValueError(f"weights: unknown features {bad}; choose from {allowed}.")
+            raise InputError(f"weights: unknown features {bad}; choose from {allowed}.")
         out = {}
         for f, v in weights.items():
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
-                raise ValueError(f"weights[{f!r}] must be a finite number >= 0 (got {v!r}).")
+                raise InputError(f"weights[{f!r}] must be a finite number >= 0 (got {v!r}).")
             out[f] = float(v)
         return None if all(v == 1.0 for v in out.values()) else out
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -77,12 +78,19 @@ def test_health_metadata_docs(client, rec):
     assert h["status"] == "ok" and h["tracks"] == len(rec.tracks) and h["model_name"] == "tt"
     assert h["limits"] == {"max_k": MAX_K, "max_seeds": MAX_SEEDS, "max_body_bytes": MAX_BODY}
     r = client.get("/metadata")
-    assert r.status_code == 200 and r.json() == json.loads(json.dumps(rec.manifest))
+    assert r.status_code == 200 and r.json() == public_manifest(rec)
     assert r.json()["format"] == "playlist-bundle/2"
     r = client.get("/docs")
     assert r.status_code == 200 and "swagger" in r.text.lower()
     paths = client.get("/openapi.json").json()["paths"]
     assert {"/recommend", "/health", "/metadata", "/v1/models/{name}:predict"} <= set(paths)
+
+
+def public_manifest(rec) -> dict:
+    """The manifest as /metadata shows it: the training data's path reduced to its last part."""
+    out = json.loads(json.dumps(rec.manifest))
+    out["data"]["source"] = os.path.basename(out["data"]["source"])
+    return out
 
 
 def test_recommend_matches_recommender(client, rec, seeds):
@@ -252,7 +260,8 @@ def test_serve_help_and_bad_bundle(tmp_path):
     r = subprocess.run([sys.executable, "-m", "modules", "serve", "--help"], capture_output=True, text=True,
                        timeout=60)
     assert r.returncode == 0
-    for flag in ("--model", "--host", "--port", "--max-k", "--max-body-bytes", "--max-seeds", "--workers"):
+    for flag in ("--model", "--host", "--port", "--max-k", "--max-body-bytes", "--max-seeds", "--workers",
+                 "--api-key-file", "--allow-unauthenticated", "--request-timeout"):
         assert flag in r.stdout
     r = subprocess.run([sys.executable, "-m", "modules", "serve", "--model", str(tmp_path / "nope")],
                        capture_output=True, text=True, timeout=120)
@@ -264,16 +273,21 @@ def test_serve_help_and_bad_bundle(tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("workers", [1, 2])
-def test_serve_cli_starts_and_answers(tiny_bundle, workers):
-    """The command itself: a subprocess serving the bundle (one or two worker processes), then stopped."""
-    port = free_port()
+def test_serve_cli_starts_and_answers(tiny_bundle, workers, tmp_path):
+    """The command itself: a subprocess serving the bundle (one or two worker processes) with an API key, then
+    stopped; the key is nowhere in its log (access log included)."""
+    port, key = free_port(), "cli-test-key-" + "q9" * 12
+    (tmp_path / "key").write_text(key + "\n")
+    (tmp_path / "key").chmod(0o600)
+    log_file = (tmp_path / "serve.log").open("w+b")
     proc = subprocess.Popen([sys.executable, "-m", "modules", "serve", "--model", str(tiny_bundle), "--port",
-                             str(port), "--log-level", "warning", "--workers", str(workers)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                             str(port), "--log-level", "debug", "--workers", str(workers), "--api-key-file",
+                             str(tmp_path / "key")], stdout=log_file, stderr=log_file)
+    auth = {"Authorization": f"Bearer {key}"}
     try:
         deadline = time.monotonic() + 120
         while True:
-            assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
+            assert proc.poll() is None, (tmp_path / "serve.log").read_text()[-2000:]
             try:
                 if httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200:
                     break
@@ -282,12 +296,19 @@ def test_serve_cli_starts_and_answers(tiny_bundle, workers):
             assert time.monotonic() < deadline, "serve did not come up"
             time.sleep(0.5)
         for _ in range(4):
-            r = httpx.post(f"http://127.0.0.1:{port}/recommend", json={"title": "rock", "k": 7}, timeout=30)
+            r = httpx.post(f"http://127.0.0.1:{port}/recommend", json={"title": "rock", "k": 7}, timeout=30,
+                           headers=auth)
             assert r.status_code == 200 and len(r.json()["recommendations"]) == 7
-        assert httpx.post(f"http://127.0.0.1:{port}/recommend", json={"k": 0}, timeout=30).status_code == 422
+        r = httpx.post(f"http://127.0.0.1:{port}/recommend", json={"k": 0}, timeout=30, headers=auth)
+        assert r.status_code == 422
+        r = httpx.post(f"http://127.0.0.1:{port}/recommend", json={"k": 3}, timeout=30)
+        assert r.status_code == 401
     finally:
         proc.terminate()
         proc.wait(30)
+        log_file.close()
+    text = (tmp_path / "serve.log").read_text(errors="replace")
+    assert "POST /recommend HTTP/1.1" in text and key not in text, text[-2000:]
 
 
 def test_loaded_heap_is_kept_out_of_garbage_collection(app):
@@ -366,7 +387,8 @@ def test_recommendation_processes_answer_like_the_recommender(tiny_bundle, rec):
     with TestClient(app) as c:
         health = c.get("/health").json()
         assert health["recommendation_processes"] == 2 and health["tracks"] == len(rec.tracks)
-        assert c.get("/metadata").json() == json.loads(json.dumps(rec.manifest))
+        assert health["recommendation_processes_alive"] == 2 and health["status"] == "ok"
+        assert c.get("/metadata").json() == public_manifest(rec)
         with ThreadPoolExecutor(8) as pool:
             got = list(pool.map(lambda b: c.post("/recommend", json=b), bodies))
         assert len(workers._pool._processes) == 2
@@ -391,9 +413,14 @@ def test_recommendation_processes_answer_like_the_recommender(tiny_bundle, rec):
         while not pool._broken:
             assert time.monotonic() < deadline, "the pool did not notice its dead process"
             time.sleep(0.05)
+        r = c.get("/health")  # the real state: not ready (it said "ok" whatever happened)
+        assert r.status_code == 503 and r.json()["status"] == "unavailable", r.text
+        assert r.json()["recommendation_processes_alive"] == 0 and r.json()["bundle_loaded"] is False
         r = c.post("/recommend", json=bodies[0])
         assert r.status_code == 503 and "retry" in r.json()["error"]
         assert workers._pool is not pool and len(workers._pool._processes) == 2
+        r = c.get("/health")
+        assert r.status_code == 200 and r.json()["recommendation_processes_alive"] == 2, r.text
         again = c.post("/recommend", json=bodies[0]).json()["recommendations"]
         assert [x["track_uri"] for x in again] == [x["track_uri"] for x in got[0].json()["recommendations"]]
         procs = list(workers._pool._processes.values())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import sys
 import time
 from pathlib import Path
@@ -61,11 +62,31 @@ def cmd_train(args) -> int:
     return 0
 
 
+def _argument_text(value: str, flag: str) -> str:
+    """A command-line argument as text. Arguments whose bytes are not UTF-8 reach Python with each bad byte as a
+    surrogate escape (U+DC80-U+DCFF), which nothing downstream can encode: say which argument and byte, or, when
+    the bytes are UTF-8 after all (a terminal that declared another encoding), decode them."""
+    from modules.errors import InputError
+    from modules.recommender import check_text, lone_surrogate
+
+    if lone_surrogate(value) is None:
+        return value
+    try:
+        raw = os.fsencode(value)
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise InputError(f"{flag} is not valid UTF-8: the byte 0x{raw[err.start]:02x} at byte {err.start} of "
+                         f"{raw!r}; pass UTF-8 text (check the encoding of the terminal or script)") from None
+    except UnicodeEncodeError:  # a surrogate that no bytes decode to
+        return check_text(value, flag)
+
+
 def _weights(items: list[str]) -> dict[str, float] | None:
     from modules.errors import InputError
 
     out = {}
     for item in items:
+        item = _argument_text(item, "--weight")
         name, sep, value = item.partition("=")
         try:
             out[name.strip()] = float(value)
@@ -97,6 +118,10 @@ def cmd_recommend(args) -> int:
     from modules.recommender import Recommender
 
     at_least(args.k, 1, "-k")
+    if args.seeds is not None:  # checked before the bundle loads
+        args.seeds = [_argument_text(s, "--seeds") for s in args.seeds]
+    if args.title is not None:
+        args.title = _argument_text(args.title, "--title")
     weights = _weights(args.weight)
     if args.challenge:  # every input and the output checked before the model loads and the work starts
         if not args.out:

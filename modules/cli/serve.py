@@ -8,11 +8,14 @@ from pathlib import Path
 
 def register(sub: argparse._SubParsersAction) -> None:
     from modules.service import (
+        API_KEY_ENV,
         DEFAULT_CONCURRENCY,
+        DEFAULT_KEEP_ALIVE,
         DEFAULT_MAX_BODY_BYTES,
         DEFAULT_MAX_K,
         DEFAULT_MAX_SEEDS,
         DEFAULT_MODEL_NAME,
+        DEFAULT_REQUEST_TIMEOUT,
         DEFAULT_WORKERS,
     )
 
@@ -23,7 +26,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "POST /v1/models/NAME:predict in TensorFlow Serving's REST format, answered by the bundle's two-tower "
         "SavedModel; OpenAPI docs at /docs. Bad input gets a 4xx with a message. See docs/serving.md.")
     p.add_argument("--model", required=True, type=Path, metavar="BUNDLE_DIR", help="a bundle from `train`")
-    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to bind (default 127.0.0.1: this machine only; any other address needs an API key "
+                   "or --allow-unauthenticated)")
     p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
     p.add_argument("--max-k", type=int, default=DEFAULT_MAX_K, metavar="N",
                    help=f"largest k a request may ask for (default {DEFAULT_MAX_K})")
@@ -43,8 +48,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--threads", type=int, default=1, metavar="N",
                    help="OpenMP/BLAS threads per process, 0 to leave the libraries' defaults (default 1: one request "
                    "is many tiny native calls and per-core pools contend; see docs/serving.md)")
-    p.add_argument("--keep-alive", type=int, default=30, metavar="SECONDS",
-                   help="close idle keep-alive connections after this long (default 30)")
+    p.add_argument("--api-key-file", type=Path, metavar="FILE",
+                   help="require 'Authorization: Bearer <key>' on every route but /health and the docs, the key "
+                   f"being this file's contents (default: ${API_KEY_ENV} if set, else no key)")
+    p.add_argument("--allow-unauthenticated", action="store_true",
+                   help="serve a --host other than loopback without an API key (a proxy in front authenticates)")
+    p.add_argument("--keep-alive", type=int, default=DEFAULT_KEEP_ALIVE, metavar="SECONDS",
+                   help=f"close idle keep-alive connections after this long (default {DEFAULT_KEEP_ALIVE})")
+    p.add_argument("--request-timeout", type=float, default=DEFAULT_REQUEST_TIMEOUT, metavar="SECONDS",
+                   help="close a connection that has not sent a whole request this long after connecting or after "
+                   f"the request's first byte (default {DEFAULT_REQUEST_TIMEOUT})")
     p.add_argument("--log-level", default="info", choices=("critical", "error", "warning", "info", "debug"),
                    help="uvicorn log level (default info; warning hides the access log)")
     p.set_defaults(func=cmd_serve)
@@ -52,16 +65,19 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def cmd_serve(args) -> int:
     from modules.errors import InputError
-    from modules.service import serve
+    from modules.service import read_api_key, serve
 
     if args.keep_alive < 1:
         raise InputError(f"--keep-alive must be >= 1 second (got {args.keep_alive})")
+    if not args.request_timeout > 0:
+        raise InputError(f"--request-timeout must be > 0 seconds (got {args.request_timeout})")
     if args.threads < 0:
         raise InputError(f"--threads must be >= 0 (got {args.threads})")
     if not 0 < args.port < 65536:
         raise InputError(f"--port must be between 1 and 65535 (got {args.port})")
     serve(args.model, host=args.host, port=args.port, log_level=args.log_level, max_k=args.max_k,
           max_seeds=args.max_seeds, max_body_bytes=args.max_body_bytes, model_name=args.model_name,
-          concurrency=args.concurrency, workers=args.workers,
-          threads=args.threads or None, keep_alive=args.keep_alive)
+          concurrency=args.concurrency, workers=args.workers, threads=args.threads or None,
+          keep_alive=args.keep_alive, request_timeout=args.request_timeout, api_key=read_api_key(args.api_key_file),
+          allow_unauthenticated=args.allow_unauthenticated)
     return 0
