@@ -18,6 +18,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--catalog", type=Path, metavar="FILE",
                    help="track catalog, Parquet or CSV in the Spotify Tracks schema (default: the shipped one)")
     p.add_argument("--jobs", type=int, default=1, help="slices written in parallel (default 1)")
+    p.add_argument("--shape", choices=("catalog", "mpd"), default="catalog",
+                   help="catalog: playlists over the catalog only (default); mpd: plus a synthetic long tail of "
+                   "tracks without audio features, a chart of hits and themes, shaped like the real MPD")
     p.set_defaults(func=cmd_world)
 
     p = sub.add_parser("ingest", help="read MPD slices into a Parquet playlist store",
@@ -64,8 +67,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 def cmd_world(args) -> int:
     from modules.world import write_world
 
-    s = write_world(args.out, args.playlists, seed=args.seed, catalog=args.catalog, jobs=args.jobs)
-    print(f"world: {s['playlists']:,} playlists in {s['files']} slice files, {s['bytes'] / 1e6:.1f} MB, "
+    s = write_world(args.out, args.playlists, seed=args.seed, catalog=args.catalog, jobs=args.jobs, shape=args.shape)
+    print(f"world ({s['shape']}): {s['playlists']:,} playlists in {s['files']} slice files, {s['bytes'] / 1e6:.1f} MB, "
           f"{s['seconds']:.1f} s -> {args.out}")
     return 0
 
