@@ -76,11 +76,13 @@ class MPDWorld(PlaylistWorld):
         Share of playlists that follow a theme (holiday, decade, event) rather than genres and a mood.
     length_mu : float, default=3.92
         Log-mean of the playlist length (log-sd 0.77, clipped to 5..250): mean 66 as in the MPD.
+    cache_size : int
+        Synthetic tracks kept serialized (``modules.world.universe.Universe``); memory does not grow past it.
     """
 
     def __init__(self, catalog, *, seed: int = 0, popularity_power: float = 2.5, catalog_share: float = 0.65,
                  hits_share: float = 0.08, n_hits: int = 250, tail_shape: float = 2.6, tail_scale: float = 5400.0,
-                 theme_share: float = 0.22, length_mu: float = 3.92):
+                 theme_share: float = 0.22, length_mu: float = 3.92, cache_size: int = U.FRAGMENT_CACHE):
         super().__init__(catalog, seed=seed, popularity_power=popularity_power)
         for name, v in (("catalog_share", catalog_share), ("hits_share", hits_share), ("theme_share", theme_share)):
             if not 0.0 <= v <= 1.0:
@@ -118,7 +120,7 @@ class MPDWorld(PlaylistWorld):
         prior = np.array([th.weight for th in self.themes])
         self.theme_prior = prior / prior.sum()
         self.universe = U.Universe([f"genre:{g}" for g in self.genres] + [f"theme:{t.name}" for t in self.themes],
-                                   [()] * len(self.genres) + [t.words for t in self.themes])
+                                   [()] * len(self.genres) + [t.words for t in self.themes], cache_size=cache_size)
         self._pool_clusters: dict[tuple[str, int, int], _PoolCluster] = {}
 
     # -- clusters -----------------------------------------------------------------------------------------

@@ -227,14 +227,17 @@ class Universe:
         its tracks when another catalog reorders the pools.
     pool_words : list of tuple of str
         Words the names of a pool's tracks and albums use (a theme's words; empty for genres).
+    cache_size : int, default=FRAGMENT_CACHE
+        Serialized tracks kept in an LRU cache (a quarter as many artists and albums): the only memory the
+        universe takes, and it does not grow past this.
     """
 
-    def __init__(self, pool_names: list[str], pool_words: list[tuple[str, ...]]):
+    def __init__(self, pool_names: list[str], pool_words: list[tuple[str, ...]], *, cache_size: int = FRAGMENT_CACHE):
         self.pool_names = list(pool_names)
         self.pool_words = list(pool_words)
-        self.fragment = lru_cache(maxsize=FRAGMENT_CACHE)(self._fragment)
-        self._artist = lru_cache(maxsize=FRAGMENT_CACHE // 4)(self._artist_fields)
-        self._album = lru_cache(maxsize=FRAGMENT_CACHE // 4)(self._album_fields)
+        self.fragment = lru_cache(maxsize=cache_size)(self._fragment)
+        self._artist = lru_cache(maxsize=max(1, cache_size // 4))(self._artist_fields)
+        self._album = lru_cache(maxsize=max(1, cache_size // 4))(self._album_fields)
 
     def _artist_fields(self, pool: int, artist: int) -> tuple[str, str]:
         return artist_name(pool, artist), derive_uri("artist", "world-synthetic", self.pool_names[pool], str(artist))
