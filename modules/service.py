@@ -22,7 +22,8 @@ closed (``request_deadline_protocol``). See docs/serving.md, "Security".
 
 Both model endpoints await their answers from a micro-batcher's worker thread (``MicroBatcher``), so the event
 loop stays free: ``:predict`` requests are answered in one worker thread, a SavedModel call per playlist so that
-an answer does not depend on its batch; ``/recommend`` requests by one ``Recommender.recommend_columns_batch`` call (one scan of the catalog for all of them).
+an answer does not depend on its batch; ``/recommend`` requests by one ``Recommender.recommend_columns_batch``
+call (one scan of the catalog for all of them).
 ``Recommender`` is read-only over numpy arrays and TensorFlow functions, but the two-tower builds its query
 ``tf.function`` lazily on first use; the app warms it up before serving. ``/recommend`` batches are computed by
 ``processes`` worker processes (``ProcessRecommender``; ``serve --workers``), or in this process, ``concurrency``

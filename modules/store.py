@@ -252,6 +252,7 @@ class PlaylistStore:
             "avg_albums_per_playlist": float(pl["num_albums"].mean()) if len(pl) else 0.0,
             "share_tracks_seen_once": float((counts == 1).mean()) if len(counts) else 0.0,
             "share_entries_top_1pct_tracks": _top_share(counts, 0.01),
+            "top_track_share": float(counts.max() / len(pl)) if len(counts) and len(pl) else 0.0,
             "top_titles": normalized.value_counts().head(20).to_dict(),
         }
 

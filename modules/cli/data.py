@@ -39,6 +39,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--catalog", type=Path, metavar="FILE",
                    help="track catalog, Parquet or CSV in the Spotify Tracks schema (default: the shipped one)")
     p.add_argument("--jobs", type=int, default=1, help="slices written in parallel (default 1)")
+    p.add_argument("--shape", choices=("catalog", "mpd"), default="catalog",
+                   help="catalog: playlists over the catalog only (default); mpd: plus a synthetic long tail of "
+                   "tracks without audio features, a chart of hits and themes, shaped like the real MPD")
     p.set_defaults(func=cmd_world)
 
     p = sub.add_parser("ingest", help="read MPD slices into a Parquet playlist store",
@@ -52,7 +55,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("stats", help="dataset statistics next to the MPD's published ones",
                        description="Print statistics of MPD slices or a store, beside the numbers the Million "
-                       "Playlist Dataset publishes in its stats.txt.")
+                       "Playlist Dataset publishes in its stats.txt. Slices are streamed, one at a time.")
     p.add_argument("path", type=Path, metavar="MPD_DIR_OR_STORE")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_stats)
@@ -94,11 +97,11 @@ def cmd_world(args) -> int:
     at_least(args.playlists, 1, "--playlists")
     at_least(args.jobs, 1, "--jobs")
     check_output_folder(args.out, WORLD_KIND)  # the world replaces its own slices, in place
-    s = write_world(args.out, args.playlists, seed=args.seed, catalog=args.catalog, jobs=args.jobs)
-    marker = {"format": WORLD_FORMAT, "playlists": args.playlists, "seed": args.seed,
+    s = write_world(args.out, args.playlists, seed=args.seed, catalog=args.catalog, jobs=args.jobs, shape=args.shape)
+    marker = {"format": WORLD_FORMAT, "playlists": args.playlists, "seed": args.seed, "shape": s["shape"],
               "catalog": str(args.catalog) if args.catalog else "shipped", "files": s["files"]}
     (args.out / WORLD_MARKER).write_bytes(orjson.dumps(marker, option=orjson.OPT_INDENT_2))
-    print(f"world: {s['playlists']:,} playlists in {s['files']} slice files, {s['bytes'] / 1e6:.1f} MB, "
+    print(f"world ({s['shape']}): {s['playlists']:,} playlists in {s['files']} slice files, {s['bytes'] / 1e6:.1f} MB, "
           f"{s['seconds']:.1f} s -> {args.out}")
     return 0
 
@@ -121,9 +124,14 @@ MPD_PUBLISHED = {"playlists": 1_000_000, "tracks": 66_346_428, "unique_tracks": 
 
 
 def cmd_stats(args) -> int:
-    from modules.store import open_store
+    from modules.slice_stats import slice_stats
+    from modules.store import MANIFEST, PlaylistStore
 
-    stats = open_store(args.path).stats()
+    # a store reads its tables; slices are streamed (bounded memory: the 1M-playlist MPD is 66 M entries)
+    if (args.path / MANIFEST).exists():
+        stats = PlaylistStore(args.path).stats()
+    else:
+        stats = slice_stats(args.path, show_progress=True)
     if args.json:
         print(json.dumps({"data": stats, "mpd_published": MPD_PUBLISHED}, indent=2))
         return 0

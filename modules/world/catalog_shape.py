@@ -1,4 +1,4 @@
-"""The playlist world: MPD-format playlists generated over a real track catalog.
+"""The catalog-shaped playlist world (``--shape catalog``, the default): MPD-format playlists over a real catalog.
 
 The real Million Playlist Dataset may not be redistributed, so the embedded default data is generated.
 The generative model (documented in docs/world.md) gives collaborative filtering, association rules and
@@ -19,18 +19,13 @@ stream, so slices can also be written in parallel.
 from __future__ import annotations
 
 import logging
-import multiprocessing as mp
-import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import orjson
-from tqdm import tqdm
 
-from modules.catalog import read_catalog
 from modules.errors import InputError
-from modules.mpd import SLICE_NAME, dump_json_lines, slice_name
+from modules.mpd import dump_json_lines
 
 log = logging.getLogger(__name__)
 
@@ -249,9 +244,7 @@ class PlaylistWorld:
         if r < 0.06:
             title = GENERIC_TITLES[int(rng.integers(len(GENERIC_TITLES)))]
         elif r < 0.12:
-            vals, counts = np.unique(self.artist_code[rows], return_counts=True)
-            top = rows[np.flatnonzero(self.artist_code[rows] == vals[np.argmax(counts)])[0]]
-            title = str(self.artist_names[top])
+            title = self._top_artist_name(rows)
         elif mood >= 0 and r < 0.60:
             words = MOODS[self.moods[mood]][1]
             t = MOOD_TEMPLATES[int(rng.integers(len(MOOD_TEMPLATES)))]
@@ -259,14 +252,13 @@ class PlaylistWorld:
         else:
             t = GENRE_TEMPLATES[int(rng.integers(len(GENRE_TEMPLATES)))]
             title = t.format(g=gword, h=hw[int(rng.integers(len(hw)))], year=year)
-        c = rng.random()
-        if c < 0.50:
-            return title.lower()
-        if c < 0.85:
-            return title.title()
-        if c < 0.90:
-            return title.upper()
-        return title
+        return _casing(rng, title)
+
+    def _top_artist_name(self, rows: np.ndarray) -> str:
+        """The name of the playlist's most frequent artist (ties: the lowest artist code)."""
+        vals, counts = np.unique(self.artist_code[rows], return_counts=True)
+        top = rows[np.flatnonzero(self.artist_code[rows] == vals[np.argmax(counts)])[0]]
+        return str(self.artist_names[top])
 
     # -- writing ----------------------------------------------------------------------------------------
     def slice_bytes(self, first_pid: int, count: int) -> bytes:
@@ -283,6 +275,18 @@ class PlaylistWorld:
         info = {"generated_on": WORLD_VERSION, "slice": f"{first_pid}-{first_pid + count - 1}",
                 "version": WORLD_VERSION, "seed": self.seed}
         return dump_json_lines({"info": info}, "playlists", items)
+
+
+def _casing(rng, title: str) -> str:
+    """Casing noise as in the MPD: mostly lower case, often Title Case, sometimes UPPER or as typed."""
+    c = rng.random()
+    if c < 0.50:
+        return title.lower()
+    if c < 0.85:
+        return title.title()
+    if c < 0.90:
+        return title.upper()
+    return title
 
 
 def _codes(values: np.ndarray) -> np.ndarray:
@@ -315,58 +319,3 @@ def _track_fragments(cat) -> list[bytes]:
         out.append(orjson.dumps({"artist_name": an, "track_uri": tu, "artist_uri": au, "track_name": tn,
                                  "album_uri": alu, "duration_ms": int(d), "album_name": aln})[1:])
     return out
-
-
-_WORKER_WORLD: PlaylistWorld | None = None
-
-
-def _write_one(args) -> tuple[str, int]:
-    out, first, count = args
-    data = _WORKER_WORLD.slice_bytes(first, count)
-    path = Path(out) / slice_name(first, first + count - 1)
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_bytes(data)
-    tmp.replace(path)
-    return path.name, len(data)
-
-
-def write_world(out: str | Path, playlists: int, *, seed: int = 0, catalog=None, jobs: int = 1,
-                show_progress: bool = True) -> dict:
-    """Generate ``playlists`` playlists into ``out`` as ``mpd.slice.<a>-<b>.json`` files of 1,000 each.
-
-    Existing slice files in ``out`` are removed first, so a directory never mixes two worlds.
-    Returns a summary (files, bytes, seconds).
-    """
-    global _WORKER_WORLD
-    if playlists < 1:
-        raise InputError(f"--playlists must be at least 1 (got {playlists}).")
-    if jobs < 1:
-        raise InputError(f"--jobs must be at least 1 (got {jobs}).")
-    t0 = time.perf_counter()
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    stale = [p for p in out.iterdir() if SLICE_NAME.match(p.name)]
-    if stale:
-        log.info("removing %d slice files of an earlier world in %s", len(stale), out)
-        for p in stale:
-            p.unlink()
-    cat = read_catalog(catalog) if catalog is None or isinstance(catalog, (str, Path)) else catalog
-    _WORKER_WORLD = PlaylistWorld(cat, seed=seed)
-    tasks = [(str(out), a, min(SLICE_SIZE, playlists - a)) for a in range(0, playlists, SLICE_SIZE)]
-    total = 0
-    bar = tqdm(total=playlists, unit="playlist", desc="world", disable=not show_progress)
-    try:
-        if jobs > 1 and len(tasks) > 1:
-            with mp.get_context("fork").Pool(jobs) as pool:
-                for (_, size), (_, _, count) in zip(pool.imap(_write_one, tasks), tasks):
-                    total += size
-                    bar.update(count)
-        else:
-            for task in tasks:
-                _, size = _write_one(task)
-                total += size
-                bar.update(task[2])
-    finally:
-        bar.close()
-    seconds = time.perf_counter() - t0
-    return {"files": len(tasks), "playlists": playlists, "bytes": total, "seconds": seconds}
