@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from modules.mpd import find_slices, read_slice
+from modules.mpd import find_slices, read_slices
 
 _PUNCT = re.compile(r"[^\w\s]")
 
@@ -44,7 +44,7 @@ def slice_stats(path: str | Path, *, show_progress: bool = False) -> dict:
     Raises
     ------
     MPDFormatError
-        For a malformed slice, naming the file, playlist and field.
+        For a malformed slice, a pid in two places or no playlists at all, naming the file, playlist and field.
     """
     counts: dict[str, int] = {}
     albums: set[str] = set()
@@ -54,8 +54,9 @@ def slice_stats(path: str | Path, *, show_progress: bool = False) -> dict:
     lengths: Counter = Counter()
     n_playlists = n_descriptions = sum_artists = sum_albums = 0
     files = find_slices(path)
-    for f in tqdm(files, unit="slice", desc="stats", disable=not show_progress or len(files) < 2):
-        _, playlists = read_slice(f)
+    slices = read_slices(path)  # the one validation path: a pid twice across slices is refused here too
+    for _, _, playlists in tqdm(slices, total=len(files), unit="slice", desc="stats",
+                                disable=not show_progress or len(files) < 2):
         for pl in playlists:
             tracks = pl["tracks"]
             n_playlists += 1
