@@ -21,16 +21,18 @@ import numpy as np
 import orjson
 
 from modules.atomic import atomic_directory
-from modules.recommender import BUNDLE_FORMAT, MANIFEST, PICKLE_FORMAT, BundleError, Recommender, _versions
+from modules.bundle import BUNDLE_FORMAT, MANIFEST, PICKLE_ENTRIES, PICKLE_FORMAT, TRACKS, Bundle, package_versions
+from modules.errors import BundleError
+from modules.recommender import Recommender
 
 log = logging.getLogger(__name__)
 
-PICKLES = ("fusion.joblib", "als.joblib")
+PICKLES = tuple(PICKLE_ENTRIES.values())  # fusion.joblib, als.joblib
 # the previous format's fusion.joblib: a dict of these attributes of HybridRecommender, plus "params"
 V1_STATE = ("parts_", "feature_names_", "fusion_kind_", "fusion_", "validation_", "track_uris_", "artist_code_",
             "album_code_", "pop_log_", "popular_", "fallback_", "fit_seconds_", "blend_")
 # parts that were never pickles: copied as they are
-COPIED = {"two_tower": "two_tower", "rules": "rules.parquet", "content": "content"}
+COPIED = ("two_tower", "rules", "content")
 CHECK_PLAYLISTS = 8  # playlists the converted bundle must answer exactly as the pickled model
 
 
@@ -55,10 +57,11 @@ def convert_bundle(old: str | Path, out: str | Path, *, trust_pickles: bool = Fa
         missing, or the converted bundle does not answer exactly as the pickled model.
     """
     old, out = Path(old), Path(out)
-    manifest = _old_manifest(old)
+    source = Bundle(old)
+    manifest = _old_manifest(source)
     if old.resolve() == out.resolve():
         raise BundleError(f"--out {out} is the bundle being converted; write the converted bundle to a new folder.")
-    if out.exists() and any(out.iterdir()) and not (out / MANIFEST).exists():
+    if out.exists() and any(out.iterdir()) and not Bundle(out).manifest_file.exists():
         raise BundleError(f"{out} exists and is not a model bundle; choose a new or empty --out folder.")
     if not trust_pickles:
         present = [f for f in PICKLES if (old / f).exists()]
@@ -66,26 +69,25 @@ def convert_bundle(old: str | Path, out: str | Path, *, trust_pickles: bool = Fa
                           "Convert it only if you trust where the bundle came from, by adding --trust-pickles "
                           "(trust_pickles=True); otherwise retrain it with python -m modules train.")
     log.warning("unpickling %s (trusted by the caller)", ", ".join(str(old / f) for f in PICKLES))
-    hybrid = _load_pickled(old)
+    hybrid = _load_pickled(source)
     playlists = _check_playlists(hybrid)
     _check_trees(hybrid, playlists)
     before = _answers(hybrid, playlists)
     with atomic_directory(out) as tmp:
-        parts = {}
-        for part, name in COPIED.items():
-            if (old / name).exists() and (part == "two_tower" or part in hybrid.parts_):
-                copy = shutil.copytree if (old / name).is_dir() else shutil.copy2
-                copy(old / name, tmp / name)
-                parts[part] = name + ("/" if (old / name).is_dir() else "")
+        new, parts = Bundle(tmp), {}
+        for part in COPIED:
+            src = source.part(part)
+            if src.exists() and (part == "two_tower" or part in hybrid.parts_):
+                (shutil.copytree if src.is_dir() else shutil.copy2)(src, new.part(part))
+                parts[part] = Bundle.part_entry(part)
         if getattr(hybrid, "als_", None) is not None:
-            hybrid.als_.save(tmp / "als")
-            parts["als"] = "als/"
-        hybrid.save_fusion(tmp / "fusion")
-        parts["fusion"] = "fusion/"
-        shutil.copy2(old / "tracks.parquet", tmp / "tracks.parquet")
-        new_manifest = {**manifest, "format": BUNDLE_FORMAT, "parts": parts,
-                        "converted": {"from": PICKLE_FORMAT, "source": str(old), "versions": _versions()}}
-        (tmp / MANIFEST).write_bytes(orjson.dumps(new_manifest, option=orjson.OPT_INDENT_2))
+            hybrid.als_.save(new.als_dir)
+            parts["als"] = Bundle.part_entry("als")
+        hybrid.save_fusion(new.fusion_dir)
+        parts["fusion"] = Bundle.part_entry("fusion")
+        shutil.copy2(source.tracks_file, new.tracks_file)
+        new.write_manifest({**manifest, "format": BUNDLE_FORMAT, "parts": parts,
+                            "converted": {"from": PICKLE_FORMAT, "source": str(old), "versions": package_versions()}})
         after = _answers(Recommender.load(tmp).hybrid, playlists)
         if not all(a[0] == b[0] and np.array_equal(a[1], b[1]) for a, b in zip(before, after, strict=True)):
             raise BundleError(f"the converted bundle does not recommend exactly what {old} recommends; nothing was "
@@ -95,25 +97,26 @@ def convert_bundle(old: str | Path, out: str | Path, *, trust_pickles: bool = Fa
     return Recommender.load(out)
 
 
-def _old_manifest(old: Path) -> dict:
-    if not (old / MANIFEST).exists():
+def _old_manifest(source: Bundle) -> dict:
+    old = source.path
+    if not source.manifest_file.exists():
         hint = "" if old.exists() else " (the folder does not exist)"
         raise BundleError(f"{old} is not a model bundle: no {MANIFEST}{hint}.")
-    manifest = orjson.loads((old / MANIFEST).read_bytes())
+    manifest = orjson.loads(source.manifest_file.read_bytes())
     fmt = manifest.get("format")
     if fmt == BUNDLE_FORMAT:
         raise BundleError(f"{old} is already a {BUNDLE_FORMAT!r} bundle; there is nothing to convert.")
     if fmt != PICKLE_FORMAT:
         raise BundleError(f"{old} has bundle format {fmt!r}; only {PICKLE_FORMAT!r} bundles can be converted. "
                           "Retrain it with python -m modules train.")
-    needed = ["tracks.parquet", "fusion.joblib", *[v for k, v in manifest.get("parts", {}).items() if k != "fusion"]]
+    needed = [TRACKS, PICKLE_ENTRIES["fusion"], *[v for k, v in manifest.get("parts", {}).items() if k != "fusion"]]
     missing = [f for f in dict.fromkeys(needed) if not (old / f).exists()]
     if missing:
         raise BundleError(f"bundle {old} is incomplete: missing {', '.join(missing)}; copy the whole folder again.")
     return manifest
 
 
-def _load_pickled(old: Path):
+def _load_pickled(source: Bundle):
     """The previous format's ``HybridRecommender.load``: the pickles, then the parts that never were pickles."""
     import joblib
 
@@ -122,17 +125,17 @@ def _load_pickled(old: Path):
     from modules.rules import RuleModel
     from modules.two_tower import TwoTowerRecommender
 
-    state = joblib.load(old / "fusion.joblib")
+    state = joblib.load(source.pickle_file("fusion"))
     if not isinstance(state, dict) or "params" not in state:
-        raise BundleError(f"{old / 'fusion.joblib'} is not a hybrid's state; retrain the bundle.")
+        raise BundleError(f"{source.pickle_file('fusion')} is not a hybrid's state; retrain the bundle.")
     hybrid = HybridRecommender(**state.pop("params"))
     for key in V1_STATE:
         setattr(hybrid, key, state.get(key))
-    hybrid.two_tower_ = TwoTowerRecommender.load(old)
+    hybrid.two_tower_ = TwoTowerRecommender.load(source.path)
     aggregation = (hybrid.rules or {}).get("aggregation", "sum_confidence")
-    hybrid.rules_ = RuleModel.load(old / "rules.parquet", aggregation) if "rules" in hybrid.parts_ else None
-    hybrid.content_ = ContentModel.load(old / "content") if "content" in hybrid.parts_ else None
-    hybrid.als_ = joblib.load(old / "als.joblib") if "als" in hybrid.parts_ else None
+    hybrid.rules_ = RuleModel.load(source.rules_file, aggregation) if "rules" in hybrid.parts_ else None
+    hybrid.content_ = ContentModel.load(source.content_dir) if "content" in hybrid.parts_ else None
+    hybrid.als_ = joblib.load(source.pickle_file("als")) if "als" in hybrid.parts_ else None
     hybrid._ids_ = hybrid._taste_ = None
     hybrid.fitted_ = True
     return hybrid

@@ -1,231 +1,64 @@
-"""The product: a trained bundle on disk and the ``Recommender`` that answers playlists from it.
+"""The product: a trained bundle and the ``Recommender`` that answers playlists from it.
 
     rec = Recommender.load("models/world")
     rec.recommend(["spotify:track:…"], title="chill", k=20)     # DataFrame: track, score, parts, explanation
 
 A bundle is one folder of JSON, Parquet, numpy arrays and TensorFlow checkpoints, none of them a pickle, so
-loading one runs no code from it (docs/bundle.md lists every file)::
-
-    manifest.json     format, package versions, data fingerprint, configuration, validation metrics, parts
-    tracks.parquet    every training track: uri, name, artist, album, playlist count (for display and search)
-    two_tower/        the two-tower (with its SavedModel for serving without project code)
-    rules.parquet     association rules
-    content/          the content model
-    als/              implicit's ALS: item factors, training matrix, track and playlist maps
-    fusion/           the fusion model as arrays + JSON, and the feature tables
+loading one runs no code from it; ``modules.bundle.Bundle`` knows its layout (docs/bundle.md lists every file).
 
 ``train_bundle`` builds one (ingest → two-tower → rules → content → fusion); ``Recommender.load`` checks the
 format, the files and the package versions, and says what is missing or stale. A bundle of the previous format
 (``playlist-bundle/1``, whose fusion and ALS were pickles) is refused with the command that converts it
 (``python -m modules bundle convert``, ``modules.bundle_convert``).
+
+Every way of asking (``recommend``, ``recommend_columns``, ``recommend_columns_batch``, ``recommend_batch``)
+turns its input into ``modules.query.Query`` objects and calls one core, ``recommend_many``.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import orjson
 import pandas as pd
 
-from modules import __version__
-from modules.atomic import FolderKind, atomic_directory
 from modules.base import positions, single_thread_native
+from modules.bundle import (
+    BUNDLE_FORMAT,
+    BUNDLE_KIND,
+    CHECKED_PACKAGES,
+    MANIFEST,
+    PICKLE_FORMAT,
+    Bundle,
+    package_versions,
+    read_manifest,
+)
+from modules.bundle_train import read_features, train_bundle
 from modules.errors import BundleError, InputError
 from modules.mpd import SUBMISSION_SIZE
+from modules.query import MODES, Query, check_text, lone_surrogate, unknown_weights
+
+# the names importers of modules.recommender use (some live in modules.bundle, .bundle_train and .query now)
+__all__ = ["BATCH", "BUNDLE_FORMAT", "BUNDLE_KIND", "CHECKED_PACKAGES", "MANIFEST", "MODES", "PICKLE_FORMAT",
+           "RESULT_COLUMNS", "Bundle", "BundleError", "Query", "Recommender", "check_text", "lone_surrogate",
+           "package_versions", "read_features", "read_manifest", "train_bundle"]
 
 log = logging.getLogger(__name__)
 
-BUNDLE_FORMAT = "playlist-bundle/2"
-PICKLE_FORMAT = "playlist-bundle/1"  # the previous format: fusion.joblib and als.joblib were pickles
-MANIFEST = "manifest.json"
-BUNDLE_KIND = FolderKind("model bundle", MANIFEST, "playlist-bundle/")
 RESULT_COLUMNS = ("rank", "track_uri", "track_name", "artist_name", "score", "retrieval", "rules", "content",
                   "explanation")
-MODES = ("hybrid", "collaborative")
 BATCH = 32  # playlists per catalog scan in recommend_batch (the scans' memory grows with it: 32 x tracks floats)
-# packages whose version the bundle's parts were trained with (a difference is worth a warning)
-CHECKED_PACKAGES = ("tensorflow", "tensorflow_recommenders", "sklearn", "numpy", "pandas", "mlxtend")
-
-
-@dataclass(frozen=True)
-class _Request:
-    seeds: list[str]
-    title: str | None
-    k: int
-    weights: dict[str, float] | None
-    mode: str
-    explain: int | bool
-
-
-
-
-def lone_surrogate(value: str) -> str | None:
-    """What makes ``value`` invalid Unicode (``"a lone surrogate U+D800 at position 3"``), or ``None`` if it is valid.
-
-    A Python ``str`` may hold lone surrogates (U+D800-U+DFFF), which JSON's ``\\ud800`` escapes and undecodable
-    bytes (``surrogateescape``: command-line arguments, file names) produce; no UTF-8 consumer accepts them
-    (TensorFlow's string tensors, the JSON writers)."""
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError as err:
-        return f"a lone surrogate U+{ord(value[err.start]):04X} at position {err.start}"
-    return None
-
-
-def check_text(value: str, name: str) -> str:
-    """``value`` if it is valid Unicode, else a ``ValueError`` naming ``name`` and the bad character."""
-    bad = lone_surrogate(value)
-    if bad is not None:
-        raise InputError(f"{name} is not valid Unicode: {bad} (text decoded from bytes that were not UTF-8?); "
-                         "pass valid text.")
-    return value
-
-
-def _versions() -> dict[str, str]:
-    import importlib
-
-    out = {"modules": __version__}
-    for name in CHECKED_PACKAGES:
-        try:
-            out[name] = importlib.import_module(name).__version__
-        except Exception:  # pragma: no cover - a package that is not installed
-            out[name] = "missing"
-    return out
-
-
-def read_features(source) -> pd.DataFrame | None:
-    """Audio features for training from a feature store (``*.sqlite``), a catalog file, or ``None`` (shipped)."""
-    if source is None or isinstance(source, pd.DataFrame):
-        return source
-    path = Path(source)
-    if path.suffix in (".sqlite", ".db"):
-        from modules.features import FeatureStore
-
-        frame = FeatureStore(path).read_all()
-        return frame.assign(artists=frame["artists"].fillna(frame["artist_name"]).fillna(""))
-    from modules.catalog import read_catalog
-
-    return read_catalog(path)
-
-
-def _json_safe(value):
-    return orjson.loads(orjson.dumps(value, default=str, option=orjson.OPT_SERIALIZE_NUMPY))
-
-
-def train_bundle(mpd, out: str | Path, *, features=None, seed: int = 0, epochs: int | None = None,
-                 params: Mapping | None = None, show_progress: bool = True) -> Recommender:
-    """Train every part on the playlists at ``mpd`` (MPD slices or a store) and write a bundle to ``out``.
-
-    Everything is checked before the training starts: ``out`` (new, empty or a bundle, apart from the inputs:
-    ``OutputError``), the parameters, the features and the playlists (at least one). The bundle is written to a
-    temporary sibling and renamed into place, so a failed run leaves the previous bundle intact.
-    """
-    from modules.atomic import check_output_folder
-    from modules.hybrid import HybridRecommender
-    from modules.store import open_store
-
-    t0 = time.perf_counter()
-    out = check_output_folder(out, BUNDLE_KIND, inputs=[mpd, features if isinstance(features, (str, Path)) else None])
-    hp = dict(params or {})
-    if epochs is not None:
-        hp["two_tower"] = {**hp.get("two_tower", {}), "epochs": int(epochs)}
-    hybrid = _checked_hybrid(HybridRecommender, hp, seed=seed, show_progress=show_progress)
-    frame = read_features(features)
-    store = open_store(mpd, show_progress=show_progress)
-    hybrid.features = frame
-    hybrid.fit(store)
-    with atomic_directory(out) as tmp:
-        parts = hybrid.save(tmp)
-        tr = store.tracks
-        tr[["track_uri", "track_name", "artist_name", "album_name", "artist_uri", "album_uri", "count"]].to_parquet(
-            tmp / "tracks.parquet", index=False)
-        manifest = {
-            "format": BUNDLE_FORMAT,
-            "versions": _versions(),
-            "data": {"source": str(mpd), "fingerprint": store.fingerprint,
-                     "playlists": int(len(store.playlists)), "tracks": int(len(tr)),
-                     "features": "shipped catalog" if features is None else str(features)},
-            "config": _json_safe({k: v for k, v in hybrid.get_params().items() if k not in ("features",
-                                                                                           "show_progress")}),
-            "parts": parts,
-            "validation": _json_safe(hybrid.validation_),
-            "fusion": hybrid.fusion_kind_,
-            "train_seconds": round(time.perf_counter() - t0, 1),
-        }
-        (tmp / MANIFEST).write_bytes(orjson.dumps(manifest, option=orjson.OPT_INDENT_2))
-    log.info("bundle written to %s in %.0f s", out, time.perf_counter() - t0)
-    return Recommender.load(out)
-
-
-def _checked_hybrid(cls, hp: dict, **fixed):
-    """An unfitted hybrid with parameters ``hp`` whose names and values are checked now, before any data is read
-    (``InputError`` / ``HybridError`` name the parameter); the two-tower's config is checked too."""
-    import inspect
-
-    from modules.errors import InputError
-
-    known = set(inspect.signature(cls).parameters) - set(fixed) - {"features"}
-    unknown = sorted(set(hp) - known)
-    if unknown:
-        raise InputError(f"unknown hybrid parameters {unknown}; known: {', '.join(sorted(known))}.")
-    hybrid = cls(**fixed, **hp)
-    hybrid._check_params()
-    tt = hp.get("two_tower")
-    if tt is not None and not isinstance(tt, Mapping):
-        raise InputError(f"the 'two_tower' parameter must be an object of two-tower config fields, got {tt!r}.")
-    if tt and "config" not in tt:
-        from modules.two_tower import TwoTowerConfig
-
-        try:
-            TwoTowerConfig.from_dict({k: v for k, v in tt.items()
-                                      if k not in ("features", "seed", "checkpoint_dir", "show_progress")})
-        except (TypeError, ValueError) as err:  # from_dict only checks the given fields
-            raise InputError(f"two_tower parameters: {err}") from None
-    return hybrid
-
-
-def read_manifest(path: str | Path) -> dict:
-    """A bundle's checked ``manifest.json``: raises ``BundleError`` naming what is missing or of another format,
-    warns about stale package versions. What ``Recommender.load`` checks before loading the parts."""
-    path = Path(path)
-    if not (path / MANIFEST).exists():
-        hint = "" if path.exists() else " (the folder does not exist)"
-        raise BundleError(f"{path} is not a model bundle: no {MANIFEST}{hint}. Train one with: "
-                          f"python -m modules train --mpd DATA_DIR --out {path}")
-    manifest = orjson.loads((path / MANIFEST).read_bytes())
-    if manifest.get("format") == PICKLE_FORMAT:
-        raise BundleError(
-            f"{path} is a {PICKLE_FORMAT!r} bundle: its fusion.joblib and als.joblib are pickles, and loading a "
-            "pickle runs whatever code it holds, so this version does not load them. If you trust where the bundle "
-            "came from (you trained it, or its source is yours), convert it once to the "
-            f"{BUNDLE_FORMAT!r} format, which holds no code: python -m modules bundle convert {path} --out "
-            f"NEW_DIR --trust-pickles. Otherwise retrain it: python -m modules train --mpd DATA_DIR --out NEW_DIR.")
-    if manifest.get("format") != BUNDLE_FORMAT:
-        raise BundleError(f"{path} has bundle format {manifest.get('format')!r}; this version reads "
-                          f"{BUNDLE_FORMAT!r}. Retrain it with python -m modules train.")
-    files = ["tracks.parquet", *manifest.get("parts", {}).values()]
-    missing = [f for f in files if not (path / f).exists()]
-    if missing:
-        raise BundleError(f"bundle {path} is incomplete: missing {', '.join(missing)}. Retrain it with "
-                          f"python -m modules train, or copy the whole folder again.")
-    now = _versions()
-    stale = {k: (v, now.get(k)) for k, v in manifest.get("versions", {}).items() if now.get(k) != v}
-    if stale:
-        log.warning("bundle %s was trained with other package versions (%s); if loading or results look "
-                    "wrong, retrain it", path, ", ".join(f"{k} {a} -> {b}" for k, (a, b) in stale.items()))
-    return manifest
 
 
 class Recommender:
     """A trained bundle, answering playlists.
 
-    Use ``Recommender.load(path)``; ``recommend`` for one playlist, ``recommend_batch`` for many.
+    Use ``Recommender.load(path)``; ``recommend`` for one playlist, ``recommend_batch`` for many (challenge or
+    REST form), ``recommend_many`` for ``Query`` objects. Apps read the model through the public lookups
+    (``track_label``, ``audio_features``, ``content_model``, ``rule_model``, ``is_training_track``, ``search``).
     """
 
     def __init__(self, hybrid, tracks: pd.DataFrame, manifest: dict, path: Path):
@@ -233,6 +66,7 @@ class Recommender:
         self.tracks = tracks
         self.manifest = manifest
         self.path = path
+        self.bundle = Bundle(path)
         self._meta = tracks.set_index("track_uri")
         self._uri_keys = pd.Index(tracks["track_uri"].to_numpy(dtype=object), dtype=object)
         self._columns = {c: self._meta[c].fillna("").astype(str).to_numpy(dtype=object)
@@ -245,15 +79,86 @@ class Recommender:
         """Load a bundle; raises ``BundleError`` naming what is missing, warns about stale package versions."""
         from modules.hybrid import HybridRecommender
 
-        path = Path(path)
-        manifest = read_manifest(path)
+        bundle = Bundle(path)
+        manifest = bundle.check()
         try:
-            hybrid = HybridRecommender.load(path)
+            hybrid = HybridRecommender.load(bundle.path)
         except FileNotFoundError as err:
-            raise BundleError(f"bundle {path} is incomplete: {err}") from None
-        return cls(hybrid, pd.read_parquet(path / "tracks.parquet"), manifest, path)
+            raise BundleError(f"bundle {bundle.path} is incomplete: {err}") from None
+        return cls(hybrid, pd.read_parquet(bundle.tracks_file), manifest, bundle.path)
+
+    # -- what the model knows (for apps) ------------------------------------------------------------------
+    @property
+    def content_model(self):
+        """The content part (``modules.content.ContentModel``: audio features and tags), or ``None``."""
+        return self.hybrid.content_
+
+    @property
+    def rule_model(self):
+        """The association-rule part (``modules.rules.RuleModel``; its ``rules`` is the ``RuleSet``), or ``None``."""
+        return self.hybrid.rules_
+
+    @property
+    def audio_features(self) -> list[str]:
+        """The audio features ``weights`` may name (empty without a content part)."""
+        content = self.hybrid.content_
+        return list(content.features) if content is not None else []
+
+    @property
+    def track_labels(self) -> Mapping[str, str]:
+        """Training track URI -> ``"Name by Artist"`` (for display; read-only by convention)."""
+        return self._names
+
+    def track_label(self, uri: str) -> str:
+        """``"Name by Artist"`` of a training track; the URI itself for any other."""
+        return self._names.get(uri, uri)
+
+    def is_training_track(self, uri: str) -> bool:
+        """Whether ``uri`` appears in the training playlists (a hashed lookup, no set of every track built)."""
+        return uri in self._meta.index
+
+    def unknown_seeds(self, uris: Sequence[str]) -> list[str]:
+        """The URIs that are not training tracks (they add nothing to the collaborative parts as seeds)."""
+        return self.hybrid.unknown(uris)
 
     # -- answering --------------------------------------------------------------------------------------
+    def query(self, seed_track_uris: Sequence[str] = (), title: str | None = None, k: int = SUBMISSION_SIZE,
+              weights: Mapping[str, float] | None = None, mode: str = "hybrid", explain: int | bool = 50) -> Query:
+        """A ``Query`` checked against this model (its weights name only features it knows)."""
+        return Query(seed_track_uris, title, k, weights, mode, explain, features=self.audio_features)
+
+    def recommend_many(self, queries: Sequence[Query]) -> list[dict[str, np.ndarray | list] | Exception]:
+        """The answers to ``queries``, with one scan of the catalog for all of them (``HybridRecommender.retrieve``):
+        the core every other ``recommend*`` method calls.
+
+        Each item is the query's answer as one array (or list) per column, ``RESULT_COLUMNS`` in order, or the
+        exception it raised: one bad query does not fail the others, and a query's answer does not depend on
+        the others (bit for bit).
+        """
+        out: list = [None] * len(queries)
+        todo: dict[int, Query] = {}
+        features = self.audio_features
+        for i, q in enumerate(queries):
+            if not isinstance(q, Query):
+                raise TypeError(f"queries[{i}] is a {type(q).__name__}, not a Query; build one with "
+                                "Recommender.query(...) or Query(...).")
+            try:
+                unknown_weights(q.weights, features)
+            except InputError as err:
+                out[i] = err
+                continue
+            todo[i] = q
+        with single_thread_native():
+            found = self._retrieve_each(todo, out)
+            for (i, q), retrieved in zip(todo.items(), found, strict=True):
+                if retrieved is None:  # its retrieval failed: out[i] holds the error
+                    continue
+                try:
+                    out[i] = self._answer(q, retrieved)
+                except (TypeError, ValueError) as err:
+                    out[i] = err
+        return out
+
     def recommend(self, seed_track_uris: Sequence[str] = (), title: str | None = None, k: int = SUBMISSION_SIZE,
                   weights: Mapping[str, float] | None = None, *, mode: str = "hybrid",
                   explain: int | bool = 50) -> pd.DataFrame:
@@ -291,34 +196,52 @@ class Recommender:
                           mode: str = "hybrid", explain: int | bool = 50) -> dict[str, np.ndarray | list]:
         """``recommend``'s answer as one array (or list) per column, ``RESULT_COLUMNS`` in order, without the
         DataFrame: what the REST service serializes (building the frame was ~5 % of a request's time)."""
-        q = self._request(seed_track_uris, title, k, weights, mode, explain)
-        with single_thread_native():
-            return self._answer(q, self.hybrid.retrieve([(q.seeds, q.title)])[0])
+        (answer,) = self.recommend_many([self.query(seed_track_uris, title, k, weights, mode, explain)])
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
 
     def recommend_columns_batch(self, requests: Sequence[Mapping]) -> list:
         """``recommend_columns`` for several requests (each a mapping of its keyword arguments) with one scan of
-        the catalog for all of them (``HybridRecommender.retrieve``): what the REST service runs on the requests
-        that queued while the previous batch ran. Each item is the request's columns, or the exception it raised
-        (one bad request does not fail the others)."""
+        the catalog for all of them: what the REST service runs on the requests that queued while the previous
+        batch ran. Each item is the request's columns, or the exception it raised (one bad request does not fail
+        the others)."""
         out: list = [None] * len(requests)
         queries = {}
         for i, r in enumerate(requests):
             try:
-                queries[i] = self._request(**r)
+                queries[i] = self.query(**r)
             except (TypeError, ValueError) as err:
                 out[i] = err
-        with single_thread_native():
-            found = self._retrieve_each(queries, out)
-            for (i, q), retrieved in zip(queries.items(), found, strict=True):
-                if retrieved is None:  # its retrieval failed: out[i] holds the error
-                    continue
-                try:
-                    out[i] = self._answer(q, retrieved)
-                except (TypeError, ValueError) as err:
-                    out[i] = err
+        for i, answer in zip(queries, self.recommend_many(list(queries.values())), strict=True):
+            out[i] = answer
         return out
 
-    def _retrieve_each(self, queries: dict[int, _Request], out: list) -> list:
+    def recommend_batch(self, playlists: Sequence[Mapping], k: int = SUBMISSION_SIZE, *,
+                        explain: int | bool = False, show_progress: bool = False) -> list[pd.DataFrame]:
+        """``recommend`` for many playlists, ``BATCH`` at a time (one catalog scan per batch).
+
+        Each playlist is ``{"seed_track_uris": [uri, …], "title"?}`` or, as in MPD and challenge files,
+        ``{"tracks": [{"track_uri": uri}, …], "name"?}`` (``Query.from_playlist``); one with none of these keys
+        is an ``InputError`` naming its index, raised before any work.
+        """
+        from tqdm import tqdm
+
+        features = self.audio_features
+        queries = [Query.from_playlist(p, index=i, k=k, explain=explain, features=features)
+                   for i, p in enumerate(playlists)]
+        out = []
+        with tqdm(total=len(queries), desc="recommend", unit="playlist", disable=not show_progress) as bar:
+            for a in range(0, len(queries), BATCH):
+                chunk = queries[a:a + BATCH]
+                for answer in self.recommend_many(chunk):
+                    if isinstance(answer, Exception):
+                        raise answer
+                    out.append(pd.DataFrame(answer, columns=list(RESULT_COLUMNS)))
+                bar.update(len(chunk))
+        return out
+
+    def _retrieve_each(self, queries: dict[int, Query], out: list) -> list:
         """``HybridRecommender.retrieve`` for all ``queries`` at once; if that fails, for each alone, so a query that
         fails it fails alone (its error in ``out``, ``None`` in the answer)."""
         if not queries:
@@ -338,31 +261,7 @@ class Recommender:
                 found.append(None)
         return found
 
-    def _request(self, seed_track_uris: Sequence[str] = (), title: str | None = None, k: int = SUBMISSION_SIZE,
-                 weights: Mapping[str, float] | None = None, mode: str = "hybrid",
-                 explain: int | bool = 50) -> _Request:
-        """The checked, normalized request (seeds deduplicated in order, blank title as None)."""
-        if isinstance(seed_track_uris, str):
-            raise TypeError("seed_track_uris must be a list of track URIs, not one string; wrap it in a list.")
-        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-            raise InputError(f"k must be a positive integer (got {k!r}).")
-        if mode not in MODES:
-            raise InputError(f"mode must be one of {MODES} (got {mode!r}).")
-        weights = self._check_weights(weights)
-        seeds = [str(s) for s in seed_track_uris]
-        try:  # one encode for all the seeds; one by one only to name the bad one
-            "".join(seeds).encode("utf-8")
-        except UnicodeEncodeError:
-            for i, s in enumerate(seeds):
-                check_text(s, f"seed_track_uris[{i}]")
-        seeds = list(dict.fromkeys(seeds))
-        if isinstance(title, str):
-            title = check_text(title, "title").strip() or None
-        else:
-            title = None
-        return _Request(seeds, title, int(k), weights, mode, explain)
-
-    def _answer(self, q: _Request, retrieved: tuple) -> dict[str, np.ndarray | list]:
+    def _answer(self, q: Query, retrieved: tuple) -> dict[str, np.ndarray | list]:
         h, seeds, title, k, weights, explain = self.hybrid, q.seeds, q.title, q.k, q.weights, q.explain
         cs = h.candidate_set(seeds, title, weights, retrieved=retrieved)
         if q.mode == "collaborative":
@@ -389,44 +288,6 @@ class Recommender:
         n_explain = len(uris) if explain is True else int(explain or 0)
         return {"rank": np.arange(1, len(uris) + 1), "track_uri": uris, **names, "score": scores, **part,
                 "explanation": self._explain(seeds, title, uris, cs, order, weights, n_explain)}
-
-    def recommend_batch(self, playlists: Sequence[dict], k: int = SUBMISSION_SIZE, *, explain: int | bool = False,
-                        show_progress: bool = False) -> list[pd.DataFrame]:
-        """``recommend`` for challenge-format playlists (``{"tracks": [{"track_uri"}], "name"?}``), ``BATCH`` at a
-        time through ``recommend_columns_batch`` (one catalog scan per batch)."""
-        from tqdm import tqdm
-
-        playlists = list(playlists)
-        out = []
-        with tqdm(total=len(playlists), desc="recommend", unit="playlist", disable=not show_progress) as bar:
-            for a in range(0, len(playlists), BATCH):
-                chunk = playlists[a:a + BATCH]
-                answers = self.recommend_columns_batch(
-                    [{"seed_track_uris": [t["track_uri"] for t in p.get("tracks", ())], "title": p.get("name"),
-                      "k": k, "explain": explain} for p in chunk])
-                for answer in answers:
-                    if isinstance(answer, Exception):
-                        raise answer
-                    out.append(pd.DataFrame(answer, columns=list(RESULT_COLUMNS)))
-                bar.update(len(chunk))
-        return out
-
-    def _check_weights(self, weights) -> dict[str, float] | None:
-        if not weights:
-            return None
-        if not isinstance(weights, Mapping):
-            raise TypeError(f"weights must be a mapping like {{'energy': 2.0}} (got {type(weights).__name__}).")
-        content = self.hybrid.content_
-        allowed = list(content.features) if content is not None else []
-        bad = [f for f in weights if f not in allowed]
-        if bad:
-            raise InputError(f"weights: unknown features {bad}; choose from {allowed}.")
-        out = {}
-        for f, v in weights.items():
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
-                raise InputError(f"weights[{f!r}] must be a finite number >= 0 (got {v!r}).")
-            out[f] = float(v)
-        return None if all(v == 1.0 for v in out.values()) else out
 
     def _emphasize(self, score: np.ndarray, cs, weights: dict[str, float], seeds: list[str]) -> np.ndarray:
         """Blend "how close in the emphasized features" into the learned ranking (both as rank percentiles).

@@ -67,7 +67,7 @@ def _argument_text(value: str, flag: str) -> str:
     surrogate escape (U+DC80-U+DCFF), which nothing downstream can encode: say which argument and byte, or, when
     the bytes are UTF-8 after all (a terminal that declared another encoding), decode them."""
     from modules.errors import InputError
-    from modules.recommender import check_text, lone_surrogate
+    from modules.query import check_text, lone_surrogate
 
     if lone_surrogate(value) is None:
         return value
@@ -103,8 +103,7 @@ def _check_features(rec, weights: dict[str, float] | None) -> None:
     """Every --weight names an audio feature of the model's content part."""
     from modules.errors import InputError
 
-    content = rec.hybrid.content_
-    allowed = list(content.features) if content is not None else []
+    allowed = rec.audio_features
     bad = [f for f in weights or {} if f not in allowed]
     if bad:
         raise InputError(f"--weight: unknown features {bad}; this model knows {allowed or 'none'}.")
@@ -151,7 +150,7 @@ def cmd_recommend(args) -> int:
     if args.json:
         print(frame.to_json(orient="records", indent=1))
         return 0
-    unknown = rec.hybrid.unknown(seeds)
+    unknown = rec.unknown_seeds(seeds)
     if seeds and len(unknown) == len(seeds):
         print("note: none of the seeds is known to this model; answering from the title and popularity",
               file=sys.stderr)
