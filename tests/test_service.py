@@ -442,7 +442,7 @@ def test_micro_batcher_threads_share_the_queue():
         time.sleep(0.05)
         return rows
 
-    batcher = MicroBatcher(fn, max_rows=32, name="t", threads=2)
+    batcher = MicroBatcher(fn, max_rows=32, name="t", workers=2)
     start = threading.Barrier(24)
 
     def call(i):
@@ -461,3 +461,15 @@ def test_recommendation_processes_that_cannot_load_fail_fast(tmp_path):
 
     with pytest.raises(ServiceError, match="recommendation processes .* failed while loading"):  # not a timeout
         ProcessRecommender(tmp_path, 1, timeout=300)
+
+
+def test_the_old_threads_keywords_still_work_with_a_warning(tmp_path):
+    """``threads`` meant native threads in ``serve``/``create_app`` and worker threads in ``MicroBatcher``; the
+    new names say which, the old ones still work."""
+    from modules.service import MicroBatcher, serve
+
+    with pytest.warns(DeprecationWarning, match=r"MicroBatcher\(threads=...\) is deprecated; pass workers="):
+        batcher = MicroBatcher(lambda rows: rows, name="old", threads=2)
+    assert len(batcher._threads) == 2 and batcher.call([1, 2]) == [1, 2]
+    with pytest.warns(DeprecationWarning, match="native_threads="), pytest.raises(BundleError, match="not a model"):
+        serve(tmp_path / "missing", threads=None)  # None: the pools are left alone

@@ -3,7 +3,24 @@
 from __future__ import annotations
 
 import argparse
+import logging
 from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+
+class DeprecatedAlias(argparse.Action):
+    """An option's old name: still accepted, with a warning naming the new one; the flag used is kept in
+    ``<dest>_flag`` so errors name what the user typed."""
+
+    def __init__(self, option_strings, dest, new: str, **kwargs):
+        self.new = new
+        super().__init__(option_strings, dest, **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        log.warning("%s is deprecated: use %s (the same setting)", option_string, self.new)
+        setattr(namespace, self.dest, values)
+        setattr(namespace, f"{self.dest}_flag", option_string)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -15,6 +32,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         DEFAULT_MAX_K,
         DEFAULT_MAX_SEEDS,
         DEFAULT_MODEL_NAME,
+        DEFAULT_NATIVE_THREADS,
         DEFAULT_REQUEST_TIMEOUT,
         DEFAULT_WORKERS,
     )
@@ -45,9 +63,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="processes computing /recommend, each loading the bundle, fed from one queue by this HTTP "
                    f"process; 1 computes in this process (default {DEFAULT_WORKERS}: one per core, up to 4; see "
                    "docs/serving.md)")
-    p.add_argument("--threads", type=int, default=1, metavar="N",
-                   help="OpenMP/BLAS threads per process, 0 to leave the libraries' defaults (default 1: one request "
-                   "is many tiny native calls and per-core pools contend; see docs/serving.md)")
+    p.add_argument("--native-threads", type=int, default=DEFAULT_NATIVE_THREADS, metavar="N",
+                   help="OpenMP/BLAS threads per process, 0 to leave the libraries' defaults (default "
+                   f"{DEFAULT_NATIVE_THREADS}: one request is many tiny native calls and per-core pools contend; see "
+                   "docs/serving.md)")
+    p.add_argument("--threads", type=int, dest="native_threads", action=DeprecatedAlias, new="--native-threads",
+                   default=argparse.SUPPRESS, metavar="N", help="deprecated name of --native-threads")
     p.add_argument("--api-key-file", type=Path, metavar="FILE",
                    help="require 'Authorization: Bearer <key>' on every route but /health and the docs, the key "
                    f"being this file's contents (default: ${API_KEY_ENV} if set, else no key)")
@@ -71,13 +92,14 @@ def cmd_serve(args) -> int:
         raise InputError(f"--keep-alive must be >= 1 second (got {args.keep_alive})")
     if not args.request_timeout > 0:
         raise InputError(f"--request-timeout must be > 0 seconds (got {args.request_timeout})")
-    if args.threads < 0:
-        raise InputError(f"--threads must be >= 0 (got {args.threads})")
+    if args.native_threads < 0:
+        flag = getattr(args, "native_threads_flag", "--native-threads")
+        raise InputError(f"{flag} must be >= 0 (got {args.native_threads})")
     if not 0 < args.port < 65536:
         raise InputError(f"--port must be between 1 and 65535 (got {args.port})")
     serve(args.model, host=args.host, port=args.port, log_level=args.log_level, max_k=args.max_k,
           max_seeds=args.max_seeds, max_body_bytes=args.max_body_bytes, model_name=args.model_name,
-          concurrency=args.concurrency, workers=args.workers, threads=args.threads or None,
+          concurrency=args.concurrency, workers=args.workers, native_threads=args.native_threads or None,
           keep_alive=args.keep_alive, request_timeout=args.request_timeout, api_key=read_api_key(args.api_key_file),
           allow_unauthenticated=args.allow_unauthenticated)
     return 0
