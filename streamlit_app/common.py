@@ -157,8 +157,8 @@ def load_features(path: str) -> pd.DataFrame:
 @st.cache_resource(show_spinner="Indexing the rules…")
 def load_rules(path: str):
     rec = load_recommender(path)
-    rules = rec.hybrid.rules_.rules if rec.hybrid.rules_ is not None else Path(path) / "rules.parquet"
-    return explore.RuleTable(rules, rec._names)
+    rules = rec.rule_model.rules if rec.rule_model is not None else rec.bundle.rules_file
+    return explore.RuleTable(rules, rec.track_labels)
 
 
 @st.cache_data(show_spinner=False)

@@ -14,7 +14,7 @@ rec = common.recommender()
 path = str(rec.path)
 cur = common.current()
 st.title("Explore the catalog")
-if rec.hybrid.content_ is None:
+if rec.content_model is None:
     st.warning("This bundle has no content model, so there are no audio features to map.")
     st.stop()
 

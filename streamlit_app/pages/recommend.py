@@ -24,7 +24,7 @@ def _add(uri: str, label: str) -> None:
 def _add_pasted() -> None:
     uris, rejected = explore.parse_track_refs(st.session_state.get("paste", ""))
     for u in uris:
-        _add(u, rec._names.get(u, u))
+        _add(u, rec.track_label(u))
     st.session_state["paste_rejected"] = rejected
     st.session_state["paste"] = ""
 
@@ -57,7 +57,7 @@ def pick_playlist(store) -> tuple[list[str], int | None]:
         n = st.slider("Seed with the playlist's first … tracks", 1, n, min(n, 10), key=f"pl_n-{pid}")
     seeds = tracks[:n]
     with st.expander(f"The {len(seeds)} seed tracks"):
-        st.write("\n".join(f"{i}. {rec._names.get(u, u)}" for i, u in enumerate(seeds, 1)))
+        st.write("\n".join(f"{i}. {rec.track_label(u)}" for i, u in enumerate(seeds, 1)))
     return seeds, pid
 
 
@@ -83,17 +83,17 @@ def build_playlist() -> list[str]:
         st.write(f"**Your playlist: {len(built)} tracks**")
         for u in list(built):
             c1, c2 = st.columns([4, 1], vertical_alignment="center")
-            c1.write(names.get(u) or rec._names.get(u, u))
+            c1.write(names.get(u) or rec.track_label(u))
             c2.button("Remove", key=f"rm-{u}", on_click=_remove, args=(u,))
         st.button("Clear the playlist", on_click=built.clear, key="clear")
     return list(built)
 
 
 def weight_sliders(mode: str) -> dict[str, float]:
-    content = rec.hybrid.content_
-    if content is None:
+    known = rec.audio_features
+    if not known:
         return {}
-    feats = [f for f in common.WEIGHT_FEATURES if f in content.features]
+    feats = [f for f in common.WEIGHT_FEATURES if f in known]
     weights = {}
     with st.expander("Feature weights: what matters more to you", expanded=False):
         if mode == "collaborative":

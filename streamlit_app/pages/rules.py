@@ -9,7 +9,7 @@ from streamlit_app import common
 rec = common.recommender()
 path = str(rec.path)
 st.title("Association rules")
-if rec.hybrid.rules_ is None and not (rec.path / "rules.parquet").exists():
+if rec.rule_model is None and not rec.bundle.rules_file.exists():
     st.warning("This bundle was trained without association rules.")
     st.stop()
 table = common.load_rules(path)
@@ -40,7 +40,7 @@ st.dataframe(shown[["if", "then", "support", "confidence", "lift", "count"]], hi
 
 st.subheader("Network")
 n_rules = st.slider("Rules in the network", 5, 80, 30, 5, key="r_net")
-nodes, edges = explore.rule_graph(shown, rec._names, max_rules=n_rules, seed=0)
+nodes, edges = explore.rule_graph(shown, rec.track_labels, max_rules=n_rules, seed=0)
 if nodes.empty:
     st.info("No rule matches these filters.")
 else:
