@@ -14,10 +14,10 @@ from modules.two_tower import (
     BundleError,
     TwoTowerConfig,
     TwoTowerRecommender,
-    _fingerprint_config,
     make_optimizer,
     optimizer_name,
 )
+from modules.two_tower.training import fingerprint_config as _fingerprint_config
 
 TINY = {"embedding_dim": 16, "hidden_dim": 32, "epochs": 2, "batch_size": 64, "validation_per_category": 2,
         "word_vocab_size": 500, "ngram_vocab_size": 1000, "examples_per_track": 0.3, "k": 50}
@@ -254,7 +254,7 @@ def _padded_examples_reference(pl, cfg, rng, n_candidates):
     """The materialized epoch the two-tower trained on before the examples were stored ragged: the same draws
     (``_draw_examples``), then the padded post-processing kept verbatim as the reference (the compact form must
     give the same batches, hence the same model)."""
-    from modules.two_tower import _draw_examples
+    from modules.two_tower.examples import draw_examples as _draw_examples
 
     S = cfg.max_seeds
     contexts, targets, title_rows = _draw_examples(pl, cfg, rng)
@@ -287,17 +287,17 @@ def _padded_examples_reference(pl, cfg, rng, n_candidates):
 def test_compact_examples_give_the_padded_batches(overrides, monkeypatch):
     """The ragged epoch yields, batch for batch, the arrays of the padded one (same draws, same order), also with
     contexts longer than max_seeds, dropout seeds and mixed negatives, and with the dropout draws chunked."""
-    from modules import two_tower as tt
+    from modules.two_tower import examples as tt
 
     gen = np.random.default_rng(5)
     tracks = [gen.permutation(np.arange(1, 400, dtype=np.int32))[: int(n)] for n in gen.integers(1, 160, 120)]
-    pl = tt._Playlists(tracks=tracks, has_title=gen.random(120) < 0.7,
-                       words=gen.integers(0, 50, (120, 8)).astype(np.int32),
-                       ngrams=gen.integers(0, 90, (120, 48)).astype(np.int32))
+    pl = tt.Playlists(tracks=tracks, has_title=gen.random(120) < 0.7,
+                      words=gen.integers(0, 50, (120, 8)).astype(np.int32),
+                      ngrams=gen.integers(0, 90, (120, 48)).astype(np.int32))
     cfg = TwoTowerConfig.from_dict({**TINY, **overrides})
-    monkeypatch.setattr(tt, "_DROP_CHUNK", 37)
+    monkeypatch.setattr(tt, "DROP_CHUNK", 37)
     ref = _padded_examples_reference(pl, cfg, np.random.default_rng(11), 399)
-    ex = tt._make_examples(pl, cfg, np.random.default_rng(11), 399)
+    ex = tt.make_examples(pl, cfg, np.random.default_rng(11), 399)
     assert len(ex) == len(ref["target"]) > 10 * cfg.batch_size
     batches = list(ex.batches(pl, cfg.batch_size))
     assert len(batches) == len(ref["target"]) // cfg.batch_size
