@@ -163,6 +163,30 @@ def test_same_seed_same_scores(fitted, train_store, features):
     assert [r["validation"] for r in fitted.curve_] == [r["validation"] for r in again.curve_]
 
 
+def test_fit_uses_a_validation_split_handed_in(fitted, train_store, features):
+    """``fit(validation=...)`` takes the caller's split (computed once and shared by every part) instead of carving
+    one: the split fit would carve gives the same model, and its ``per_category`` is what ``config_`` records."""
+    from types import SimpleNamespace
+
+    from modules.challenge import split_store
+
+    split = split_store(train_store, per_category=2, seed=0, pids=train_store.playlists["pid"].to_numpy())
+    handed = TwoTowerRecommender({**TINY, "validation_per_category": "auto"}, features=features, seed=0).fit(
+        train_store, validation=SimpleNamespace(split=split, per_category=2))
+    assert handed.config_.validation_per_category == 2 and handed.fingerprint_ == fitted.fingerprint_
+    assert [r["validation"] for r in handed.curve_] == [r["validation"] for r in fitted.curve_]
+    seeds = train_store.tracks["track_uri"].tolist()[10:20]
+    u1, s1 = fitted.candidates(seeds, "chill", n=200)
+    u2, s2 = handed.candidates(seeds, "chill", n=200)
+    assert u1 == u2
+    np.testing.assert_allclose(s1, s2, atol=1e-6)
+    # no split: every epoch trained, none validated, the last kept
+    none = TwoTowerRecommender({**TINY, "epochs": 1}, features=features, seed=0).fit(
+        train_store, validation=SimpleNamespace(split=None, per_category=0))
+    assert none.config_.validation_per_category == 0 and none.best_epoch_ == 1
+    assert "validation" not in none.curve_[0]
+
+
 def test_resume_from_checkpoint_equals_straight_run(fitted, train_store, features, tmp_path):
     ck = tmp_path / "ck"
     first = TwoTowerRecommender({**TINY, "epochs": 1}, features=features, seed=0, checkpoint_dir=ck).fit(train_store)

@@ -19,7 +19,7 @@ Training examples mimic the task: from each training playlist several (context =
 of its tracks, title dropped sometimes → target = one of its other tracks). The loss is TFRS's ``Retrieval``
 task: in-batch softmax with the sampling-bias (logQ) correction for popularity, accidental hits removed and
 in-batch candidates that are in the query's own context masked. A validation split carved from the training
-playlists (``split_store`` on training pids) drives early stopping on recall@500.
+playlists (``split_store`` on training pids), or handed in by the caller, drives early stopping on recall@500.
 
 One file per part::
 

@@ -83,13 +83,25 @@ class TwoTowerRecommender(PlaylistRecommender):
         return TwoTowerConfig.from_dict({**(base or {}), **self.params})
 
     # -- fit --
-    def fit(self, store, pids=None):
+    def fit(self, store, pids=None, *, validation=None):
         """Train on the playlists of ``store`` (restricted to ``pids``); returns ``self``.
 
         A validation split (``validation_per_category`` playlists per category) is carved from these
         playlists with ``split_store``; its held-out tracks are never trained on (its seeds are). The epoch
         with the best validation recall@500 is kept. Turns on TensorFlow op determinism for the process
         (``tf.config.experimental.enable_op_determinism``), which same seed ⇒ same scores relies on.
+
+        Parameters
+        ----------
+        store : PlaylistStore
+            The training playlists.
+        pids : array-like of int or None, default=None
+            Train on these playlists only (``None``: all of ``store``).
+        validation : object or None, default=None
+            A validation split computed once by the caller and shared with other parts (the hybrid's): its
+            ``.split`` (what ``modules.challenge.split_store`` returns for these ``pids``, or ``None`` for no
+            validation: every epoch is trained and the last kept) is used instead of carving one, and its
+            ``.per_category`` (int) is recorded as ``config_.validation_per_category``. ``None``: carve it here.
         """
         import tensorflow as tf
 
@@ -104,7 +116,7 @@ class TwoTowerRecommender(PlaylistRecommender):
         tf.keras.utils.set_random_seed(int(self.seed))
         tf.config.experimental.enable_op_determinism()
         all_pids = store.playlists["pid"].to_numpy() if pids is None else np.asarray(pids, np.int64)
-        cfg, split = self._validation_split(store, all_pids, cfg)
+        cfg, split = self._validation_split(store, all_pids, cfg, validation)
         self.config_ = cfg
         train_pids = split.train_pids if split is not None else np.unique(all_pids)
         # Validation playlists are left out of training altogether, seeds included, as test playlists are.
@@ -140,8 +152,12 @@ class TwoTowerRecommender(PlaylistRecommender):
         self.fitted_ = True
         return self
 
-    def _validation_split(self, store, all_pids, cfg: TwoTowerConfig):
+    def _validation_split(self, store, all_pids, cfg: TwoTowerConfig, validation):
         """(config with ``validation_per_category`` resolved, the validation split or ``None``)."""
+        if validation is not None:
+            cfg = dataclasses.replace(cfg, validation_per_category=validation.per_category)
+            cfg.validate()
+            return cfg, validation.split
         if cfg.validation_per_category == "auto":
             cfg = dataclasses.replace(cfg, validation_per_category=validation_per_category(len(np.unique(all_pids))))
         split = None
