@@ -14,10 +14,10 @@ from modules.two_tower import (
     BundleError,
     TwoTowerConfig,
     TwoTowerRecommender,
-    _fingerprint_config,
     make_optimizer,
     optimizer_name,
 )
+from modules.two_tower.training import fingerprint_config as _fingerprint_config
 
 TINY = {"embedding_dim": 16, "hidden_dim": 32, "epochs": 2, "batch_size": 64, "validation_per_category": 2,
         "word_vocab_size": 500, "ngram_vocab_size": 1000, "examples_per_track": 0.3, "k": 50}
@@ -163,6 +163,30 @@ def test_same_seed_same_scores(fitted, train_store, features):
     assert [r["validation"] for r in fitted.curve_] == [r["validation"] for r in again.curve_]
 
 
+def test_fit_uses_a_validation_split_handed_in(fitted, train_store, features):
+    """``fit(validation=...)`` takes the caller's split (computed once and shared by every part) instead of carving
+    one: the split fit would carve gives the same model, and its ``per_category`` is what ``config_`` records."""
+    from types import SimpleNamespace
+
+    from modules.challenge import split_store
+
+    split = split_store(train_store, per_category=2, seed=0, pids=train_store.playlists["pid"].to_numpy())
+    handed = TwoTowerRecommender({**TINY, "validation_per_category": "auto"}, features=features, seed=0).fit(
+        train_store, validation=SimpleNamespace(split=split, per_category=2))
+    assert handed.config_.validation_per_category == 2 and handed.fingerprint_ == fitted.fingerprint_
+    assert [r["validation"] for r in handed.curve_] == [r["validation"] for r in fitted.curve_]
+    seeds = train_store.tracks["track_uri"].tolist()[10:20]
+    u1, s1 = fitted.candidates(seeds, "chill", n=200)
+    u2, s2 = handed.candidates(seeds, "chill", n=200)
+    assert u1 == u2
+    np.testing.assert_allclose(s1, s2, atol=1e-6)
+    # no split: every epoch trained, none validated, the last kept
+    none = TwoTowerRecommender({**TINY, "epochs": 1}, features=features, seed=0).fit(
+        train_store, validation=SimpleNamespace(split=None, per_category=0))
+    assert none.config_.validation_per_category == 0 and none.best_epoch_ == 1
+    assert "validation" not in none.curve_[0]
+
+
 def test_resume_from_checkpoint_equals_straight_run(fitted, train_store, features, tmp_path):
     ck = tmp_path / "ck"
     first = TwoTowerRecommender({**TINY, "epochs": 1}, features=features, seed=0, checkpoint_dir=ck).fit(train_store)
@@ -254,7 +278,7 @@ def _padded_examples_reference(pl, cfg, rng, n_candidates):
     """The materialized epoch the two-tower trained on before the examples were stored ragged: the same draws
     (``_draw_examples``), then the padded post-processing kept verbatim as the reference (the compact form must
     give the same batches, hence the same model)."""
-    from modules.two_tower import _draw_examples
+    from modules.two_tower.examples import draw_examples as _draw_examples
 
     S = cfg.max_seeds
     contexts, targets, title_rows = _draw_examples(pl, cfg, rng)
@@ -287,17 +311,17 @@ def _padded_examples_reference(pl, cfg, rng, n_candidates):
 def test_compact_examples_give_the_padded_batches(overrides, monkeypatch):
     """The ragged epoch yields, batch for batch, the arrays of the padded one (same draws, same order), also with
     contexts longer than max_seeds, dropout seeds and mixed negatives, and with the dropout draws chunked."""
-    from modules import two_tower as tt
+    from modules.two_tower import examples as tt
 
     gen = np.random.default_rng(5)
     tracks = [gen.permutation(np.arange(1, 400, dtype=np.int32))[: int(n)] for n in gen.integers(1, 160, 120)]
-    pl = tt._Playlists(tracks=tracks, has_title=gen.random(120) < 0.7,
-                       words=gen.integers(0, 50, (120, 8)).astype(np.int32),
-                       ngrams=gen.integers(0, 90, (120, 48)).astype(np.int32))
+    pl = tt.Playlists(tracks=tracks, has_title=gen.random(120) < 0.7,
+                      words=gen.integers(0, 50, (120, 8)).astype(np.int32),
+                      ngrams=gen.integers(0, 90, (120, 48)).astype(np.int32))
     cfg = TwoTowerConfig.from_dict({**TINY, **overrides})
-    monkeypatch.setattr(tt, "_DROP_CHUNK", 37)
+    monkeypatch.setattr(tt, "DROP_CHUNK", 37)
     ref = _padded_examples_reference(pl, cfg, np.random.default_rng(11), 399)
-    ex = tt._make_examples(pl, cfg, np.random.default_rng(11), 399)
+    ex = tt.make_examples(pl, cfg, np.random.default_rng(11), 399)
     assert len(ex) == len(ref["target"]) > 10 * cfg.batch_size
     batches = list(ex.batches(pl, cfg.batch_size))
     assert len(batches) == len(ref["target"]) // cfg.batch_size

@@ -1,0 +1,62 @@
+"""The TFRS retrieval model: the two towers joined by the ``Retrieval`` task, and so the training loss.
+
+The loss is an in-batch softmax (each example's negatives are the other targets of its batch, plus
+``mixed_negatives`` uniform ones) with the sampling-bias (logQ) correction for popularity, accidental hits
+removed and in-batch candidates that are in the query's own context masked (``mask_context_hits``).
+Towers and task are constructor arguments, as in TFRS' own models.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf  # (the package's __init__, run first, sets TF_USE_LEGACY_KERAS)
+import tensorflow_recommenders as tfrs
+
+from modules.two_tower.config import TwoTowerConfig
+
+
+class TwoTowerModel(tfrs.models.Model):
+    """``compute_loss(batch)`` of a batch of ``examples.Examples``: query tower on the context and title,
+    candidate tower on the targets (and extra negatives), then the task.
+
+    ``sampling_prob`` [n_items + 1]: expected copies of each item in a batch's candidate pool (logQ).
+    """
+
+    def __init__(self, query_tower, candidate_tower, task, cfg: TwoTowerConfig, sampling_prob: np.ndarray):
+        super().__init__()
+        self.query_tower = query_tower
+        self.candidate_tower = candidate_tower
+        self.task = task
+        self.sampling_prob = tf.constant(sampling_prob.astype(np.float32))
+        self.cfg = cfg
+
+    def compute_loss(self, batch, training=False):
+        cfg = self.cfg
+        q = self.query_tower(batch, seed_drop=batch.get("seed_drop"), dropout_seed=batch.get("rng"))
+        ids = batch["target"]
+        drop = batch.get("target_drop")
+        if "negatives" in batch:  # mixed negative sampling: uniform extra candidates after the targets
+            neg = tf.reshape(batch["negatives"], [-1])
+            ids = tf.concat([ids, neg], axis=0)
+            if drop is not None:
+                drop = tf.concat([drop, tf.zeros_like(neg, dtype=tf.bool)], axis=0)
+        c = self.candidate_tower(ids, drop=drop)
+        prob = None
+        if cfg.logq_weight > 0:
+            # Expected number of copies of each candidate in a batch's pool (targets are drawn by
+            # popularity, the extra negatives uniformly); constant factors cancel in the softmax.
+            prob = tf.pow(tf.gather(self.sampling_prob, ids), float(cfg.logq_weight))
+        mask = None
+        if cfg.mask_context_hits:
+            seeds, n_q = batch["seeds"], tf.shape(batch["target"])[0]
+            in_ctx = tf.reduce_any(seeds[:, :, None] == ids[None, None, :], axis=1)
+            mask = ~(in_ctx & ~tf.eye(n_q, tf.shape(ids)[0], dtype=tf.bool))
+        return self.task(q, c, candidate_sampling_probability=prob, candidate_ids=ids,
+                         compute_metrics=False, compute_batch_metrics=False, score_mask=mask)
+
+
+def make_model(query_tower, candidate_tower, cfg: TwoTowerConfig, sampling_prob: np.ndarray) -> TwoTowerModel:
+    """The retrieval model for two towers; temperature applies to cosines only (``cfg.normalize``)."""
+    task = tfrs.tasks.Retrieval(temperature=cfg.temperature if cfg.normalize else None,
+                                remove_accidental_hits=True)
+    return TwoTowerModel(query_tower, candidate_tower, task, cfg, sampling_prob)
