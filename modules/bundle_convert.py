@@ -136,7 +136,6 @@ def _load_pickled(source: Bundle):
     hybrid.rules_ = RuleModel.load(source.rules_file, aggregation) if "rules" in hybrid.parts_ else None
     hybrid.content_ = ContentModel.load(source.content_dir) if "content" in hybrid.parts_ else None
     hybrid.als_ = joblib.load(source.pickle_file("als")) if "als" in hybrid.parts_ else None
-    hybrid._ids_ = hybrid._taste_ = None
     hybrid.fitted_ = True
     return hybrid
 
@@ -155,8 +154,8 @@ def _check_playlists(hybrid) -> list[tuple[list[str], str | None]]:
 
 def _check_trees(hybrid, playlists) -> None:
     """The pickled trees' own ``predict_proba`` against their array form on the check playlists' candidates (the
-    logistic fusion was already served from its arrays: ``modules.fusion_arrays.LinearFusion``)."""
-    from modules.fusion_arrays import TreeFusion, as_predictor
+    logistic fusion was already served from its arrays: ``modules.hybrid.fusion_arrays.LinearFusion``)."""
+    from modules.hybrid.fusion_arrays import TreeFusion, as_predictor
 
     fusion = hybrid.fusion_
     models = [fusion.pooled_, *fusion.models_.values()] if hasattr(fusion, "models_") else [fusion]

@@ -15,8 +15,15 @@ from conftest import TINY_PARAMS
 
 from modules.baselines import ALSRecommender
 from modules.bundle_convert import convert_bundle
-from modules.fusion_arrays import FusionFormatError, LinearFusion, TreeFusion, as_predictor, from_arrays, to_arrays
 from modules.hybrid import FUSION_KINDS, HybridRecommender, _FusionByLength, _make_fusion
+from modules.hybrid.fusion_arrays import (
+    FusionFormatError,
+    LinearFusion,
+    TreeFusion,
+    as_predictor,
+    from_arrays,
+    to_arrays,
+)
 from modules.mpd import read_challenge
 from modules.recommender import BundleError, Recommender
 

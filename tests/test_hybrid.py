@@ -268,8 +268,8 @@ def test_fusion_by_length_learns_title_only_playlists_apart():
 def test_linear_fusion_scores_equal_the_pipeline(kind):
     """Serving scores the linear fusion as one matrix-vector product; it must give the pipeline's numbers
     (missing values included), or the validation that chose it would not describe what is served."""
-    from modules.fusion_arrays import LinearFusion, as_predictor
     from modules.hybrid import _fusion_score, _make_fusion
+    from modules.hybrid.fusion_arrays import LinearFusion, as_predictor
 
     rng = np.random.default_rng(1)
     X = rng.normal(size=(3000, 6)) * [1, 5, 0.1, 1, 3, 1]

@@ -1,11 +1,11 @@
-"""Genre-conditional popularity and audio fit (modules/taste.py) on a small made-up catalog."""
+"""Genre-conditional popularity and audio fit (modules/hybrid/sources/taste.py) on a small made-up catalog."""
 
 from types import SimpleNamespace
 
 import numpy as np
 from scipy import sparse
 
-from modules.taste import AudioTaste
+from modules.hybrid.sources.taste import AudioTaste
 
 
 def _content(n=400, seed=0):

@@ -5,7 +5,7 @@ kinds of fitted scikit-learn pipelines become small predictors that give the pip
 
 * ``LinearFusion``: the logistic fusion (NaN imputed as 0, ``StandardScaler``, ``LogisticRegression``), as its
   coefficients, intercept and the scaler's mean and scale;
-* ``TreeFusion``: the gradient-boosted trees (``_EmptyColumnsToZero`` then ``HistGradientBoostingClassifier``), as
+* ``TreeFusion``: the gradient-boosted trees (``EmptyColumnsToZero`` then ``HistGradientBoostingClassifier``), as
   the columns that training found empty, the baseline log-odds and every tree's nodes (feature, threshold, where
   NaN goes, children, leaf value).
 
@@ -168,7 +168,7 @@ class TreeFusion:
 
     @classmethod
     def from_pipeline(cls, model) -> TreeFusion | None:
-        """The predictor of a fitted ``make_pipeline(_EmptyColumnsToZero(), HistGradientBoostingClassifier())``
+        """The predictor of a fitted ``make_pipeline(EmptyColumnsToZero(), HistGradientBoostingClassifier())``
         for a binary label without categorical features; ``None`` for anything else."""
         from sklearn.ensemble import HistGradientBoostingClassifier
         from sklearn.pipeline import Pipeline

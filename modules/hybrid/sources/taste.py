@@ -12,7 +12,8 @@ mood: calm and acoustic, fast and danceable, …). Two features come out of that
 
 Densities are histograms of the content model's standardized features (24 bins over ±3 standard deviations,
 smoothed), so a playlist costs a few table lookups per candidate. Tables are derived from a fitted
-``ContentModel`` and per-track counts, nothing is saved: a loaded bundle rebuilds them on first use.
+``ContentModel`` and per-track counts, nothing is saved: a loaded bundle rebuilds them on first use
+(``TasteSource``, the hybrid's adapter, on its first playlist). On with ``HybridRecommender(audio_taste=True)``.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import numpy as np
 from scipy import sparse
 
 from modules.base import zscore
+from modules.hybrid.sources.base import Candidates, CandidateSource, Query
 
 N_BINS = 24
 SPAN = 3.0  # standard deviations covered by the bins; beyond them values fall in the edge bins
@@ -125,3 +127,36 @@ def _smooth(h: np.ndarray) -> np.ndarray:
 def _normalize(h: np.ndarray) -> np.ndarray:
     s = h.sum(axis=-1, keepdims=True)
     return np.where(s > 0, h / np.where(s > 0, s, 1.0), 1.0 / h.shape[-1])
+
+
+class TasteSource(CandidateSource):
+    """``AudioTaste.names`` features for the hybrid: from the content source and the hybrid's training counts.
+
+    Parameters
+    ----------
+    content : ContentSource
+    rows : ndarray of shape (n_ids,)
+        Content-model row of every hybrid id (-1 where unknown).
+    pop_log : ndarray of shape (n_known,)
+        ``log1p`` of each training track's number of playlists (the hybrid's per-track table).
+    """
+
+    name = "taste"
+
+    def __init__(self, content, rows: np.ndarray, pop_log: np.ndarray):
+        self.content = content
+        self.rows = rows
+        self.pop_log = pop_log
+        self._table = None
+
+    def table(self) -> AudioTaste:
+        """The tables, built on first use."""
+        if self._table is None:
+            counts = np.zeros(len(self.content.model.uris_))
+            rows = self.rows[: len(self.pop_log)]
+            counts[rows[rows >= 0]] = np.expm1(self.pop_log.astype(np.float64))[rows >= 0]
+            self._table = AudioTaste.build(self.content.model, counts)
+        return self._table
+
+    def features(self, query: Query, candidates: Candidates) -> dict[str, np.ndarray]:
+        return self.table().features(self.content.rows_of(query.seeds), self.rows[candidates.ids])

@@ -1,0 +1,254 @@
+"""``HybridRecommender``: the surface of the hybrid (parameters, ``fit``, ``recommend``, ``save``, ``load``).
+
+Each method delegates to the module that owns the concept: ``training`` (how it is fitted), ``sources`` (the
+parts as candidate sources over one id space), ``features`` (a playlist's candidate set), ``fusion`` and ``blend``
+(how candidates are scored), ``persistence`` (the bundle folder). The fitted state lives here, in the attributes
+that end in ``_``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+
+from modules.base import PlaylistRecommender, single_thread_native
+from modules.hybrid import persistence, training
+from modules.hybrid.blend import blended, choose_blend
+from modules.hybrid.candidates import CandidateSet
+from modules.hybrid.errors import HybridError
+from modules.hybrid.examples import fusion_data, fusion_examples
+from modules.hybrid.features import DEFAULT_PARTS, PARTS, candidate_set
+from modules.hybrid.fusion import FUSION_KINDS, fusion_score, make_fusion
+from modules.hybrid.selection import cross_fitted_scores, score_cuts
+from modules.hybrid.sources import SourceSet
+from modules.hybrid.sources.rules import rule_params
+
+
+class HybridRecommender(PlaylistRecommender):
+    """Two-tower candidates, rule and content signals, blended by a model learned on validation playlists.
+
+    Parameters
+    ----------
+    parts : tuple of str, default=("two_tower", "rules", "content", "als")
+        Which parts feed the fusion; ``"two_tower"`` is required (it generates candidates). ``"als"`` is implicit's
+        ALS folded in from the seeds: its scores and its top candidates (the two lists are complementary).
+    n_candidates : int, default=1500
+        Two-tower candidates per playlist (rule consequents and popular tracks are added).
+    n_rule_candidates : int, default=300
+        Rule consequents added to the pool.
+    n_popular_candidates : int, default=100
+        Most popular training tracks added to the pool.
+    validation_per_category : int or "auto", default="auto"
+        Validation playlists per challenge category carved from the training playlists (halved until the
+        data allows it). ``"auto"``: 1.5 % of the training playlists, 10 to 50 per category
+        (``modules.challenge.validation_per_category``). The two-tower holds out the same playlists for its
+        early stopping.
+    fusion_cuts : int, default=4
+        Cuts per validation playlist the fusion learns from: the official one plus others in the categories the
+        playlist is long enough for (so 10 per category still teaches every kind of playlist).
+    audio_taste : bool, default=True
+        With the content part: add the playlist's genre-conditional popularity and, per audio feature, how well a
+        candidate fits the seeds' sound against what their genres alone would give (``modules.hybrid.sources.taste``).
+    fusion : {"auto", "hgb", "logistic", "logistic_by_length"}, default="auto"
+        The fusion model; ``"auto"`` picks by two-fold cross-fitted NDCG on the validation playlists.
+        ``"logistic_by_length"`` fits one logistic regression per playlist-length bucket.
+    two_tower, rules, content, als : dict, default=None
+        Parameters of each part (``TwoTowerRecommender``, ``RuleRecommender``, ``ContentModel``,
+        ``ALSRecommender``).
+    two_tower_bundle : path, default=None
+        Reuse a two-tower trained by ``train-two-tower`` on the same playlists (checked) instead of training one.
+    features : DataFrame, default=None
+        Audio features (``track_uri`` + feature columns) for the two-tower and the content model; ``None``
+        reads the shipped catalog.
+    seed : int, default=0
+    show_progress : bool, default=False
+
+    Attributes
+    ----------
+    two_tower_, rules_, content_, als_ : fitted parts (``None`` when switched off)
+    fusion_ : fitted scikit-learn estimator (``None``: the two-tower's order)
+    fusion_kind_ : str
+    feature_names_ : tuple of str
+    blend_ : dict or None
+        Blend weights ``(a, c)`` per playlist-length bucket (``modules.hybrid.blend``).
+    validation_ : dict
+        Validation metrics of the fused ranking (cross-fitted) and of the two-tower alone.
+    track_uris_, artist_code_, album_code_, pop_log_, popular_ : ndarray
+        Per-track tables the features read (``modules.hybrid.features.track_tables``).
+    """
+
+    def __init__(self, *, parts=DEFAULT_PARTS, n_candidates: int = 1500, n_rule_candidates: int = 300,
+                 n_popular_candidates: int = 100, validation_per_category: int | str = "auto",
+                 fusion_cuts: int = 4, audio_taste: bool = True,
+                 fusion: str = "auto",
+                 two_tower: dict | None = None, rules: dict | None = None, content: dict | None = None,
+                 als: dict | None = None, two_tower_bundle: str | None = None, features=None, seed: int = 0,
+                 show_progress: bool = False):
+        self.parts = parts
+        self.n_candidates = n_candidates
+        self.n_rule_candidates = n_rule_candidates
+        self.n_popular_candidates = n_popular_candidates
+        self.validation_per_category = validation_per_category
+        self.fusion_cuts = fusion_cuts
+        self.audio_taste = audio_taste
+        self.fusion = fusion
+        self.two_tower = two_tower
+        self.rules = rules
+        self.content = content
+        self.als = als
+        self.two_tower_bundle = two_tower_bundle
+        self.features = features
+        self.seed = seed
+        self.show_progress = show_progress
+
+    # -- validation of parameters -----------------------------------------------------------------------
+    def _check_params(self) -> tuple[str, ...]:
+        """The parts switched on, in ``PARTS`` order; raises ``HybridError`` naming a bad parameter."""
+        parts = (self.parts,) if isinstance(self.parts, str) else tuple(self.parts)
+        unknown = [p for p in parts if p not in PARTS]
+        if unknown or "two_tower" not in parts:
+            raise HybridError(f"The 'parts' parameter of HybridRecommender must list parts from {list(PARTS)} and "
+                              f"include 'two_tower' (it generates the candidates). Got {self.parts!r} instead.")
+        for name in ("n_candidates", "n_rule_candidates", "n_popular_candidates", "validation_per_category",
+                     "fusion_cuts"):
+            v = getattr(self, name)
+            if name == "validation_per_category" and v == "auto":
+                continue
+            if isinstance(v, bool) or not isinstance(v, int) or v < (1 if name == "n_candidates" else 0):
+                also = " or 'auto'" if name == "validation_per_category" else ""
+                raise HybridError(f"The {name!r} parameter of HybridRecommender must be an int >= "
+                                  f"{1 if name == 'n_candidates' else 0}{also}. Got {v!r} instead.")
+        if not isinstance(self.audio_taste, bool):
+            raise HybridError(f"The 'audio_taste' parameter of HybridRecommender must be True or False. Got "
+                              f"{self.audio_taste!r} instead.")
+        if self.fusion not in ("auto", *FUSION_KINDS):
+            raise HybridError(f"The 'fusion' parameter of HybridRecommender must be 'auto' or one of "
+                              f"{list(FUSION_KINDS)}. Got {self.fusion!r} instead.")
+        return tuple(p for p in PARTS if p in parts)
+
+    # -- fitting ----------------------------------------------------------------------------------------
+    def fit(self, store, pids=None):
+        """Fit the parts, learn the fusion on validation playlists carved from ``store`` (``pids``), refit the
+        cheap parts (rules, content, ALS) on all training playlists (``modules.hybrid.training``). Returns
+        ``self``."""
+        training.fit(self, store, pids)
+        return self
+
+    # -- recommending -----------------------------------------------------------------------------------
+    def _recommend(self, seeds, title, k):
+        with single_thread_native():
+            cs = self.candidate_set(seeds, title)
+            score = self.score_candidates(cs)
+        order = cs.order(score, k)
+        return cs.uris[order].tolist(), score[order]
+
+    def retrieve(self, queries: list[tuple[list[str], str | None]]) -> list[dict]:
+        """Every source's candidates for several playlists ``(seeds, title)`` at once, one answer per playlist
+        to pass to ``candidate_set``. The whole-catalog scans (the two-tower's, ALS's: 13 and 26 MB of factors on
+        the demo bundle) are shared by the batch; a playlist's answer is bit-identical alone or in any batch."""
+        sources = self._sources()
+        return sources.retrieve([sources.query(seeds, title) for seeds, title in queries])
+
+    def candidate_set(self, seeds: list[str], title: str | None, feature_weights=None,
+                      retrieved: dict | None = None) -> CandidateSet:
+        """Candidates of one playlist with their features (seeds excluded); ``retrieved`` is the playlist's
+        ``retrieve`` answer when it was computed with others."""
+        sources = self._sources()
+        query = sources.query(seeds, title, feature_weights)
+        found = retrieved if retrieved is not None else sources.retrieve([query])[0]
+        return candidate_set(sources, dataclasses.replace(query, found=found), self.feature_names_,
+                             self.artist_code_, self.album_code_)
+
+    def score_candidates(self, cs: CandidateSet) -> np.ndarray:
+        """Fused scores of a candidate set (higher is better): the fusion, blended with the ALS and two-tower
+        z-scores by the weights ``fit`` chose for the playlist's length."""
+        if self.fusion_ is None:
+            return cs.column("tt_score")
+        return blended(fusion_score(self.fusion_, cs.X), cs, getattr(self, "blend_", None))
+
+    def unknown(self, uris) -> list[str]:
+        """The URIs that are not training tracks (they add nothing as seeds)."""
+        uris, ids = list(uris), self._ids()
+        return [u for u, i in zip(uris, ids.of(uris).tolist()) if not 0 <= i < ids.n_known]
+
+    def _sources(self) -> SourceSet:
+        """The fitted parts as candidate sources over one id space, built once per fitted state (and again when
+        a part is replaced)."""
+        parts = (self.two_tower_, self.rules_, getattr(self, "als_", None), self.content_)
+        sources = getattr(self, "_sources_", None)
+        if sources is None or any(a is not b for a, b in zip(sources.parts, parts, strict=True)):
+            sizes = {"two_tower": self.n_candidates, "rules": self.n_rule_candidates, "als": self.n_rule_candidates,
+                     "popularity": self.n_popular_candidates}
+            sources = self._sources_ = SourceSet(
+                two_tower=parts[0], rules=parts[1], als=parts[2], content=parts[3], track_uris=self.track_uris_,
+                popular=self.popular_, pop_log=self.pop_log_, sizes=sizes, taste="taste" in self.feature_names_)
+        return sources
+
+    def _ids(self):
+        """The id space of the candidates (``modules.hybrid.ids.IdMaps``)."""
+        return self._sources().ids
+
+    def _new_fusion(self, kind: str, params: dict | None = None):
+        return make_fusion(kind, self.seed, params, self.feature_names_.index("n_seeds_log"))
+
+    # -- persistence ------------------------------------------------------------------------------------
+    def save(self, path: str | Path) -> dict:
+        """Write the parts and the fusion into the bundle folder ``path``; returns what was written (part →
+        file). Nothing written is a pickle (docs/bundle.md lists each file and its format)."""
+        return persistence.save(self, path)
+
+    def save_fusion(self, path: str | Path) -> Path:
+        """Write the fusion model and the hybrid's own tables to folder ``path`` (``modules.hybrid.persistence``)."""
+        return persistence.save_fusion(self, path)
+
+    @classmethod
+    def load(cls, path: str | Path) -> HybridRecommender:
+        """A hybrid from a bundle folder written by ``save``; nothing it reads can run code."""
+        return persistence.load(cls, path)
+
+    @classmethod
+    def _load_fusion(cls, path: Path) -> HybridRecommender:
+        return persistence.load_fusion(cls, Path(path))
+
+    def get_params(self) -> dict:
+        names = ("parts", "n_candidates", "n_rule_candidates", "n_popular_candidates", "validation_per_category",
+                 "fusion_cuts", "audio_taste", "fusion", "two_tower", "rules", "content", "als", "two_tower_bundle",
+                 "features", "seed", "show_progress")
+        return {k: getattr(self, k) for k in names}
+
+    # -- experiment hooks: used only by benchmarks/fusion_kinds.py, fusion_experiments.py, audio_taste_cost.py ---
+    def fit_validation_stage(self, store, all_pids):
+        """``fit`` up to the fusion: the validation split (returned), the two-tower, the parts outside the split."""
+        return training.fit_validation_stage(self, store, all_pids)
+
+    def fusion_data(self, split, store) -> dict:
+        """Candidate sets, labels and cross-fitting folds of every validation cut (``modules.hybrid.examples``)."""
+        return fusion_data(self._fusion_examples(split, store), self.candidate_set, store, self.show_progress)
+
+    def cross_fitted_scores(self, data: dict, kind: str, params: dict | None = None) -> list[np.ndarray]:
+        """Fusion ``kind``'s score of every validation cut, each from a model fitted on the other fold's playlists."""
+        return cross_fitted_scores(data, lambda: self._new_fusion(kind, params))
+
+    def score_cuts(self, data: dict, split, scores: list[np.ndarray]) -> dict:
+        """Metrics of per-cut ``scores`` (``modules.hybrid.selection.score_cuts``)."""
+        return score_cuts(data, split, scores)
+
+    def choose_blend(self, data: dict, scores: list[np.ndarray], objective: tuple[str, ...] | None = None,
+                     bucket: np.ndarray | None = None) -> tuple[dict, list[np.ndarray]]:
+        """Blend weights per length and their honest scores (``modules.hybrid.blend.choose_blend``)."""
+        return choose_blend(data, scores, "als" in self.parts_, objective, bucket)
+
+    def _fusion_examples(self, split, store):
+        return fusion_examples(split, store, self.fusion_cuts, self.seed)
+
+    def _fit_tables(self, store, pids) -> None:
+        training.fit_tables(self, store, pids)
+
+    def _rule_params(self, n_playlists: int) -> dict:
+        return rule_params(self.rules, n_playlists)
+
+    def _audio_taste(self):
+        """The audio-taste tables (``modules.hybrid.sources.taste.AudioTaste``), built once."""
+        return self._sources().taste.table()

@@ -1,0 +1,79 @@
+"""implicit's ALS as a source: the playlist folded in from its seeds scores every track.
+
+Its top ``n_rule_candidates`` join the pool (ALS and the two-tower miss different tracks), and its score, z-score
+and log rank among the candidates are features; a candidate ALS does not know gets NaN (the blend reads it as
+``ALS_UNKNOWN_Z``). The model itself is ``modules.baselines.ALSRecommender``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from modules.base import zscore
+from modules.hybrid.sources.base import NO_IDS, Candidates, CandidateSource, Query, Retrieved
+
+FOLDER = "als"
+
+
+def fit_als(store, pids, params: dict | None, seed: int):
+    from modules.baselines import ALSRecommender
+
+    return ALSRecommender(**{"seed": seed, **(params or {})}).fit(store, pids)
+
+
+def save_als(model, bundle) -> str:
+    model.save(bundle / FOLDER)
+    return FOLDER + "/"
+
+
+def load_als(bundle):
+    from modules.baselines import ALSRecommender
+
+    return ALSRecommender.load(bundle / FOLDER)
+
+
+class ALSSource(CandidateSource):
+    """Candidates and ``PART_FEATURES["als"]`` from a fitted ``ALSRecommender``; ``to_id`` maps its track rows to
+    hybrid ids and ``row_of`` hybrid ids back to its rows (-1 where it does not know the track)."""
+
+    name = "als"
+
+    def __init__(self, model, to_id: np.ndarray, row_of: np.ndarray):
+        self.model = model
+        self.to_id = to_id
+        self.row_of = row_of
+
+    @staticmethod
+    def track_uris(model) -> np.ndarray:
+        return model.matrix_.uris
+
+    def retrieve(self, queries: list[Query], n: int) -> list[Retrieved]:
+        """Every track's score for each playlist with a known seed (one pass over the item factors serves the
+        batch), seeds at -inf, and its top ``n``; ``data`` is the scores (``None`` without a known seed)."""
+        known = [self.model.matrix_.known(q.seeds) for q in queries]
+        have = [i for i, k in enumerate(known) if len(k)]
+        scores: list[np.ndarray | None] = [None] * len(queries)
+        if have:
+            found = self.model.scan([known[i] for i in have])
+            for j, i in enumerate(have):
+                scores[i] = found[j]
+                scores[i][known[i]] = -np.inf
+        out = []
+        for s in scores:
+            top = NO_IDS
+            if s is not None:
+                m = min(n, len(s))
+                if m:
+                    top = self.to_id[np.argpartition(s, len(s) - m)[len(s) - m:]]
+            out.append(Retrieved(top, s))
+        return out
+
+    def features(self, query: Query, candidates: Candidates) -> dict[str, np.ndarray]:
+        scores = query.found[self.name].data
+        n = len(candidates)
+        if scores is None:
+            return {"als_score": np.full(n, np.nan), "als_z": np.full(n, np.nan), "als_rank_log": np.full(n, np.nan)}
+        rows = self.row_of[candidates.ids]
+        sc = np.where(rows >= 0, scores[np.maximum(rows, 0)], np.nan)
+        rank = np.argsort(np.argsort(-np.nan_to_num(sc, nan=-np.inf), kind="stable"), kind="stable")
+        return {"als_score": sc, "als_z": zscore(sc), "als_rank_log": np.log1p(rank.astype(np.float64))}
