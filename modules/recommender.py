@@ -261,7 +261,7 @@ class Recommender:
                 found.append(None)
         return found
 
-    def _answer(self, q: Query, retrieved: tuple) -> dict[str, np.ndarray | list]:
+    def _answer(self, q: Query, retrieved: dict) -> dict[str, np.ndarray | list]:
         h, seeds, title, k, weights, explain = self.hybrid, q.seeds, q.title, q.k, q.weights, q.explain
         cs = h.candidate_set(seeds, title, weights, retrieved=retrieved)
         if q.mode == "collaborative":
