@@ -362,3 +362,21 @@ def test_audio_taste_columns_are_filled_and_the_switch_is_checked(rec, challenge
         assert np.isfinite(col).mean() > 0.5 and np.nanstd(col) > 0, name  # filled and not constant
     with pytest.raises(HybridError, match="'audio_taste' parameter .* True or False"):
         HybridRecommender(audio_taste="yes")._check_params()
+
+
+def test_the_two_tower_holds_out_the_hybrids_validation_split_whatever_its_seed(store):
+    """The split is carved once and handed to the two-tower: a tower seeded apart (``two_tower={"seed": 1}``) used
+    to carve its own split and train on the fusion's validation playlists."""
+    from conftest import TINY_TT
+
+    from modules.hybrid import HybridError, HybridRecommender
+    from modules.validation import carve_validation
+
+    h = HybridRecommender(parts=("two_tower",), two_tower={**TINY_TT, "seed": 1, "epochs": 1},
+                          validation_per_category=2, fusion_cuts=2, n_candidates=50, audio_taste=False).fit(store)
+    split = carve_validation(store, store.playlists["pid"].to_numpy(), per_category=2, seed=0).split
+    tt = h.two_tower_
+    assert tt.config_.validation_per_category == 2
+    assert tt._fingerprint(store, split.train_pids, tt.config_) == tt.fingerprint_
+    with pytest.raises(HybridError, match="Set validation_per_category on the hybrid"):
+        HybridRecommender(two_tower={"validation_per_category": 3}, validation_per_category=2).fit(store)

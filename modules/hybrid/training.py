@@ -65,10 +65,9 @@ def fit_validation_stage(h, store, all_pids):
         h.two_tower_ = pretrained_two_tower(h.two_tower_bundle, store, inner, per_cat, h.seed)
     else:
         params = {"seed": h.seed, "show_progress": h.show_progress, **(h.two_tower or {})}
-        params.setdefault("validation_per_category", per_cat)
         if h.features is not None:
             params.setdefault("features", h.features)
-        h.two_tower_ = fit_two_tower(store, all_pids, params)
+        h.two_tower_ = fit_two_tower(store, all_pids, params, validation)
     if split is not None:
         fit_tables(h, store, inner)
         fit_parts(h, store, inner)

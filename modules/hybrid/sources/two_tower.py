@@ -19,12 +19,17 @@ from modules.hybrid.sources.base import RECENT_SEEDS, Candidates, CandidateSourc
 log = logging.getLogger(__name__)
 
 
-def fit_two_tower(store, pids, params: dict):
-    """A ``TwoTowerRecommender`` with ``params`` trained on ``pids`` of ``store``."""
+def fit_two_tower(store, pids, params: dict, validation):
+    """A ``TwoTowerRecommender`` with ``params`` trained on ``pids`` of ``store``, stopping early on the hybrid's
+    own ``validation`` split (``modules.validation``): the tower never trains on the fusion's validation playlists,
+    whatever its own seed."""
     from modules.two_tower import TwoTowerRecommender
 
+    if "validation_per_category" in params:
+        raise HybridError("Set validation_per_category on the hybrid, not in its 'two_tower' parameters: the hybrid "
+                          "carves one validation split and hands it to the two-tower.")
     log.info("hybrid: training the two-tower on %d playlists", len(pids))
-    return TwoTowerRecommender(**params).fit(store, pids)  # wired after merge: pass validation=
+    return TwoTowerRecommender(**params).fit(store, pids, validation=validation)
 
 
 def pretrained_two_tower(path, store, inner, per_category: int, seed: int):
