@@ -279,7 +279,7 @@ def test_bad_thresholds_say_what_to_do(kwargs, match):
 
 
 def test_mlxtend_refuses_over_budget_before_running(store, monkeypatch):
-    import modules.rules as rules_module
+    import modules.rules.mlxtend_engine as rules_module
 
     # far over budget: refused from item counts alone, before any pair is counted
     def no_counting(*args, **kwargs):
@@ -361,7 +361,7 @@ def test_transactions_from_several_slices(tmp_path, catalog):
 
 @pytest.mark.parametrize("way", ["rows", "columns"])
 def test_both_triple_counting_ways_agree_with_mlxtend(store, monkeypatch, way):
-    import modules.rules as rules_module
+    import modules.rules.sparse_miner as rules_module
 
     tx = load_transactions(store)
     m = mine_rules(tx, engine="mlxtend", min_support=0.0075, min_confidence=0.1, max_len=3)

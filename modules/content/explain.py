@@ -1,0 +1,94 @@
+"""Explanations: why a candidate fits a playlist, in a listener's words.
+
+``describe_candidates`` (behind ``ContentModel.explanations`` and ``explain``) gives, per candidate, the two
+similarity parts, the audio features that differ most from the playlist's centre ("a bit more energetic",
+"much less acoustic") and the tags it shares with the playlist ("genre indie", "artist …", "'chill'
+playlists"). ``LISTENER_WORDS`` is the vocabulary, also used for the Explore map's cluster labels.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+# How a listener says "this track has more/less of X" (explanations) and the adjectives for a cluster centre
+# far above/below the catalog's average (map labels). key and time_signature are never put in words: "a higher
+# key number" means nothing to a listener.
+LISTENER_WORDS: dict[str, tuple[str, str, str, str]] = {
+    "danceability": ("more danceable", "less danceable", "danceable", "not for dancing"),
+    "energy": ("more energetic", "calmer", "energetic", "calm"),
+    "loudness": ("louder", "quieter", "loud", "quiet"),
+    "speechiness": ("more spoken", "less spoken", "spoken-word", "sung"),
+    "acousticness": ("more acoustic", "less acoustic", "acoustic", "electric"),
+    "instrumentalness": ("more instrumental", "more vocal", "instrumental", "vocal"),
+    "liveness": ("more live-sounding", "more studio-like", "live", "studio"),
+    "valence": ("happier", "sadder", "happy", "sad"),
+    "tempo": ("faster", "slower", "fast", "slow"),
+    "duration_ms": ("longer", "shorter", "long", "short"),
+    "mode": ("in a major key", "in a minor key", "major-key", "minor-key"),
+}
+
+
+def describe_candidates(model, q, candidate_uris, *, top: int = 2, threshold: float = 0.5) -> list[dict]:
+    """Per candidate: similarity parts, the ``top`` features that differ by at least ``threshold`` catalog
+    standard deviations from the centre ``q`` (a ``_Query`` of ``model``), up to 3 shared tags and the sentence.
+
+    See ``ContentModel.explanations`` for the keys of each dict.
+    """
+    rows = model._rows(candidate_uris)
+    num, text = model._score(q, rows)
+    combined = model._combine(num, text)
+    out = []
+    for i, (uri, r) in enumerate(zip(candidate_uris, rows.tolist(), strict=True)):
+        diffs, shared = [], []
+        if r >= 0 and q.num is not None and model.has_num_[r]:
+            d = model.numeric_[r].astype(np.float64) - q.num
+            cand = [(f, d[j]) for f, j in model.feature_index_.items()
+                    if f in LISTENER_WORDS and q.weights[j] > 0 and abs(d[j]) >= threshold]
+            for f, z in sorted(cand, key=lambda x: -abs(x[1]) * q.weights[model.feature_index_[x[0]]])[:top]:
+                more, less = LISTENER_WORDS[f][:2]
+                if f == "mode":  # a track is in a major key or not: no "a bit"
+                    phrase = "in a major key" if z > 0 else "in a minor key"
+                else:
+                    phrase = ("a bit " if abs(z) < 1 else "" if abs(z) < 2 else "much ") + (more if z > 0 else less)
+                diffs.append({"feature": f, "z": round(float(z), 2), "phrase": phrase})
+        if r >= 0 and q.text is not None and model.has_text_[r]:
+            lo, hi = model.text_.indptr[r], model.text_.indptr[r + 1]
+            cols, vals = model.text_.indices[lo:hi], model.text_.data[lo:hi] * q.text[model.text_.indices[lo:hi]]
+            for j in cols[np.argsort(-vals, kind="stable")][:3]:
+                if q.text[j] > 0:
+                    shared.append(_tag_label(model.vocab_[j], model.labels_[j]))
+        item = {"track_uri": uri, "num": float(num[i]), "text": float(text[i]), "combined": float(combined[i]),
+                "differences": diffs, "shared": shared}
+        item["reason"] = _sentence(item, known=r >= 0, has_num=r >= 0 and bool(model.has_num_[r]))
+        out.append(item)
+    return out
+
+
+def _tag_label(token: str, label: str) -> str:
+    kind = token[:2]
+    if kind == "a:":
+        return f"artist {label}"
+    if kind == "g:":
+        return f"genre {label}"
+    return f"'{label}' playlists"
+
+
+def _sentence(e: dict, known: bool, has_num: bool) -> str:
+    if not known:
+        return "unknown track: no audio features or tags to compare"
+    parts = []
+    if not np.isnan(e["num"]):
+        parts.append(f"sound {e['num']:.2f}")
+    if not np.isnan(e["text"]):
+        parts.append(f"tags {e['text']:.2f}")
+    head = ", ".join(parts) if parts else "nothing to compare"
+    body = []
+    if not has_num:
+        body.append("no audio features")
+    elif e["differences"]:
+        body.append(", ".join(d["phrase"] for d in e["differences"]))
+    elif not np.isnan(e["num"]):
+        body.append("sounds like the playlist")
+    if e["shared"]:
+        body.append("shares " + ", ".join(e["shared"]))
+    return f"{head}: {'; '.join(body)}" if body else head

@@ -1,0 +1,43 @@
+"""Association rules over playlists: playlists are transactions, tracks are items.
+
+A rule ``{A, B} -> C`` says "playlists that hold A and B also hold C" with
+
+* ``support`` = share of playlists holding A, B and C,
+* ``confidence`` = support(A, B, C) / support(A, B), and
+* ``lift`` = confidence / support(C) (how much more likely C is than in a random playlist).
+
+It is a ranking signal and an explanation a person understands at once ("people who put A and B in a
+playlist also added C: confidence 0.42, lift 31"). One file per step (docs/rules.md explains each):
+
+* ``transactions.py``: playlists as a sparse 0/1 matrix (``Transactions``, ``load_transactions``);
+* ``mining.py``: ``mine_rules``, the entry point, with ``check_params``; it runs one of two engines that give
+  the same rules, number for number:
+  ``sparse_miner.py`` (exact pair and triple counts with ``scipy.sparse``, a million playlists) and
+  ``mlxtend_engine.py`` (mlxtend's ``fpgrowth``, the reference, with its memory guard);
+* ``ruleset.py``: the rule table ``RuleSet``, its metrics and its Parquet file (``read_rules``);
+* ``scoring.py``: ``RuleModel``, the rule-based candidate pool (and what you may change there);
+* ``recommender.py``: ``RuleRecommender``, rules first, then popularity;
+* ``errors.py``: ``RulesError`` and ``MemoryBudgetError``.
+"""
+
+from modules.rules.errors import MemoryBudgetError, RulesError
+from modules.rules.mining import ENGINES, check_params, mine_rules
+from modules.rules.mlxtend_engine import (
+    _available_memory,
+    _mlxtend_parts,
+    check_mlxtend_budget,
+    estimate_mlxtend,
+    mine_mlxtend,
+)
+from modules.rules.recommender import RuleRecommender
+from modules.rules.ruleset import RULE_COLUMNS, RULES_FORMAT, RuleSet, read_rules, rule_metrics
+from modules.rules.scoring import AGGREGATIONS, RuleModel, RuleScores
+from modules.rules.sparse_miner import count_itemsets, mine_sparse
+from modules.rules.transactions import Transactions, load_transactions
+
+__all__ = [
+    "AGGREGATIONS", "ENGINES", "RULES_FORMAT", "RULE_COLUMNS", "MemoryBudgetError", "RuleModel", "RuleRecommender",
+    "RuleScores", "RuleSet", "RulesError", "Transactions", "_available_memory", "_mlxtend_parts",
+    "check_mlxtend_budget", "check_params", "count_itemsets", "estimate_mlxtend", "load_transactions",
+    "mine_mlxtend", "mine_rules", "mine_sparse", "read_rules", "rule_metrics",
+]

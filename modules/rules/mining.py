@@ -1,0 +1,93 @@
+"""``mine_rules``: association rules of playlists from either engine, with its parameters checked first.
+
+This is the one entry point (the ``rules`` command, ``RuleRecommender.fit``, notebooks): it validates the
+thresholds with messages that say what to change, loads the transactions, runs ``engine="sparse"``
+(``sparse_miner``, scales to a million playlists, ``max_len`` 2 or 3) or ``engine="mlxtend"``
+(``mlxtend_engine``, the reference, small data only) and records the parameters in ``RuleSet.meta``.
+Both engines give the same rules, number for number.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from numbers import Integral, Real
+
+from modules.rules.errors import RulesError
+from modules.rules.mlxtend_engine import mine_mlxtend
+from modules.rules.ruleset import RuleSet
+from modules.rules.sparse_miner import mine_sparse
+from modules.rules.transactions import _as_transactions
+
+log = logging.getLogger(__name__)
+
+ENGINES = ("mlxtend", "sparse")
+
+
+def check_params(min_support, min_confidence, max_len, engine: str = "sparse") -> None:
+    """Validate thresholds once, at the boundary, with messages that say what to do."""
+    if engine not in ENGINES:
+        raise RulesError(f"engine must be one of {', '.join(ENGINES)} (got {engine!r}).")
+    checks = (("min_support (--min-support)", min_support,
+               "e.g. 0.001 keeps itemsets found in at least 0.1% of the playlists"),
+              ("min_confidence (--min-confidence)", min_confidence,
+               "e.g. 0.1 keeps rules that hold at least 10% of the time"))
+    for name, value, hint in checks:
+        if isinstance(value, bool) or not isinstance(value, Real) or not (0.0 < float(value) <= 1.0):
+            raise RulesError(f"{name} must be a number in (0, 1] (got {value!r}); {hint}.")
+    if max_len is not None and (isinstance(max_len, bool) or not isinstance(max_len, Integral) or max_len < 2):
+        raise RulesError(f"max_len (--max-len) must be an integer of at least 2 (got {max_len!r}): a rule needs "
+                         "one item on each side. Use 2 for A -> C rules, 3 to add {A, B} -> C.")
+    if engine == "sparse" and (max_len is None or max_len > 3):
+        raise RulesError(f"the sparse engine mines itemsets of at most 3 tracks (max_len 2 or 3, got {max_len!r}); "
+                         "use --engine mlxtend for longer rules (on small data), or --max-len 3.")
+
+
+def mine_rules(data, *, engine: str = "sparse", min_support: float = 0.005, min_confidence: float = 0.1,
+               max_len: int | None = 3, pids=None, memory_budget: float | None = None,
+               max_candidate_triples: float = 2e9, n_jobs: int = 1, show_progress: bool = False) -> RuleSet:
+    """Association rules of playlists, from either engine.
+
+    Parameters
+    ----------
+    data : PlaylistStore, Transactions, or path (store directory or MPD slices)
+        The playlists (transactions); tracks are the items.
+    engine : {"sparse", "mlxtend"}, default="sparse"
+        ``"sparse"`` scales to a million playlists (max_len 2 or 3); ``"mlxtend"`` is the reference.
+    min_support : float in (0, 1], default=0.005
+        Keep itemsets found in at least this share of the playlists.
+    min_confidence : float in (0, 1], default=0.1
+        Keep rules whose confidence reaches this.
+    max_len : int >= 2, default=3
+        Largest itemset (antecedent plus consequent).
+    pids : array-like, default=None
+        Mine only these playlists (e.g. training pids).
+    memory_budget : float, default=None
+        Bytes the mlxtend engine may use (default 80% of the available memory).
+    max_candidate_triples : float, default=2e9
+        The sparse engine's bound on the triples it examines (its time and memory).
+    n_jobs : int, default=1
+        Threads for the sparse engine's products (scipy releases the GIL there).
+
+    Returns
+    -------
+    RuleSet
+        Sorted by lift (ties by confidence, support, then URIs); ``meta`` records the parameters.
+    """
+    check_params(min_support, min_confidence, max_len, engine)
+    if isinstance(n_jobs, bool) or not isinstance(n_jobs, Integral) or n_jobs < 1:
+        raise RulesError(f"n_jobs (--jobs) must be a positive integer (got {n_jobs!r}).")
+    t0 = time.perf_counter()
+    tx = _as_transactions(data, pids)
+    load_s = time.perf_counter() - t0
+    log.info("loaded %d playlists, %d entries in %.1f s", tx.n_playlists, tx.matrix.nnz, load_s)
+    if engine == "sparse":
+        rs = mine_sparse(tx, float(min_support), float(min_confidence), int(max_len),
+                         max_candidate_triples=max_candidate_triples, n_jobs=n_jobs, show_progress=show_progress)
+    else:
+        rs = mine_mlxtend(tx, float(min_support), float(min_confidence), max_len, memory_budget=memory_budget,
+                          show_progress=show_progress)
+    rs.meta = {"engine": engine, "min_support": float(min_support), "min_confidence": float(min_confidence),
+               "max_len": max_len, "n_playlists": tx.n_playlists, "rules": len(rs),
+               "load_seconds": round(load_s, 3), "seconds": round(time.perf_counter() - t0, 3)}
+    return rs

@@ -1,0 +1,90 @@
+"""``RuleRecommender``: association rules alone as a ``PlaylistRecommender`` (rules first, popularity after).
+
+``fit`` mines the training playlists with the sparse engine (``mining.mine_rules``) and indexes the rules in a
+``RuleModel``; ``recommend`` ranks that model's candidates (``scoring.py``, which also says what may change)
+and ``PlaylistRecommender`` fills up to ``k`` with popularity. The hybrid builds its rule source through this
+class and keeps its ``model_``.
+"""
+
+from __future__ import annotations
+
+import logging
+from numbers import Integral
+
+from modules.base import PlaylistRecommender, popularity_order
+from modules.rules.errors import RulesError
+from modules.rules.mining import mine_rules
+from modules.rules.scoring import AGGREGATIONS, RuleModel
+from modules.rules.transactions import load_transactions
+
+log = logging.getLogger(__name__)
+
+
+class RuleRecommender(PlaylistRecommender):
+    """Rules first, then popularity to fill up to ``k``.
+
+    The rules are mined from the training playlists with the sparse engine; a candidate's score is the
+    aggregation of the rules its playlist's seeds fire. Title-only playlists get popularity (rules need seeds).
+    The defaults were chosen on a validation split carved from the training playlists of the 3,000-playlist
+    benchmark world (``benchmarks/rules_bench.py tune``; docs/rules.md): summed confidence won for every
+    threshold tried, and the lowest support won. ``min_count`` is a count of playlists, so it does not carry
+    over to much larger data: there, pass ``min_support`` (e.g. 0.0005 for a million playlists).
+
+    Parameters
+    ----------
+    min_count : int, default=1
+        Keep itemsets found in at least this many training playlists (converted to a support so that exactly
+        ``count >= min_count`` passes); ignored when ``min_support`` is given.
+    min_support : float, default=None
+    min_confidence : float, default=0.02
+    max_len : int, default=2
+        2 for pair rules only (A -> C), 3 to add {A, B} -> C.
+    aggregation : str, default="sum_confidence"
+        See ``RuleModel.score``.
+    engine : {"sparse", "mlxtend"}, default="sparse"
+    n_jobs : int, default=1
+        Threads for the sparse engine.
+    seed : int, default=0
+        Unused (rule mining is exact); accepted so every method takes ``seed``.
+    show_progress : bool, default=False
+    """
+
+    def __init__(self, *, min_count: int = 1, min_support: float | None = None, min_confidence: float = 0.02,
+                 max_len: int = 2, aggregation: str = "sum_confidence", engine: str = "sparse", n_jobs: int = 1,
+                 seed: int = 0, show_progress: bool = False):
+        self.min_count = min_count
+        self.min_support = min_support
+        self.min_confidence = min_confidence
+        self.max_len = max_len
+        self.aggregation = aggregation
+        self.engine = engine
+        self.n_jobs = n_jobs
+        self.seed = seed
+        self.show_progress = show_progress
+
+    def _support(self, n: int) -> float:
+        if self.min_support is not None:
+            return float(self.min_support)
+        if isinstance(self.min_count, bool) or not isinstance(self.min_count, Integral) or self.min_count < 1:
+            raise RulesError(f"min_count must be a positive integer (got {self.min_count!r}).")
+        # half a playlist below min_count: count/n >= s and ceil(s*n) both mean count >= min_count exactly
+        return min(1.0, (self.min_count - 0.5) / n)
+
+    def fit(self, store, pids=None) -> RuleRecommender:
+        if self.aggregation not in AGGREGATIONS:
+            raise RulesError(f"aggregation must be one of {', '.join(AGGREGATIONS)} (got {self.aggregation!r}).")
+        tx = load_transactions(store, pids)
+        if tx.n_playlists == 0:
+            raise RulesError("no training playlists to mine rules from.")
+        rules = mine_rules(tx, engine=self.engine, min_support=self._support(tx.n_playlists),
+                           min_confidence=self.min_confidence, max_len=self.max_len, n_jobs=self.n_jobs,
+                           show_progress=self.show_progress)
+        self.model_ = RuleModel(rules, self.aggregation)
+        self.fallback_ = popularity_order(store, pids)
+        self.fitted_ = True
+        log.info("rules: %d rules (%d indexed) from %d playlists", len(rules), self.model_.n_rules, tx.n_playlists)
+        return self
+
+    def _recommend(self, seeds, title, k):
+        res = self.model_.score(seeds, k=k)
+        return res.uris.tolist(), res.scores

@@ -1,0 +1,257 @@
+"""The rule-based candidate pool: ``RuleModel`` scores the tracks a playlist's seeds point to through rules.
+
+``RuleModel`` holds a ``RuleSet`` in memory, indexed by antecedent (1→1 and 2→1 rules), and
+``RuleModel.score(seeds, k)`` returns ``RuleScores``: the candidates best first, their aggregated scores, the
+rule that best explains each (``explain`` turns it into a sentence) and every rule that fired. This is the
+hybrid's rule source: ``HybridRecommender`` fits ``RuleRecommender(**rules)`` (``recommender.py``) on the
+training playlists, keeps its ``model_``, adds the best ``n_rule_candidates`` (default 300) of
+``score(seeds, k=n_rule_candidates)`` to its candidate pool and reads its rule features (score, best rule's
+confidence and lift, rank) from the same ``RuleScores``.
+
+What you may change
+-------------------
+* Free parameters: ``aggregation`` (one of ``AGGREGATIONS``; ``sum_confidence`` won on validation,
+  docs/rules.md) and the mining thresholds given through ``HybridRecommender(rules={...})`` or
+  ``RuleRecommender``: ``min_count`` or ``min_support`` (without either, the hybrid sets ``min_count`` to one
+  per 5,000 training playlists, at least 1), ``min_confidence``, ``max_len`` (2 or 3 with the sparse engine);
+  ``n_jobs`` changes speed only. Each changes a trained bundle's answers, so re-validate
+  (``python benchmarks/rules_bench.py tune``).
+* Invariants the tests rely on (``tests/test_rules.py``): ``score`` equals a brute-force aggregation for every
+  aggregation; it is deterministic (ties: best rule's confidence, its lift, then URI order) and ``k`` returns
+  exactly the head of the full ranking; seeds are never candidates; a 2→1 rule fires only when both its
+  antecedents are seeds; ``best_rule`` and ``firing`` are rows of ``RuleModel.rules``; ``save``/``load``
+  round-trips. Upstream, the sparse miner gives exactly mlxtend's rules (same rules, order and metrics): a
+  change to counting belongs in ``sparse_miner.py`` and must keep those tests green.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from modules.rules.errors import RulesError
+from modules.rules.ruleset import RULE_COLUMNS, RuleSet, read_rules
+
+log = logging.getLogger(__name__)
+
+AGGREGATIONS = ("max_confidence", "sum_confidence", "max_lift", "sum_lift", "noisy_or")
+
+
+@dataclass
+class RuleScores:
+    """Candidates for one playlist, best first.
+
+    ``uris`` and ``scores`` are arrays of shape ``[n_candidates]``; ``best_rule[i]`` is the row (in
+    ``RuleModel.rules``) of the rule that best explains ``uris[i]`` (highest confidence, then lift);
+    ``firing`` holds every rule row whose antecedent is contained in the seeds; ``ids`` are the candidates'
+    positions in ``RuleSet.track_uris``.
+    """
+
+    uris: np.ndarray
+    scores: np.ndarray
+    best_rule: np.ndarray
+    firing: np.ndarray
+    ids: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.uris)
+
+
+class RuleModel:
+    """Rules held in memory, indexed by antecedent, to score a playlist's candidates from its seeds.
+
+    Only rules with one consequent and one or two antecedent tracks are indexed (1→1 and 2→1; longer
+    antecedents would need every subset of the seeds to be looked up). The index is a sorted array of
+    antecedent keys with the span of their rules (strongest first): a playlist of 100 seeds costs one
+    vectorised lookup of its seeds and one of the pairs of seeds that both start some 2→1 rule.
+
+    Parameters
+    ----------
+    rules : RuleSet
+    aggregation : {"max_confidence", "sum_confidence", "max_lift", "sum_lift", "noisy_or"}, default="sum_confidence"
+        How the rules that fire for one candidate combine into its score (see ``score``).
+
+    Examples
+    --------
+    >>> model = RuleModel.load("rules.parquet")                      # doctest: +SKIP
+    >>> res = model.score(["spotify:track:a", "spotify:track:b"])     # doctest: +SKIP
+    >>> model.explain(res.best_rule[0])                              # doctest: +SKIP
+    'people who put … in a playlist also added …: confidence 0.42, lift 31'
+    """
+
+    def __init__(self, rules: RuleSet, aggregation: str = "sum_confidence"):
+        if aggregation not in AGGREGATIONS:
+            raise RulesError(f"aggregation must be one of {', '.join(AGGREGATIONS)} (got {aggregation!r}).")
+        self.rules = rules
+        self.aggregation = aggregation
+        self._build()
+
+    @classmethod
+    def load(cls, path: str | Path, aggregation: str = "sum_confidence") -> RuleModel:
+        """A model from a rules Parquet file (the output of ``python -m modules rules``)."""
+        return cls(read_rules(path), aggregation)
+
+    def save(self, path: str | Path) -> Path:
+        return self.rules.write(path)
+
+    def _build(self) -> None:
+        r = self.rules
+        ante, cons = r.antecedents, r.consequents
+        n_ante = (ante >= 0).sum(axis=1)
+        n_cons = (cons >= 0).sum(axis=1)
+        usable = np.flatnonzero((n_cons == 1) & (n_ante >= 1) & (n_ante <= 2))
+        if len(usable) < len(r):
+            log.debug("RuleModel indexes %d of %d rules (one consequent, 1-2 antecedent tracks)", len(usable), len(r))
+        a0 = ante[usable, 0].astype(np.int64)
+        a1 = ante[usable, 1].astype(np.int64) if ante.shape[1] > 1 else np.full(len(usable), -1, np.int64)
+        m = r.metrics(usable, names=["confidence", "lift"])
+        conf, lift = m["confidence"], m["lift"]
+        del m
+        # group by antecedent; inside a group, strongest rule first (lexsort is stable: then by rule row)
+        order = np.lexsort((-lift, -conf, a0 * (len(r.track_uris) + 1) + (a1 + 1)))
+        self.rule_ids_ = usable[order]
+        self.consequent_ = cons[self.rule_ids_, 0].astype(np.int64)
+        self.confidence_ = conf[order]
+        self.lift_ = lift[order]
+        del conf, lift
+        a0, a1 = a0[order], a1[order]
+        if len(a0):
+            starts = np.flatnonzero(np.r_[True, (a0[1:] != a0[:-1]) | (a1[1:] != a1[:-1])])
+            ends = np.r_[starts[1:], len(a0)]
+        else:
+            starts = ends = np.zeros(0, np.int64)
+        n_items = len(r.track_uris)
+        single = a1[starts] < 0
+        # sorted keys of the antecedents (one item: the item; two: a0 * n_items + a1) and their row spans
+        self.single_keys_ = a0[starts[single]]
+        self.single_spans_ = np.column_stack([starts[single], ends[single]])
+        self.pair_keys_ = a0[starts[~single]] * n_items + a1[starts[~single]]
+        self.pair_spans_ = np.column_stack([starts[~single], ends[~single]])
+        self.pair_item_ = np.zeros(n_items, bool)
+        self.pair_item_[a0[starts[~single]]] = True
+        self.pair_item_[a1[starts[~single]]] = True
+        self.index_ = {u: i for i, u in enumerate(r.track_uris.tolist())}
+
+    @property
+    def n_rules(self) -> int:
+        return len(self.rule_ids_)
+
+    @staticmethod
+    def _lookup(keys: np.ndarray, spans: np.ndarray, query: np.ndarray) -> np.ndarray:
+        pos = np.searchsorted(keys, query)
+        pos = pos[pos < len(keys)]
+        hit = pos[keys[pos] == query[: len(pos)]] if len(pos) else pos
+        return spans[hit]
+
+    def fire(self, seed_track_uris) -> tuple[np.ndarray, np.ndarray]:
+        """Rows (in the index arrays) of the rules whose antecedent is inside the seeds; and the seed ids.
+
+        Vectorised lookups in sorted key arrays: the seeds' own rules, then every pair of seeds that both
+        start some 2→1 rule (4,950 pairs for 100 such seeds, one ``searchsorted``).
+        """
+        get = self.index_.get
+        ids = np.unique(np.fromiter((i for i in (get(u) for u in seed_track_uris) if i is not None), np.int64))
+        spans = [self._lookup(self.single_keys_, self.single_spans_, ids)]
+        p = ids[self.pair_item_[ids]]
+        if len(p) > 1:
+            i, j = np.triu_indices(len(p), 1)
+            spans.append(self._lookup(self.pair_keys_, self.pair_spans_, p[i] * len(self.pair_item_) + p[j]))
+        sp = np.concatenate(spans)
+        if len(sp) == 0:
+            return np.zeros(0, np.int64), ids
+        lengths = sp[:, 1] - sp[:, 0]
+        offsets = np.repeat(sp[:, 0] - np.r_[0, np.cumsum(lengths)[:-1]], lengths)
+        return offsets + np.arange(int(lengths.sum())), ids
+
+    def score(self, seed_track_uris, k: int | None = None, aggregation: str | None = None) -> RuleScores:
+        """Score every candidate a rule points to from these seeds (seeds themselves excluded).
+
+        Aggregations of the rules ``r`` that fire for a candidate:
+        ``max_confidence`` = max conf(r); ``sum_confidence`` = Σ conf(r); ``max_lift`` = max lift(r);
+        ``sum_lift`` = Σ lift(r); ``noisy_or`` = 1 − Π (1 − conf(r)). Ties are broken by the best rule's
+        confidence, then its lift, then URI order, so results are deterministic. Cost: linear in the number
+        of firing rules (dense per-track accumulators, no sort of the rules), plus a sort of the candidates.
+
+        Parameters
+        ----------
+        seed_track_uris : iterable of str
+        k : int, default=None
+            Keep the best ``k`` candidates (all if None).
+        aggregation : str, default=None
+            Override the model's aggregation for this call.
+        """
+        agg = aggregation or self.aggregation
+        if agg not in AGGREGATIONS:
+            raise RulesError(f"aggregation must be one of {', '.join(AGGREGATIONS)} (got {agg!r}).")
+        if isinstance(seed_track_uris, str):
+            raise TypeError("seed_track_uris must be a list of track URIs, not one string; wrap it in a list.")
+        rows, seeds = self.fire(seed_track_uris)
+        cons = self.consequent_[rows]
+        if len(seeds) and len(cons):
+            is_seed = np.zeros(len(self.pair_item_), bool)
+            is_seed[seeds] = True
+            keep = ~is_seed[cons]
+            rows, cons = rows[keep], cons[keep]
+        if len(rows) == 0:
+            z = np.zeros(0, np.int64)
+            return RuleScores(np.zeros(0, object), np.zeros(0, np.float64), z, self.rule_ids_[rows], z)
+        n_items = len(self.pair_item_)
+        conf, lift = self.confidence_[rows], self.lift_[rows]
+        # best rule per candidate: highest confidence, then highest lift, then first row
+        best_conf = np.full(n_items, -np.inf)
+        np.maximum.at(best_conf, cons, conf)
+        m = conf == best_conf[cons]
+        best_lift = np.full(n_items, -np.inf)
+        np.maximum.at(best_lift, cons[m], lift[m])
+        m &= lift == best_lift[cons]
+        best_row = np.full(n_items, np.iinfo(np.int64).max)
+        np.minimum.at(best_row, cons[m], rows[m])
+        cand = np.flatnonzero(best_conf > -np.inf)
+        best = best_row[cand]
+        if agg == "max_confidence":
+            score = best_conf[cand]
+        elif agg == "max_lift":
+            top = np.full(n_items, -np.inf)
+            np.maximum.at(top, cons, lift)
+            score = top[cand]
+        elif agg == "sum_confidence":
+            score = np.bincount(cons, weights=conf, minlength=n_items)[cand]
+        elif agg == "sum_lift":
+            score = np.bincount(cons, weights=lift, minlength=n_items)[cand]
+        else:  # noisy_or
+            with np.errstate(divide="ignore"):
+                score = -np.expm1(np.bincount(cons, weights=np.log1p(-conf), minlength=n_items)[cand])
+        if k is not None and k < len(cand) and np.isfinite(score).all():
+            # only what can reach the top k (score at least the k-th best, ties included) goes through the
+            # four-key sort: a 100-seed playlist fires rules for thousands of candidates
+            kth = np.partition(score, len(score) - k)[len(score) - k]
+            sel = np.flatnonzero(score >= kth)
+            cand, best, score = cand[sel], best[sel], score[sel]
+        rank = np.lexsort((cand, -self.lift_[best], -self.confidence_[best], -score))
+        if k is not None:
+            rank = rank[:k]
+        return RuleScores(self.rules.track_uris[cand[rank]], score[rank], self.rule_ids_[best[rank]],
+                          self.rule_ids_[rows], cand[rank])
+
+    def rule(self, row: int) -> dict:
+        """One rule as a plain dict (antecedents, consequents, counts, support, confidence, lift, …)."""
+        r = self.rules
+        out = {"antecedents": [r.track_uris[i] for i in r.antecedents[row] if i >= 0],
+               "consequents": [r.track_uris[i] for i in r.consequents[row] if i >= 0]}
+        m = r.metrics([row])
+        for name in RULE_COLUMNS[2:]:
+            v = m[name][0] if name in m else getattr(r, name)[row]
+            out[name] = int(v) if name.endswith("count") else float(v)
+        return out
+
+    def explain(self, row: int, names: dict | None = None) -> str:
+        """A sentence for a rule row, e.g. from ``RuleScores.best_rule``; ``names`` maps URI -> display name."""
+        rule = self.rule(int(row))
+        label = (lambda u: names.get(u, u)) if names else (lambda u: u)
+        ante = " and ".join(label(u) for u in rule["antecedents"])
+        cons = " and ".join(label(u) for u in rule["consequents"])
+        return (f"people who put {ante} in a playlist also added {cons}: confidence {rule['confidence']:.2f}, "
+                f"lift {rule['lift']:.3g}")
