@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from modules.atomic import FolderKind
+from modules.bundle import Bundle
 
 
 def _two_tower_only(folder: Path) -> bool:
@@ -49,7 +50,7 @@ def cmd_train_two_tower(args) -> int:
     from modules.atomic import check_output_folder
     from modules.errors import InputError, MissingInputError
     from modules.store import open_store
-    from modules.two_tower import BUNDLE_SUBDIR, TwoTowerConfig, TwoTowerRecommender
+    from modules.two_tower import TwoTowerConfig, TwoTowerRecommender
 
     overrides = {}
     if args.config is not None:
@@ -74,7 +75,7 @@ def cmd_train_two_tower(args) -> int:
 
         features = read_catalog(args.features)
     store = open_store(args.mpd, show_progress=True)
-    ckdir = args.out / BUNDLE_SUBDIR / "checkpoints"
+    ckdir = Bundle(args.out).checkpoints
     if args.restart:
         shutil.rmtree(ckdir, ignore_errors=True)
     rec = TwoTowerRecommender(config, features=features, seed=args.seed, checkpoint_dir=ckdir, show_progress=True)

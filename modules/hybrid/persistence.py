@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import orjson
 
+from modules.bundle import PART_ENTRIES, Bundle
 from modules.hybrid.errors import HybridError
 from modules.hybrid.fusion import fusion_from_arrays, fusion_to_arrays, n_features
 from modules.hybrid.sources.als import load_als, save_als
@@ -37,8 +38,8 @@ def save(h, path: str | Path) -> dict:
         written["content"] = save_content(h.content_, path)
     if getattr(h, "als_", None) is not None:
         written["als"] = save_als(h.als_, path)
-    save_fusion(h, path / "fusion")
-    written["fusion"] = "fusion/"
+    save_fusion(h, Bundle(path).fusion_dir)
+    written["fusion"] = PART_ENTRIES["fusion"]
     return written
 
 
@@ -72,7 +73,7 @@ def save_fusion(h, path: str | Path) -> Path:
 def load(cls, path: str | Path):
     """A ``cls`` (``HybridRecommender``) from a bundle folder written by ``save``."""
     path = Path(path)
-    h = load_fusion(cls, path / "fusion")
+    h = load_fusion(cls, Bundle(path).fusion_dir)
     h.two_tower_ = load_two_tower(path)
     h.rules_ = load_rules(path, h.rules) if "rules" in h.parts_ else None
     h.content_ = load_content(path) if "content" in h.parts_ else None

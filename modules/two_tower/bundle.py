@@ -24,11 +24,12 @@ from pathlib import Path
 import pandas as pd
 
 import modules
+from modules.bundle import PART_ENTRIES, Bundle
 from modules.errors import BundleError
 from modules.two_tower.config import TwoTowerConfig
 from modules.two_tower.items import ItemTable
 
-BUNDLE_SUBDIR = "two_tower"
+BUNDLE_SUBDIR = PART_ENTRIES["two_tower"].rstrip("/")  # the layout is modules.bundle's
 BUNDLE_FORMAT = "two-tower/1"
 REQUIRED_FILES = ("config.json", "items.parquet", "vocab/tracks.txt", "vocab/artists.txt", "vocab/albums.txt",
                   "vocab/words.txt", "vocab/ngrams.txt", "weights/weights.index", "saved_model/saved_model.pb")
@@ -52,7 +53,7 @@ def write_bundle(rec, bundle_dir: str | Path) -> Path:
     import tensorflow as tf
     import tensorflow_recommenders as tfrs
 
-    root = Path(bundle_dir) / BUNDLE_SUBDIR
+    root = Bundle(bundle_dir).two_tower_dir
     (root / "vocab").mkdir(parents=True, exist_ok=True)
     it = rec.items_
     for name, vocab in (("tracks", it.track_vocab), ("artists", it.artist_vocab), ("albums", it.album_vocab),
@@ -64,7 +65,7 @@ def write_bundle(rec, bundle_dir: str | Path) -> Path:
         {"best_epoch": rec.best_epoch_, "epochs": rec.curve_}, indent=1))
     shutil.rmtree(root / "weights", ignore_errors=True)
     tf.train.Checkpoint(model=rec.model_).write(str(root / "weights" / "weights"))
-    rec.export_saved_model(root / "saved_model")
+    rec.export_saved_model(Bundle(bundle_dir).saved_model)
     meta = {"format": BUNDLE_FORMAT, "config": rec.config_.to_dict(), "seed": int(rec.seed),
             "fingerprint": rec.fingerprint_, "feature_columns": it.feature_columns,
             "feature_mean": it.feature_mean.tolist(), "feature_std": it.feature_std.tolist(),

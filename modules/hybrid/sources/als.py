@@ -10,9 +10,8 @@ from __future__ import annotations
 import numpy as np
 
 from modules.base import zscore
+from modules.bundle import PART_ENTRIES, Bundle
 from modules.hybrid.sources.base import NO_IDS, Candidates, CandidateSource, Query, Retrieved
-
-FOLDER = "als"
 
 
 def fit_als(store, pids, params: dict | None, seed: int):
@@ -22,14 +21,14 @@ def fit_als(store, pids, params: dict | None, seed: int):
 
 
 def save_als(model, bundle) -> str:
-    model.save(bundle / FOLDER)
-    return FOLDER + "/"
+    model.save(Bundle(bundle).als_dir)
+    return PART_ENTRIES["als"]
 
 
 def load_als(bundle):
     from modules.baselines import ALSRecommender
 
-    return ALSRecommender.load(bundle / FOLDER)
+    return ALSRecommender.load(Bundle(bundle).als_dir)
 
 
 class ALSSource(CandidateSource):

@@ -11,9 +11,8 @@ from __future__ import annotations
 import numpy as np
 
 from modules.base import zscore
+from modules.bundle import PART_ENTRIES, Bundle
 from modules.hybrid.sources.base import Candidates, CandidateSource, Query
-
-FOLDER = "content"
 
 
 def fit_content(features, store, pids, params: dict | None):
@@ -30,14 +29,14 @@ def audio_features(params: dict | None) -> tuple[str, ...]:
 
 
 def save_content(model, bundle) -> str:
-    model.save(bundle / FOLDER)
-    return FOLDER + "/"
+    model.save(Bundle(bundle).content_dir)
+    return PART_ENTRIES["content"]
 
 
 def load_content(bundle):
     from modules.content import ContentModel
 
-    return ContentModel.load(bundle / FOLDER)
+    return ContentModel.load(Bundle(bundle).content_dir)
 
 
 class ContentSource(CandidateSource):

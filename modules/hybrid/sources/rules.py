@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from modules.bundle import PART_ENTRIES, Bundle
 from modules.hybrid.sources.base import RECENT_SEEDS, Candidates, CandidateSource, Query, Retrieved
 
 BEST_RULE = "best_rule"  # not a fusion feature: each candidate's best firing rule (-1 where none)
-FILE = "rules.parquet"
 
 
 def rule_params(params: dict | None, n_playlists: int) -> dict:
@@ -37,14 +37,14 @@ def fit_rules(store, pids, params: dict | None):
 
 
 def save_rules(model, bundle) -> str:
-    model.save(bundle / FILE)
-    return FILE
+    model.save(Bundle(bundle).rules_file)
+    return PART_ENTRIES["rules"]
 
 
 def load_rules(bundle, params: dict | None):
     from modules.rules import RuleModel
 
-    return RuleModel.load(bundle / FILE, (params or {}).get("aggregation", "sum_confidence"))
+    return RuleModel.load(Bundle(bundle).rules_file, (params or {}).get("aggregation", "sum_confidence"))
 
 
 class RuleSource(CandidateSource):

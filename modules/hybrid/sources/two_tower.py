@@ -13,6 +13,7 @@ import logging
 import numpy as np
 
 from modules.base import zscore
+from modules.bundle import PART_ENTRIES
 from modules.hybrid.errors import HybridError
 from modules.hybrid.sources.base import RECENT_SEEDS, Candidates, CandidateSource, Query, Retrieved
 
@@ -51,7 +52,7 @@ def pretrained_two_tower(path, store, inner, per_category: int, seed: int):
 def save_two_tower(model, bundle) -> str:
     """Write the two-tower into the bundle folder; returns its place there."""
     model.save(bundle)
-    return "two_tower/"
+    return PART_ENTRIES["two_tower"]
 
 
 def load_two_tower(bundle):
