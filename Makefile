@@ -14,12 +14,13 @@ PYTEST_ARGS ?=
 
 .PHONY: venv demo test test-all bench bench-small bench-worlds lint clean browser notebooks serve-load wrk
 
-# The venv is (re)built when a requirements file changes.
-$(STAMP): requirements.txt requirements-dev.txt
+# The venv is (re)built when a requirements file or pyproject.toml changes; `modules` is installed editable
+# (`pip install -e .`), so `import modules` finds this checkout from any folder.
+$(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "Python 3.11 is required ($(PYTHON) not found); set PYTHON=/path/to/python3.11"; exit 1; }
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --upgrade pip
-	$(PY) -m pip install -r requirements-dev.txt
+	$(PY) -m pip install -r requirements-dev.txt -e .
 	touch $(STAMP)
 
 venv: $(STAMP)
@@ -39,7 +40,7 @@ $(DEMO_MODEL)/manifest.json: $(DEMO_WORLD)/.built
 
 demo: $(STAMP) $(DEMO_MODEL)/manifest.json
 	@echo "Starting the demo on http://$(DEMO_ADDRESS):$(DEMO_PORT) (Ctrl-C stops it)"
-	PLAYLIST_MODEL=$(DEMO_MODEL) $(VENV)/bin/streamlit run streamlit_app/app.py --server.headless true \
+	PLAYLIST_MODEL=$(DEMO_MODEL) $(PY) -m streamlit run streamlit_app/app.py --server.headless true \
 		--server.address $(DEMO_ADDRESS) --server.port $(DEMO_PORT) --browser.gatherUsageStats false
 
 test: $(STAMP)
@@ -52,33 +53,33 @@ test-all: $(STAMP)
 # docs/benchmarks.md: every row on the 3,000-playlist world (about 20 minutes), then the 20,000-playlist world
 # (hours on 2 cores). Rows that already have a result file are kept; delete the file to rerun one.
 bench-small: $(STAMP)
-	$(PY) benchmarks/quality.py --playlists 3000 --per-category 30 --suite
-	$(PY) benchmarks/significance.py --playlists 3000 --per-category 30
+	$(PY) -m benchmarks.quality --playlists 3000 --per-category 30 --suite
+	$(PY) -m benchmarks.significance --playlists 3000 --per-category 30
 
 bench: bench-small
-	$(PY) benchmarks/quality.py --playlists 20000 --per-category 100 --suite
-	$(PY) benchmarks/significance.py --playlists 20000 --per-category 100
+	$(PY) -m benchmarks.quality --playlists 20000 --per-category 100 --suite
+	$(PY) -m benchmarks.significance --playlists 20000 --per-category 100
 
 # The replication: the same suite on two more 20,000-playlist worlds (seeds 1 and 2, about 40 minutes each), then
 # the three worlds' test playlists pooled (docs/benchmarks.md, "What the tables say").
 bench-worlds: bench
-	$(PY) benchmarks/quality.py --playlists 20000 --per-category 100 --seed 1 --suite
-	$(PY) benchmarks/significance.py --playlists 20000 --per-category 100 --seed 1
-	$(PY) benchmarks/quality.py --playlists 20000 --per-category 100 --seed 2 --suite
-	$(PY) benchmarks/significance.py --playlists 20000 --per-category 100 --seed 2
-	$(PY) benchmarks/significance.py --playlists 20000 --per-category 100 --seed 0 1 2
+	$(PY) -m benchmarks.quality --playlists 20000 --per-category 100 --seed 1 --suite
+	$(PY) -m benchmarks.significance --playlists 20000 --per-category 100 --seed 1
+	$(PY) -m benchmarks.quality --playlists 20000 --per-category 100 --seed 2 --suite
+	$(PY) -m benchmarks.significance --playlists 20000 --per-category 100 --seed 2
+	$(PY) -m benchmarks.significance --playlists 20000 --per-category 100 --seed 0 1 2
 
 # Regenerate notebooks/*.ipynb (committed without outputs) from notebooks/build_notebooks.py.
 notebooks: $(STAMP)
-	$(PY) notebooks/build_notebooks.py
+	$(PY) -m notebooks.build_notebooks
 
 # 32 concurrent clients for 60 s against the service on the demo bundle (loopback only).
 # The load test's client is wrk (Debian's package), so the load generator takes little of the two cores.
 wrk:
-	@command -v wrk >/dev/null || { command -v apt-get >/dev/null && (apt-get install -y wrk || (apt-get update && apt-get install -y wrk)) || { echo "wrk could not be installed: run serve_load.py with --client python"; exit 1; }; }
+	@command -v wrk >/dev/null || { command -v apt-get >/dev/null && (apt-get install -y wrk || (apt-get update && apt-get install -y wrk)) || { echo "wrk could not be installed: run python -m benchmarks.serve_load with --client python"; exit 1; }; }
 
 serve-load: $(STAMP) $(DEMO_MODEL)/manifest.json wrk
-	$(PY) benchmarks/serve_load.py --model $(DEMO_MODEL) --clients 32 --seconds 60 --client wrk \
+	$(PY) -m benchmarks.serve_load --model $(DEMO_MODEL) --clients 32 --seconds 60 --client wrk \
 		--out benchmarks/results/serve-load.json --append
 
 lint: $(STAMP)

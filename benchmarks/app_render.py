@@ -1,7 +1,7 @@
 """How fast the demo answers in a real browser: time from a click to all result cards drawn.
 
-    python benchmarks/app_render.py --model models/world --query mix --switches 10
-    python benchmarks/app_render.py --model models/world --out benchmarks/results/app-render-world.json
+    python -m benchmarks.app_render --model models/world --query mix --switches 10
+    python -m benchmarks.app_render --model models/world --out benchmarks/results/app-render-world.json
 
 Starts ``streamlit run streamlit_app/app.py`` headless on loopback with the bundle, opens it in Debian's headless
 Chromium (Playwright, no browser download), picks the first playlist whose title matches ``--query``, presses
@@ -21,10 +21,9 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from streamlit_app import e2e
 
-from streamlit_app import e2e  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def main(argv=None) -> int:
@@ -58,7 +57,7 @@ def main(argv=None) -> int:
               "answer_ms": r["answer_ms"], "answer_median_ms": statistics.median(a for a in r["answer_ms"][1:] if a),
               "load_average": [round(x, 2) for x in os.getloadavg()], "cpus": os.cpu_count(),
               "cards": len(r["cards"]), "machine": f"{platform.machine()}, {platform.system()}",
-              "command": "python benchmarks/app_render.py " + " ".join(argv if argv is not None else sys.argv[1:])}
+              "command": "python -m benchmarks.app_render " + " ".join(argv if argv is not None else sys.argv[1:])}
     print(json.dumps(result, indent=2))
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -1,6 +1,6 @@
 """What the ``audio_taste`` features cost one playlist, beside the whole ``recommend`` call in the same run.
 
-    python benchmarks/audio_taste_cost.py --bundle data/bench/big/bundle \
+    python -m benchmarks.audio_taste_cost --bundle data/bench/big/bundle \
         --challenge data/bench/big/split/challenge_set.json
 
 For a bundle trained before ``audio_taste`` existed (its fusion does not read the features), this times, per
@@ -20,7 +20,6 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
 
 def main() -> int:
@@ -55,7 +54,7 @@ def main() -> int:
         taste.features(h.content_.rows_of(seeds), h._ids().content[cs.ids])
         extra.append(time.perf_counter() - t0)
     ms = lambda xs, q: round(float(np.percentile(xs, q)) * 1000, 2)  # noqa: E731
-    out = {"command": "python benchmarks/audio_taste_cost.py " + " ".join(sys.argv[1:]),
+    out = {"command": "python -m benchmarks.audio_taste_cost " + " ".join(sys.argv[1:]),
            "playlists": len(pick), "content_tracks": int(len(h.content_.uris_)),
            "table_build_seconds": round(build, 2),
            "recommend_ms": {"p50": ms(full, 50), "p99": ms(full, 99)},

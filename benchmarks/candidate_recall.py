@@ -1,7 +1,7 @@
 """How many candidates the hybrid needs: recall of the candidate pool at several sizes, on validation playlists.
 
     python -m modules ingest data/world --out data/world-store
-    python benchmarks/candidate_recall.py --bundle models/world --store data/world-store
+    python -m benchmarks.candidate_recall --bundle models/world --store data/world-store
 
 Uses the bundle's own validation split (the playlists its two-tower held out for early stopping, carved from the
 training data with the bundle's seed), so nothing here touches a test split. For each pool size N it reports the
@@ -20,7 +20,6 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
 
 def main() -> int:
@@ -55,7 +54,7 @@ def main() -> int:
               "seconds": round(time.perf_counter() - t0, 1),
               "pool_recall_at_training": h.validation_.get("candidate_recall"), "n_candidates": h.n_candidates,
               "rows": [{"n_candidates": n, "two_tower_recall": round(tt_hits[n] / n_held, 4)} for n in sizes],
-              "command": "python benchmarks/candidate_recall.py " + " ".join(sys.argv[1:])}
+              "command": "python -m benchmarks.candidate_recall " + " ".join(sys.argv[1:])}
     print("| N | two-tower top-N recall |\n|---|---|")
     for r in result["rows"]:
         print(f"| {r['n_candidates']:,} | {r['two_tower_recall']:.4f} |")

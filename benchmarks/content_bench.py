@@ -1,7 +1,7 @@
 """Content-model benchmark: re-ranking speed, and tuning on a validation split carved from TRAIN playlists.
 
-    python benchmarks/content_bench.py speed                       # -> benchmarks/results/content-speed.json
-    python benchmarks/content_bench.py tune --playlists 3000 --per-category 30 --val-per-category 20
+    python -m benchmarks.content_bench speed                       # -> benchmarks/results/content-speed.json
+    python -m benchmarks.content_bench tune --playlists 3000 --per-category 30 --val-per-category 20
                                                                    # -> benchmarks/results/content-tuning-….json
 
 ``speed``: ``ContentModel.similarity`` for 1,000 candidates and a 100-track playlist (goal <= 10 ms), with
@@ -10,7 +10,7 @@ and without listener feature weights; ``rerank``; ``explain`` of 10 tracks; a wh
 ``tune``: uses the training store that ``benchmarks/quality.py`` builds (world -> challenge split -> train
 store; the test playlists are not in it). ``split_store`` carves validation playlists out of those training
 playlists; the model is fitted on the rest and every setting is scored on the validation playlists only.
-The chosen setting is then run once on the test split with ``benchmarks/quality.py --params …``.
+The chosen setting is then run once on the test split with ``python -m benchmarks.quality --params …``.
 """
 
 from __future__ import annotations
@@ -24,16 +24,15 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
+from modules.base import recommend_challenge
+from modules.challenge import split_store
+from modules.content import ContentModel, ContentRecommender
+from modules.metrics import evaluate
+from modules.store import PlaylistStore
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-import numpy as np  # noqa: E402
-
-from modules.base import recommend_challenge  # noqa: E402
-from modules.challenge import split_store  # noqa: E402
-from modules.content import ContentModel, ContentRecommender  # noqa: E402
-from modules.metrics import evaluate  # noqa: E402
-from modules.store import PlaylistStore  # noqa: E402
 
 
 def stats_ms(times: list[float]) -> dict:
@@ -55,7 +54,7 @@ def timed(fn, runs: int) -> dict:
 def train_store_path(playlists: int, per_category: int, seed: int) -> Path:
     path = ROOT / "data" / "bench" / f"world-{playlists}-s{seed}" / f"train-store-{per_category}"
     if not (path / "store.json").exists():
-        raise SystemExit(f"{path} does not exist; build it with: python benchmarks/quality.py --playlists "
+        raise SystemExit(f"{path} does not exist; build it with: python -m benchmarks.quality --playlists "
                          f"{playlists} --per-category {per_category} --seed {seed}")
     return path
 
@@ -158,7 +157,7 @@ def main() -> int:
     ap.add_argument("--title-weight", type=float, nargs="+", default=[0.25, 0.5, 1.0, 2.0])
     ap.add_argument("--out", type=Path)
     args = ap.parse_args()
-    result = {"command": "python benchmarks/content_bench.py " + " ".join(sys.argv[1:]),
+    result = {"command": "python -m benchmarks.content_bench " + " ".join(sys.argv[1:]),
               "machine": {"cpus": os.cpu_count(), "load_average_start": os.getloadavg()}}
     result.update(cmd_speed(args) if args.what == "speed" else cmd_tune(args))
     result["machine"]["load_average_end"] = os.getloadavg()

@@ -1,6 +1,6 @@
 """Why a two-tower epoch slows down with the track vocabulary: one Adam step on an embedding table.
 
-    python benchmarks/embedding_optimizer_step.py --rows 85000 443000 2262000 --optimizer adam lazy_adam
+    python -m benchmarks.embedding_optimizer_step --rows 85000 443000 2262000 --optimizer adam lazy_adam
 
 The gradient of a gathered embedding is sparse (the rows a batch touched), but Keras' Adam decays its two moment
 estimates over the whole table at every step, so the step costs in proportion to the table's rows; the two-tower's
@@ -13,12 +13,9 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import time
-from pathlib import Path
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 def main() -> None:

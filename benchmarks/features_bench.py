@@ -1,7 +1,7 @@
 """Feature-store benchmark: import time, get_many latency, readers beside a writer; and the Parquet alternative.
 
-    python benchmarks/features_bench.py                 # everything, results -> benchmarks/results/features-bench.json
-    python benchmarks/features_bench.py --skip-parquet --readers 3 --seconds 10
+    python -m benchmarks.features_bench                 # everything, results -> benchmarks/results/features-bench.json
+    python -m benchmarks.features_bench --skip-parquet --readers 3 --seconds 10
 
 Goals (issue 5): import of the 114k-row catalog <= 10 s; get_many of 10,000 URIs <= 50 ms warm; several
 processes reading while one writes without "database is locked". Timings are wall-clock on whatever machine
@@ -22,14 +22,13 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
+
+from modules.features import FeatureStore
+from modules.paths import DEFAULT_CATALOG
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-
-from modules.features import FeatureStore  # noqa: E402
-from modules.paths import DEFAULT_CATALOG  # noqa: E402
 
 
 def stats_ms(times: list[float], cpu: list[float] | None = None) -> dict:
@@ -221,7 +220,7 @@ def main() -> int:
     ap.add_argument("--skip-parquet", action="store_true")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "features-bench.json")
     args = ap.parse_args()
-    result = {"command": "python benchmarks/features_bench.py " + " ".join(sys.argv[1:]),
+    result = {"command": "python -m benchmarks.features_bench " + " ".join(sys.argv[1:]),
               "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                           "sqlite": sqlite3.sqlite_version, "load_average_start": os.getloadavg()}}
     with tempfile.TemporaryDirectory(prefix="features-bench-") as tmp:

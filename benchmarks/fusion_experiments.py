@@ -1,6 +1,6 @@
 """Fusion experiments on the validation playlists only (never the test split).
 
-    python benchmarks/fusion_experiments.py --bundle data/bench/hyb3k --store data/bench/world-3000-s0/train-store-30
+    python -m benchmarks.fusion_experiments --bundle data/bench/hyb3k --store data/bench/world-3000-s0/train-store-30
 
 Loads a fitted HybridRecommender (its two-tower held the validation playlists out), refits the cheap parts on
 the playlists outside the validation split, builds every validation playlist's candidates and features, and
@@ -17,16 +17,15 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from modules.baselines import ALSRecommender
+from modules.challenge import split_store
+from modules.content import ContentModel
+from modules.hybrid import BASE_FEATURES, PART_FEATURES, HybridRecommender, _fusion_score, _make_fusion
+from modules.metrics import evaluate
+from modules.rules import RuleRecommender
+from modules.store import PlaylistStore
 
-from modules.baselines import ALSRecommender  # noqa: E402
-from modules.challenge import split_store  # noqa: E402
-from modules.content import ContentModel  # noqa: E402
-from modules.hybrid import BASE_FEATURES, PART_FEATURES, HybridRecommender, _fusion_score, _make_fusion  # noqa: E402
-from modules.metrics import evaluate  # noqa: E402
-from modules.rules import RuleRecommender  # noqa: E402
-from modules.store import PlaylistStore  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def main() -> int:
@@ -153,7 +152,7 @@ def main() -> int:
     results.append(run("hgb", names, "all"))
     results.append(run("hgb", names, "all, weighted", weighted=True))
     out = ROOT / "benchmarks" / "results" / "fusion-experiments.json"
-    out.write_text(json.dumps({"command": "python benchmarks/fusion_experiments.py " + " ".join(sys.argv[1:]),
+    out.write_text(json.dumps({"command": "python -m benchmarks.fusion_experiments " + " ".join(sys.argv[1:]),
                                "validation_playlists": len(pls), "cuts": len(examples), "results": results},
                               indent=1))
     return 0

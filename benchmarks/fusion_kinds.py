@@ -1,6 +1,6 @@
 """Fusion models compared on the validation playlists only (never the test split).
 
-    python benchmarks/fusion_kinds.py --store data/bench/world-20000-s0/train-store-100 \
+    python -m benchmarks.fusion_kinds --store data/bench/world-20000-s0/train-store-100 \
         --two-tower-bundle data/bench/world-20000-s0/tt --kinds hgb logistic logistic_by_length
 
 Does what ``HybridRecommender.fit`` does up to the fusion (validation split carved from the store, the two-tower
@@ -29,7 +29,6 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
 
 def main() -> int:
@@ -141,7 +140,7 @@ def main() -> int:
         print(f"{c:20s}" + "".join(f"{results[k][c]['ndcg']:22.4f}" for k in fused))
     out = ROOT / "benchmarks" / "results" / "fusion-kinds" / f"{args.label}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"command": "python benchmarks/fusion_kinds.py " + " ".join(sys.argv[1:]),
+    out.write_text(json.dumps({"command": "python -m benchmarks.fusion_kinds " + " ".join(sys.argv[1:]),
                                "playlists": len(split.challenge["playlists"]), "cuts": len(data["examples"]),
                                "positives": int(np.sum(data["y"])), "prepare_seconds": round(prep),
                                "results": results}, indent=1))
@@ -339,12 +338,10 @@ def with_oracle(h, data: dict, split, playlists: int, seed: int) -> tuple[dict, 
     import numpy as np
     import pandas as pd
 
+    from benchmarks.world_oracle import slot_probability, tastes
     from modules.catalog import read_catalog
     from modules.hybrid import CandidateSet
     from modules.world import PlaylistWorld
-
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    from world_oracle import slot_probability, tastes
 
     cat = read_catalog()
     world = PlaylistWorld(cat, seed=seed)

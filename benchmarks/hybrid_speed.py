@@ -1,13 +1,13 @@
 """End-to-end speed of the hybrid recommender, with ALS measured in the same run.
 
     # a catalog of >= 100k tracks: the shipped 89,740 plus copies with new ids and jittered features
-    python benchmarks/hybrid_speed.py catalog --tracks 150000 --out data/bench/catalog-150k.parquet
+    python -m benchmarks.hybrid_speed catalog --tracks 150000 --out data/bench/catalog-150k.parquet
     python -m modules world --playlists 20000 --catalog data/bench/catalog-150k.parquet \
         --out data/bench/big/mpd --jobs 2
     python -m modules challenge data/bench/big/mpd --out data/bench/big/split --per-category 100
     python -m modules train --mpd data/bench/big/split/train --features data/bench/catalog-150k.parquet \
         --out data/bench/big/bundle --epochs 2
-    python benchmarks/hybrid_speed.py latency --bundle data/bench/big/bundle --train data/bench/big/split/train \
+    python -m benchmarks.hybrid_speed latency --bundle data/bench/big/bundle --train data/bench/big/split/train \
         --challenge data/bench/big/split/challenge_set.json
 
 ``latency`` times ``Recommender.recommend(seeds, title, k=500)`` per playlist (fusion and re-rank included;
@@ -29,7 +29,6 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
 
 def make_catalog(n_tracks: int, out: Path, seed: int = 0) -> None:
@@ -136,7 +135,7 @@ def main() -> int:
         make_catalog(args.tracks, args.out, args.seed)
         return 0
     result = latency(args.bundle, args.train, args.challenge, args.playlists, args.batch)
-    result["command"] = "python benchmarks/hybrid_speed.py " + " ".join(sys.argv[1:])
+    result["command"] = "python -m benchmarks.hybrid_speed " + " ".join(sys.argv[1:])
     print(json.dumps(result, indent=1))
     out = ROOT / "benchmarks" / "results" / f"{args.label}.json"
     out.write_text(json.dumps(result, indent=1))

@@ -1,6 +1,6 @@
 """Ingest throughput and memory against the number of slices.
 
-    python benchmarks/ingest_bench.py --playlists 100000 --slices 10,25,50,100
+    python -m benchmarks.ingest_bench --playlists 100000 --slices 10,25,50,100
 
 Generates (once, cached under data/bench/) a world of ``--playlists`` playlists, then ingests the first k slices
 for each k in a fresh process and reports, per run: JSON MB, wall seconds, CPU seconds of the ingest process,
@@ -24,7 +24,6 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
-sys.path.insert(0, str(ROOT))
 CHILD = "import sys; from modules.store import ingest; ingest(sys.argv[1], sys.argv[2], show_progress=False)"
 
 
@@ -77,7 +76,7 @@ def main() -> int:
               f"{r['mb_per_s_wall']:6.1f} {r['mb_per_cpu_s']:8.1f} {r['peak_rss_mb']:11.1f}", flush=True)
     out = ROOT / "benchmarks" / "results" / "ingest.json"
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"command": "python benchmarks/ingest_bench.py " + " ".join(sys.argv[1:]),
+    out.write_text(json.dumps({"command": "python -m benchmarks.ingest_bench " + " ".join(sys.argv[1:]),
                                "machine": f"{platform.machine()}, {os.cpu_count()} cores", "runs": runs}, indent=2))
     shutil.rmtree(ROOT / "data" / "bench" / "tmp", ignore_errors=True)
     return 0

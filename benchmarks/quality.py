@@ -1,8 +1,8 @@
 """Quality benchmark: every method side by side on one world split, every number from `modules evaluate`.
 
-    python benchmarks/quality.py --playlists 3000 --per-category 30 --methods popularity,itemknn,als
-    python benchmarks/quality.py --playlists 3000 --per-category 30 --report   # table from saved results
-    python benchmarks/quality.py --playlists 3000 --per-category 30 --suite    # every row of docs/benchmarks.md
+    python -m benchmarks.quality --playlists 3000 --per-category 30 --methods popularity,itemknn,als
+    python -m benchmarks.quality --playlists 3000 --per-category 30 --report   # table from saved results
+    python -m benchmarks.quality --playlists 3000 --per-category 30 --suite    # every row of docs/benchmarks.md
 
 Steps (each cached under data/bench/, rebuilt when missing): world → challenge split → train store; then for
 each method ``python -m modules submit`` (fit on train only) and ``python -m modules evaluate --json``. One
@@ -19,10 +19,9 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from modules.challenge import CATEGORIES
 
-from modules.challenge import CATEGORIES  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 PY = sys.executable
 

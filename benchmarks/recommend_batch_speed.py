@@ -1,10 +1,12 @@
 """CPU per `/recommend`-style request, one at a time and in batches, in one process (no HTTP).
 
-    python benchmarks/recommend_batch_speed.py --model models/world --label HEAD
+    python -m benchmarks.recommend_batch_speed --model models/world --label HEAD
 
 The load test's request mix (``serve_load.make_requests``: 0-100 seeds, titles, k = 50 with explanations),
 ``Recommender.recommend`` one request at a time, then ``Recommender.recommend_columns_batch`` on batches of 1, 4,
-8, 16 and 32 when the code has it (older commits do not: run this file from a checkout of them to compare).
+8, 16 and 32 when the code has it. It measures the ``modules`` of the current directory (``python -m`` puts it
+first on the path): to compare an older commit, copy this file and ``serve_load.py`` into that checkout's
+``benchmarks/`` and run the same command there.
 One native thread, as the server runs. Results are appended to benchmarks/results/recommend-batch-speed.json.
 """
 
@@ -18,13 +20,11 @@ import sys
 import time
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-sys.path.insert(0, str(Path.cwd()))  # the checkout being measured (its modules/), which may be another commit
-from serve_load import make_requests  # noqa: E402
+from benchmarks.serve_load import make_requests
+from modules.recommender import Recommender
+from modules.service import limit_native_threads
 
-from modules.recommender import Recommender  # noqa: E402
-from modules.service import limit_native_threads  # noqa: E402
+HERE = Path(__file__).resolve().parent
 
 
 def ms_per_request(fn, items, repeats: int) -> float:
@@ -50,7 +50,7 @@ def main() -> int:
         rec.recommend(r["seed_track_uris"], r["title"], r["k"], explain=r["explain"])
     one = ms_per_request(lambda items: [rec.recommend(r["seed_track_uris"], r["title"], r["k"], explain=r["explain"])
                                         for r in items], kw, args.repeats)
-    result = {"label": args.label, "command": "python benchmarks/recommend_batch_speed.py " + " ".join(sys.argv[1:]),
+    result = {"label": args.label, "command": "python -m benchmarks.recommend_batch_speed " + " ".join(sys.argv[1:]),
               "machine": f"{platform.machine()}, load average {os.getloadavg()[0]:.1f}",
               "requests": len(kw), "recommend_one_at_a_time_ms": one, "batch_ms": {}}
     if hasattr(rec, "recommend_columns_batch"):

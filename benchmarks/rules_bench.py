@@ -1,14 +1,14 @@
 """Association-rule benchmarks: miner speed and memory, sparse vs mlxtend, scoring latency, aggregation choice.
 
     # miner time and peak memory (one `python -m modules rules` run, measured from outside)
-    python benchmarks/rules_bench.py mine --store data/bench/world-1000000-s0/store --engine sparse \
+    python -m benchmarks.rules_bench mine --store data/bench/world-1000000-s0/store --engine sparse \
         --min-support 0.001 --min-confidence 0.1 --label sparse-1m
     # both engines on the same data: identical rules? time ratio
-    python benchmarks/rules_bench.py compare --store data/bench/world-20000-s0/store --min-support 0.001
+    python -m benchmarks.rules_bench compare --store data/bench/world-20000-s0/store --min-support 0.001
     # RuleModel.score latency for playlists of 100 seeds
-    python benchmarks/rules_bench.py latency --rules data/bench/rules-1m.parquet --store STORE --seeds 100
+    python -m benchmarks.rules_bench latency --rules data/bench/rules-1m.parquet --store STORE --seeds 100
     # choose the aggregation and thresholds on a validation split carved from the TRAINING playlists
-    python benchmarks/rules_bench.py tune --playlists 3000 --per-category 30
+    python -m benchmarks.rules_bench tune --playlists 3000 --per-category 30
 
 Results land in benchmarks/results/rules/<kind>-<label>.json (committed: they are the evidence for the numbers
 in docs/rules.md). Timings are wall-clock on a shared 2-core machine: other jobs make them noisy.
@@ -27,8 +27,6 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "benchmarks"))
 
 RESULTS = ROOT / "benchmarks" / "results" / "rules"
 PY = sys.executable
@@ -188,8 +186,8 @@ def cmd_estimate(args) -> int:
 
 def cmd_tune(args) -> int:
     import numpy as np
-    from quality import prepare
 
+    from benchmarks.quality import prepare
     from modules.base import recommend_challenge
     from modules.challenge import split_store
     from modules.metrics import evaluate

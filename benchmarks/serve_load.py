@@ -1,6 +1,6 @@
 """Load test of the REST service: N concurrent clients for S seconds against `python -m modules serve`.
 
-    .venv/bin/python benchmarks/serve_load.py --model models/world --clients 32 --seconds 60 --client wrk \
+    .venv/bin/python -m benchmarks.serve_load --model models/world --clients 32 --seconds 60 --client wrk \
         --out benchmarks/results/serve-load.json --append
 
 Starts the service on a free loopback port (a subprocess, so the server gets its own interpreter), waits for
@@ -30,10 +30,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from modules.service import DEFAULT_CONCURRENCY, DEFAULT_WORKERS
+
 log = logging.getLogger("serve_load")
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-from modules.service import DEFAULT_CONCURRENCY, DEFAULT_WORKERS  # noqa: E402
 
 SEED_COUNTS = (0, 1, 5, 10, 25, 100)
 TITLES = ("chill", "workout", "summer vibes", "rock", "party", "sad songs", "road trip", "jazz", "throwbacks", "")
@@ -314,7 +314,7 @@ def main(argv=None) -> int:
         ap.error("--clients must be >= 1 and --seconds in (0, 3600]")
     result = asyncio.run(main_async(args))
     manifest = json.loads((args.model / "manifest.json").read_text())
-    out = {"command": "python benchmarks/serve_load.py " + " ".join(sys.argv[1:] if argv is None else argv),
+    out = {"command": "python -m benchmarks.serve_load " + " ".join(sys.argv[1:] if argv is None else argv),
            "bundle": str(args.model), "bundle_playlists": manifest["data"]["playlists"],
            "bundle_tracks": manifest["data"]["tracks"], "k": args.k, "server_concurrency": args.concurrency,
            "server_workers": args.workers, "server_threads": args.threads,

@@ -1,7 +1,7 @@
 """How sure are the quality table's margins? Paired bootstrap of the full hybrid against every baseline.
 
-    python benchmarks/significance.py --playlists 20000 --per-category 100
-    python benchmarks/significance.py --playlists 3000 --per-category 30
+    python -m benchmarks.significance --playlists 20000 --per-category 100
+    python -m benchmarks.significance --playlists 3000 --per-category 30
 
 For one world split of ``benchmarks/quality.py``: every suite row's submission is scored per playlist (a missing
 submission is made again with the row's own ``python -m modules submit`` command; its means are checked against
@@ -28,12 +28,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from quality import BASELINES, ROOT, prepare, results_dir, submit, suite_params  # noqa: E402
-
-from modules.challenge import CATEGORIES  # noqa: E402
-from modules.metrics import evaluate  # noqa: E402
-from modules.mpd import read_submission  # noqa: E402
+from benchmarks.quality import BASELINES, ROOT, prepare, results_dir, submit, suite_params
+from modules.challenge import CATEGORIES
+from modules.metrics import evaluate
+from modules.mpd import read_submission
 
 METRICS = ("ndcg", "r_precision")
 
@@ -104,7 +102,7 @@ def main() -> int:
                           "candidate": float(mine.loc[sel, metric].mean()), "closest_baseline": closest,
                           "baseline": means[closest], "margin": float(diff.mean()), "ci95": [lo, hi],
                           "verdict": "better" if lo > 0 else "worse" if hi < 0 else "not distinguishable"})
-    out = {"command": "python benchmarks/significance.py " + " ".join(sys.argv[1:]), "resamples": args.resamples,
+    out = {"command": "python -m benchmarks.significance " + " ".join(sys.argv[1:]), "resamples": args.resamples,
            "seed": seeds[0] if len(seeds) == 1 else seeds, "rows_checked_against_saved_results": drift, "cells": cells}
     path = (dirs[0] / "significance" / "summary.json" if len(seeds) == 1 else ROOT / "benchmarks" / "results" /
             f"significance-{args.playlists}-s{'+'.join(map(str, seeds))}-pc{args.per_category}.json")

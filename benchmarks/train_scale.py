@@ -1,6 +1,6 @@
 """Wall time and resident memory of `python -m modules train` on a large generated world.
 
-    python benchmarks/train_scale.py --playlists 100000 --epochs 2 --label HEAD
+    python -m benchmarks.train_scale --playlists 100000 --epochs 2 --label HEAD
 
 Generates the world (``python -m modules world``, skipped when the slices exist), runs ``train`` on all of it as
 a child process and samples the child's resident memory (``/proc/<pid>/status``, Linux) every second. Each
@@ -51,7 +51,7 @@ def main() -> int:
                     "(default data/bench/world-<N>-s<seed>)")
     ap.add_argument("--catalog", type=Path, default=None,
                     help="track catalog for the world and the content features (default: the shipped one); "
-                    "`python benchmarks/hybrid_speed.py catalog --tracks N` makes larger ones")
+                    "`python -m benchmarks.hybrid_speed catalog --tracks N` makes larger ones")
     ap.add_argument("--params", default=None, metavar="JSON",
                     help='HybridRecommender parameters passed to `train --params`, e.g. '
                     '\'{"two_tower": {"optimizer": "lazy_adam"}}\'')
@@ -110,7 +110,7 @@ def main() -> int:
     at = next(s for s, r in samples if r == peak) if samples else None
     manifest = json.loads((bundle / "manifest.json").read_text())
     curve = json.loads((bundle / "two_tower" / "training_curve.json").read_text())["epochs"]
-    result = {"label": args.label, "command": shlex.join(["python", "benchmarks/train_scale.py", *sys.argv[1:]]),
+    result = {"label": args.label, "command": shlex.join(["python", "-m", "benchmarks.train_scale", *sys.argv[1:]]),
               "train_command": shlex.join(["python", *cmd[1:]]),
               "machine": f"{platform.machine()}, {os.cpu_count()} cores",
               "playlists": manifest["data"]["playlists"], "tracks": manifest["data"]["tracks"],

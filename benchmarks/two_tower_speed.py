@@ -1,7 +1,7 @@
 """Two-tower speed: training wall time and throughput, SavedModel retrieval latency per playlist.
 
-    python benchmarks/two_tower_speed.py --playlists 10000          # train with the default config, then time
-    python benchmarks/two_tower_speed.py --playlists 10000 --skip-train   # only the latency part
+    python -m benchmarks.two_tower_speed --playlists 10000          # train with the default config, then time
+    python -m benchmarks.two_tower_speed --playlists 10000 --skip-train   # only the latency part
 
 Steps: the world and its challenge split are built as ``benchmarks/quality.py`` builds them (cached under
 data/bench/); ``python -m modules train-two-tower`` trains on the training playlists with the default config
@@ -22,10 +22,9 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "benchmarks"))
+from benchmarks.quality import prepare
 
-from quality import prepare  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def main() -> int:

@@ -1,10 +1,10 @@
 """Choose hyper-parameters on a validation split carved from the TRAINING playlists (never the test split).
 
-    python benchmarks/two_tower_tune.py --method als --grid '[{"factors": 64}, {"factors": 128}]'
-    python benchmarks/two_tower_tune.py --method two-tower --grid '[{"temperature": 0.05}, {"temperature": 0.1}]'
-    python benchmarks/two_tower_tune.py --report          # tables of everything saved so far
-    python benchmarks/two_tower_tune.py --poc-check       # the POC on playlists it was trained on vs new ones
-    python benchmarks/two_tower_tune.py --quality-tables  # recall@500 and clicks per category, from the saved
+    python -m benchmarks.two_tower_tune --method als --grid '[{"factors": 64}, {"factors": 128}]'
+    python -m benchmarks.two_tower_tune --method two-tower --grid '[{"temperature": 0.05}, {"temperature": 0.1}]'
+    python -m benchmarks.two_tower_tune --report          # tables of everything saved so far
+    python -m benchmarks.two_tower_tune --poc-check       # the POC on playlists it was trained on vs new ones
+    python -m benchmarks.two_tower_tune --quality-tables  # recall@500 and clicks per category, from the saved
                                                           # results of benchmarks/quality.py
 
 The world's training store is the one ``benchmarks/quality.py`` builds (data/bench/world-<n>-s<seed>/
@@ -22,11 +22,9 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "benchmarks"))
+from benchmarks.quality import prepare
 
-from quality import prepare  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def union(args) -> None:

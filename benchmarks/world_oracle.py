@@ -1,6 +1,6 @@
 """How much room does a generated world leave above ALS? An oracle that knows each test playlist's hidden taste.
 
-    python benchmarks/world_oracle.py --playlists 20000 --per-category 100 --seed 0
+    python -m benchmarks.world_oracle --playlists 20000 --per-category 100 --seed 0
 
 The playlist world (docs/world.md) draws every playlist from hidden variables: one to three (genre, mood)
 clusters, their mixture weights and a run probability (runs continue the album or artist of the track that
@@ -29,13 +29,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from modules.catalog import read_catalog
+from modules.challenge import CATEGORIES
+from modules.metrics import evaluate
+from modules.world import SLICE_SIZE, PlaylistWorld
 
-from modules.catalog import read_catalog  # noqa: E402
-from modules.challenge import CATEGORIES  # noqa: E402
-from modules.metrics import evaluate  # noqa: E402
-from modules.world import SLICE_SIZE, PlaylistWorld  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 METRICS = ("ndcg", "r_precision")
 
@@ -92,7 +91,7 @@ def main() -> int:
     base = ROOT / "data" / "bench" / f"world-{args.playlists}-s{args.seed}" / f"split-{args.per_category}"
     rows_dir = ROOT / "benchmarks" / "results" / f"quality-{args.playlists}-s{args.seed}-pc{args.per_category}"
     if not (base / "truth.json").exists():
-        raise SystemExit(f"no split at {base}: run benchmarks/quality.py --playlists {args.playlists} "
+        raise SystemExit(f"no split at {base}: run python -m benchmarks.quality --playlists {args.playlists} "
                          f"--per-category {args.per_category} --seed {args.seed} --suite first")
     t0 = time.perf_counter()
     truth = json.loads((base / "truth.json").read_text())
@@ -129,7 +128,7 @@ def main() -> int:
     table = {s: {**{v: {m: summaries[v][s][m] for m in METRICS} for v in variants},
                  **{name: {m: rows[s][m] for m in METRICS} for name, rows in saved.items()}} for s in scopes}
     out = ROOT / "benchmarks" / "results" / f"world-oracle-{args.playlists}-s{args.seed}-pc{args.per_category}.json"
-    out.write_text(json.dumps({"command": "python benchmarks/world_oracle.py " + " ".join(sys.argv[1:]),
+    out.write_text(json.dumps({"command": "python -m benchmarks.world_oracle " + " ".join(sys.argv[1:]),
                                "seconds": round(time.perf_counter() - t0), "table": table}, indent=1))
     names = [*variants, *saved]
     print("| scope | " + " | ".join(f"{n} NDCG / R-prec" for n in names) + " |")

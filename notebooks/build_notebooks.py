@@ -1,8 +1,8 @@
 """Write the training notebooks (``notebooks/*.ipynb``, without outputs) and execute them with parameters.
 
-    .venv/bin/python notebooks/build_notebooks.py                 # (re)write the three .ipynb files
-    .venv/bin/python notebooks/build_notebooks.py --check         # fail if the committed files differ
-    .venv/bin/python notebooks/build_notebooks.py --run 01_explore_playlists --param PLAYLISTS=400 \
+    .venv/bin/python -m notebooks.build_notebooks                 # (re)write the three .ipynb files
+    .venv/bin/python -m notebooks.build_notebooks --check         # fail if the committed files differ
+    .venv/bin/python -m notebooks.build_notebooks --run 01_explore_playlists --param PLAYLISTS=400 \
         --out /tmp/01.ipynb                                       # execute one with parameters (nbclient)
 
 The notebooks are generated so they stay reproducible and reviewable as Python; they are thin: narrative plus
@@ -24,7 +24,6 @@ HERE = Path(__file__).resolve().parent
 
 SETUP = '''\
 import logging
-import sys
 from pathlib import Path
 
 import pandas as pd
@@ -32,10 +31,9 @@ import plotly.express as px
 import plotly.io as pio
 from IPython.display import display  # noqa: F401  (tables and live charts in some notebooks)
 
-# the repository root (the folder holding modules/): paths in the parameters are relative to it
+# the repository root (the folder holding modules/): paths in the parameters are relative to it;
+# `modules` itself is imported from the installed package (`make venv` runs `pip install -e .`)
 ROOT = next(p for p in [Path.cwd(), *Path.cwd().parents] if (p / "modules" / "__init__.py").exists())
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
 pio.renderers.default = "plotly_mimetype+notebook_connected"
 logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 pd.set_option("display.width", 160)'''
@@ -526,7 +524,7 @@ def main(argv=None) -> int:
         stale = [n for n, make in NOTEBOOKS.items()
                  if (HERE / f"{n}.ipynb").read_text(encoding="utf-8") != nbformat.writes(make()) + "\n"]
         if stale:
-            print(f"stale notebooks (run notebooks/build_notebooks.py): {', '.join(stale)}", file=sys.stderr)
+            print(f"stale notebooks (run python -m notebooks.build_notebooks): {', '.join(stale)}", file=sys.stderr)
             return 1
         print("notebooks up to date")
         return 0

@@ -1,4 +1,7 @@
-"""The demo: ``streamlit run streamlit_app/app.py [-- --model models/world]``.
+"""The demo: ``python -m streamlit run streamlit_app/app.py [-- --model models/world]``, from the repository root.
+
+``python -m`` puts the working directory on the import path, so ``streamlit_app.*`` imports; a bare
+``streamlit run`` would only add ``streamlit_app/`` itself. ``modules`` comes from the installed package.
 
 Builds the navigation over the pages in ``pages/``; when the bundle cannot be loaded, the only page says how to
 train one. Every page is a thin view over ``modules`` (``modules.recommender``, ``modules.explore``).
@@ -8,13 +11,9 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
 from pathlib import Path
 
 APP_DIR = Path(__file__).resolve().parent
-ROOT = APP_DIR.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import streamlit as st  # noqa: E402

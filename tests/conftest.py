@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
 import pytest
 
+import modules
 from modules.catalog import read_catalog
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# `modules` is installed editable (`make venv`); a venv shared with another checkout would test that one's code
+if Path(modules.__file__).resolve().parent != ROOT / "modules":
+    raise pytest.UsageError(f"tests in {ROOT} imported modules from {Path(modules.__file__).parent}: run them from "
+                            f"the repository root with `.venv/bin/python -m pytest`, or `make test`")
 
 SMALL_WORLD = 400
 

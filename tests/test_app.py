@@ -390,7 +390,7 @@ def test_model_page_shows_manifest_curve_and_benchmark_help(app_env):
     assert at.metric[0].label == "Training playlists"
     infos = " ".join(i.value for i in at.info)
     assert "No quality results" in infos and "training curve" not in infos
-    assert any("benchmarks/quality.py" in c.value for c in at.code)
+    assert any("python -m benchmarks.quality" in c.value for c in at.code)
 
 
 def test_model_page_with_benchmarks_and_no_curve(app_env, monkeypatch, tiny_bundle):

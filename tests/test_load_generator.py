@@ -2,20 +2,16 @@
 
 import json
 import shutil
-import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
 pytestmark = pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk not installed (make wrk)")
 
 
 def test_wrk_client_cycles_bodies_and_counts_errors():
-    from serve_load import run_wrk
+    from benchmarks.serve_load import run_wrk
 
     seen = []
 

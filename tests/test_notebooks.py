@@ -14,14 +14,14 @@ from pathlib import Path
 import pytest
 from conftest import TINY_PARAMS, TINY_TT
 
-NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+from notebooks.build_notebooks import execute, inject_parameters
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = ROOT / "notebooks"
 NAMES = ("01_explore_playlists", "02_train_two_tower", "03_hybrid_evaluate_export")
 CATEGORIES = {"title_only", "title_first_1", "title_first_5", "first_5_no_title", "title_first_10",
               "first_10_no_title", "title_first_25", "title_random_25", "title_first_100", "title_random_100"}
 PLOTLY = "application/vnd.plotly.v1+json"
-
-sys.path.insert(0, str(NOTEBOOKS))
-from build_notebooks import execute, inject_parameters  # noqa: E402
 
 
 def outputs(nb) -> list[dict]:
@@ -64,8 +64,8 @@ def test_committed_without_outputs(name):
 
 
 def test_builder_in_sync():
-    r = subprocess.run([sys.executable, str(NOTEBOOKS / "build_notebooks.py"), "--check"], capture_output=True,
-                       text=True, timeout=60)
+    r = subprocess.run([sys.executable, "-m", "notebooks.build_notebooks", "--check"], cwd=ROOT,
+                       capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
 
 
@@ -96,7 +96,9 @@ def runs(world_dir, tmp_path_factory):
         "03_hybrid_evaluate_export": {**common, **split, "MODEL_DIR": str(work / "bundle"), "PARAMS": TINY_PARAMS,
                                       "TWO_TOWER_BUNDLE": str(tt_dir)},
     }
-    return work, {name: execute(NOTEBOOKS / f"{name}.ipynb", params[name], timeout=600) for name in NAMES}
+    # the kernel starts in the repository root, so it imports this checkout's `modules` (python -m puts the
+    # working directory first), whichever checkout the venv's editable install points at
+    return work, {name: execute(NOTEBOOKS / f"{name}.ipynb", params[name], cwd=ROOT, timeout=600) for name in NAMES}
 
 
 def test_01_explore(runs):

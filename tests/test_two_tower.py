@@ -216,6 +216,13 @@ def test_saved_model_serves_without_project_code(fitted, bundle, train_store, tm
     seeds = train_store.tracks["track_uri"].tolist()[3:9]
     code = textwrap.dedent(f"""
         import json, sys
+
+        class NoProjectCode:  # a serving machine without the package: the venv has it installed (pip install -e .)
+            def find_spec(self, name, path=None, target=None):
+                if name.split(".")[0] == "modules":
+                    raise ImportError("no project code here")
+
+        sys.meta_path.insert(0, NoProjectCode())
         try:
             import modules
             print("PROJECT CODE IMPORTABLE"); sys.exit(3)

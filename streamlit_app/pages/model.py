@@ -62,7 +62,7 @@ results = common.load_benchmarks(str(root))
 if results.empty:
     st.info(f"No quality results under `{root}`. Make them (each method is fitted on the training split only and "
             "scored with `modules evaluate`):")
-    st.code("python benchmarks/quality.py --playlists 3000 --per-category 30 --methods popularity,itemknn,als,"
+    st.code("python -m benchmarks.quality --playlists 3000 --per-category 30 --methods popularity,itemknn,als,"
             "two-tower,hybrid\n# or every row of docs/benchmarks.md: make bench-small", language="bash")
 else:
     runs = sorted(results["run"].unique())

@@ -10,4 +10,4 @@ st.error(st.session_state.get("bundle_error") or f"No bundle at {common.bundle_p
 st.write("Train one on the playlist world (builds it first if you have not yet):")
 st.code(f"{common.WORLD_COMMAND}\n{common.TRAIN_COMMAND}", language="bash")
 st.write("Then reload this page. To use a bundle elsewhere, start the app with `PLAYLIST_MODEL=DIR` in the "
-         "environment or `streamlit run streamlit_app/app.py -- --model DIR`.")
+         "environment or `python -m streamlit run streamlit_app/app.py -- --model DIR`.")
