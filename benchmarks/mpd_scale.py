@@ -146,9 +146,18 @@ def write_atomic(path: Path, doc: dict) -> None:
 
 
 def save_point(path: Path, point: dict) -> dict:
-    doc = json.loads(path.read_text()) if path.exists() else None
-    doc = merge_point(doc, point)
-    write_atomic(path, doc)
+    """Merge ``point`` into the results file, under a lock (two runs may share the file)."""
+    import fcntl
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    import tempfile
+
+    key = hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:12]
+    with open(Path(tempfile.gettempdir()) / f"mpd-scale-{key}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        doc = json.loads(path.read_text()) if path.exists() else None
+        doc = merge_point(doc, point)
+        write_atomic(path, doc)
     return doc
 
 
