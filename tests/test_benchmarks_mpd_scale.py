@@ -147,3 +147,11 @@ def test_a_real_point_on_a_tiny_world(tmp_path):
     a = p["als"]
     assert a["playlists"] == 30 and a["fit_seconds"] > 0 and a["p99_ms"] >= a["p50_ms"] > 0 and a["peak_rss_mib"] > 0
     assert p["evaluation"]["set"] == "6k-10k playlists" and p["ratios_to_als"]["p50"] > 0
+
+
+def test_latency_summary_of_wall_and_cpu_times():
+    s = ms._latency_summary({"ms": [10.0, 20.0, 30.0, 1000.0], "cpu_ms": [5.0, 6.0, 7.0, 8.0]})
+    assert s["playlists"] == 4 and s["p50_ms"] == 25.0 and s["max_ms"] == 1000.0
+    assert s["p99_ms"] == pytest.approx(np.percentile([10, 20, 30, 1000], 99), abs=0.05)
+    assert s["cpu_p50_ms"] == 6.5 and s["cpu_p99_ms"] <= 8.0
+    assert ms._latency_summary({"ms": []}) == {}
