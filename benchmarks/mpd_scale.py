@@ -168,6 +168,14 @@ def _fmt(v, spec: str = ",.0f", partial: bool = False) -> str:
     return ("≥" if partial else "") + format(v, spec)
 
 
+def _ms(stage: dict) -> str:
+    """Wall p50/p99, and CPU p50/p99 in parentheses when recorded."""
+    out = f"{_fmt(stage.get('p50_ms'))}/{_fmt(stage.get('p99_ms'))}"
+    if stage.get("cpu_p50_ms") is not None:
+        out += f" ({_fmt(stage['cpu_p50_ms'])}/{_fmt(stage['cpu_p99_ms'])})"
+    return out
+
+
 def _mark(ok) -> str:
     return {True: " ok", False: " FAIL", None: ""}[ok]
 
@@ -175,7 +183,7 @@ def _mark(ok) -> str:
 def table(doc: dict) -> str:
     """The results as a Markdown table (one row per point)."""
     head = ("| label | playlists | entries | tracks | once | train s | train peak MiB | bundle MiB | "
-            "serve peak MiB | p50/p99 ms | ALS fit s | ALS peak MiB | ALS p50/p99 ms | goals |")
+            "serve peak MiB | p50/p99 ms (CPU) | ALS fit s | ALS peak MiB | ALS p50/p99 ms (CPU) | goals |")
     rows = [head, "|" + "|".join("---" for _ in range(head.count("|") - 1)) + "|"]
     for p in (doc.get("points") or {}).values():
         w, t, b, s, a = (p.get(x) or {} for x in STAGES)
@@ -189,10 +197,9 @@ def table(doc: dict) -> str:
             _fmt(t.get("peak_rss_mib"), ",.0f", tpart) + _mark(gg.get("train_peak_mib", {}).get("pass")),
             _fmt(b.get("total_mib")) + _mark(gg.get("bundle_mib", {}).get("pass")),
             _fmt(s.get("peak_rss_mib"), ",.0f", spart) + _mark(gg.get("serve_peak_mib", {}).get("pass")),
-            f"{_fmt(s.get('p50_ms'))}/{_fmt(s.get('p99_ms'))}"
-            + _mark(None if "p50_ms" not in gg else (gg["p50_ms"]["pass"] and gg["p99_ms"]["pass"])),
+            _ms(s) + _mark(None if "p50_ms" not in gg else (gg["p50_ms"]["pass"] and gg["p99_ms"]["pass"])),
             _fmt(a.get("fit_seconds")), _fmt(a.get("peak_rss_mib"), ",.0f", bool(a.get("partial"))),
-            f"{_fmt(a.get('p50_ms'))}/{_fmt(a.get('p99_ms'))}",
+            _ms(a),
             {True: "pass", False: "fail", None: "incomplete"}[g["pass"]]]) + " |")
     return "\n".join(rows)
 
@@ -456,6 +463,10 @@ def run_point(n: int, args, stages: set[str]) -> dict:
     for stage in STAGES:  # a stage not run this time keeps its earlier numbers
         if stage not in stages and old and old.get(stage):
             point[stage] = old[stage]
+    # every run that wrote this point, oldest first (which stages it ran, when, on how busy a machine)
+    point["runs"] = [*((old or {}).get("runs") or []),
+                     {k: point[k] for k in ("command", "started", "load_average_at_start")}
+                     | {"stages": [s for s in STAGES if s in stages]}]
 
     def save():
         point["evaluation"] = evaluate(point)
