@@ -218,7 +218,7 @@ class HybridRecommender(PlaylistRecommender):
                  "features", "seed", "show_progress")
         return {k: getattr(self, k) for k in names}
 
-    # -- experiment hooks: used only by benchmarks/fusion_kinds.py, fusion_experiments.py, audio_taste_cost.py ---
+    # -- experiment hooks: used only by benchmarks/lab/fusion_kinds.py, fusion_experiments.py, audio_taste_cost.py ---
     def fit_validation_stage(self, store, all_pids):
         """``fit`` up to the fusion: the validation split (returned), the two-tower, the parts outside the split."""
         return training.fit_validation_stage(self, store, all_pids)

@@ -1,6 +1,6 @@
 """Fusion models compared on the validation playlists only (never the test split).
 
-    python -m benchmarks.fusion_kinds --store data/bench/world-20000-s0/train-store-100 \
+    python -m benchmarks.lab.fusion_kinds --store data/bench/world-20000-s0/train-store-100 \
         --two-tower-bundle data/bench/world-20000-s0/tt --kinds hgb logistic logistic_by_length
 
 Does what ``HybridRecommender.fit`` does up to the fusion (validation split carved from the store, the two-tower
@@ -28,7 +28,7 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def main() -> int:
@@ -59,7 +59,7 @@ def main() -> int:
                     '\'{"features": {"energy": 0.2, "valence": 0.2}}\' (raw values, tempo / 200; experiment)')
     ap.add_argument("--oracle-world", type=int, nargs=2, default=None, metavar=("PLAYLISTS", "SEED"),
                     help="diagnostic for a generated world's store: append the world oracle's slot probability "
-                    "(benchmarks/world_oracle.py, no runs) as a feature, and score its order over the candidates "
+                    "(benchmarks/lab/world_oracle.py, no runs) as a feature, and score its order over the candidates "
                     "and over the whole catalog")
     ap.add_argument("--label", default="default")
     args = ap.parse_args()
@@ -140,7 +140,7 @@ def main() -> int:
         print(f"{c:20s}" + "".join(f"{results[k][c]['ndcg']:22.4f}" for k in fused))
     out = ROOT / "benchmarks" / "results" / "fusion-kinds" / f"{args.label}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"command": "python -m benchmarks.fusion_kinds " + " ".join(sys.argv[1:]),
+    out.write_text(json.dumps({"command": "python -m benchmarks.lab.fusion_kinds " + " ".join(sys.argv[1:]),
                                "playlists": len(split.challenge["playlists"]), "cuts": len(data["examples"]),
                                "positives": int(np.sum(data["y"])), "prepare_seconds": round(prep),
                                "results": results}, indent=1))
@@ -338,7 +338,7 @@ def with_oracle(h, data: dict, split, playlists: int, seed: int) -> tuple[dict, 
     import numpy as np
     import pandas as pd
 
-    from benchmarks.world_oracle import slot_probability, tastes
+    from benchmarks.lab.world_oracle import slot_probability, tastes
     from modules.catalog import read_catalog
     from modules.hybrid import CandidateSet
     from modules.world import PlaylistWorld

@@ -1,6 +1,7 @@
 """Fusion experiments on the validation playlists only (never the test split).
 
-    python -m benchmarks.fusion_experiments --bundle data/bench/hyb3k --store data/bench/world-3000-s0/train-store-30
+    python -m benchmarks.lab.fusion_experiments --bundle data/bench/hyb3k \
+        --store data/bench/world-3000-s0/train-store-30
 
 Loads a fitted HybridRecommender (its two-tower held the validation playlists out), refits the cheap parts on
 the playlists outside the validation split, builds every validation playlist's candidates and features, and
@@ -25,7 +26,7 @@ from modules.metrics import evaluate
 from modules.rules import RuleRecommender
 from modules.store import PlaylistStore
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def main() -> int:
@@ -152,7 +153,7 @@ def main() -> int:
     results.append(run("hgb", names, "all"))
     results.append(run("hgb", names, "all, weighted", weighted=True))
     out = ROOT / "benchmarks" / "results" / "fusion-experiments.json"
-    out.write_text(json.dumps({"command": "python -m benchmarks.fusion_experiments " + " ".join(sys.argv[1:]),
+    out.write_text(json.dumps({"command": "python -m benchmarks.lab.fusion_experiments " + " ".join(sys.argv[1:]),
                                "validation_playlists": len(pls), "cuts": len(examples), "results": results},
                               indent=1))
     return 0
