@@ -23,7 +23,10 @@ als     ``implicit``'s ALS (``modules.baselines.als``, its defaults) fitted on t
         the same run: fit time, peak resident memory, recommend p50/p99 at k=500 (timed as above). Our
         numbers are also given as ratios to these.
 
-``--timeout SECONDS`` kills a stage that runs longer and records it as partial, with the peak seen so far.
+``--timeout SECONDS`` kills a stage that runs longer and records it as partial, with the peak seen so far; a
+train that fails is recorded as partial too (``failed``), then the run stops. Keep the checkout unchanged while
+a run lasts: the children import parts of ``modules`` late, and code that changed under them (a merge) can fail
+them.
 Each point (keyed by ``--label`` and size; other points are kept) is written atomically to
 benchmarks/results/mpd-scale.json with the issue's goals and whether it meets them (6k-10k playlists: train
 peak <= 4 GiB, serving <= 2 GiB, bundle <= 300 MiB; 1M: train <= 20 GiB, serving <= 6 GiB, p50 <= 50 ms,
@@ -508,12 +511,16 @@ def run_point(n: int, args, stages: set[str]) -> dict:
         if bundle.exists():  # train refuses nothing here: a finished bundle is replaced (atomic folder)
             log.info("retraining %s", bundle)
         r = run_child(cmd, timeout=args.timeout, log_file=logs / f"train-{bundle.name}.log")
-        _check(r, "train")
+        failed = r["exit_code"] != 0 and not r["partial"]
         peak_at = next((s for s, m in r["samples"] if m == max(m for _, m in r["samples"])), None) \
             if r["samples"] else None
         point["train"] = {**{k: r[k] for k in ("command", "wall_seconds", "peak_rss_mib", "partial", "exit_code")},
                           "peak_sampled_at_seconds": peak_at, "stage_peaks_mib": stage_peaks(r["events"], r["samples"]),
                           "events": r["events"], "rss_every_10s": r["samples"][::10]}
+        if failed:  # keep what it measured until it failed (a partial point), then stop
+            point["train"] |= {"partial": True, "failed": True, "tail": r["tail"]}
+            save()
+            _check(r, "train")
         if not r["partial"]:
             curve = json.loads((bundle / "two_tower" / "training_curve.json").read_text())["epochs"]
             point["train"]["two_tower_epochs"] = [
