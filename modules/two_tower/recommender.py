@@ -79,7 +79,7 @@ class TwoTowerRecommender(PlaylistRecommender):
     def _resolved_config(self) -> TwoTowerConfig:
         base = self.config
         if isinstance(base, TwoTowerConfig):
-            base = base.to_dict()
+            base = base.params()
         return TwoTowerConfig.from_dict({**(base or {}), **self.params})
 
     # -- fit --
