@@ -448,6 +448,8 @@ def world_stats(store: Path) -> dict:
 
 
 def run_point(n: int, args, stages: set[str]) -> dict:
+    from modules.bundle import Bundle
+
     base = args.data / f"mpd-{n}-s{args.seed}"
     mpd, split = base / "mpd", base / f"split-pc{args.per_category}"
     world_store, train_store = base / "store", split / "store"
@@ -522,11 +524,11 @@ def run_point(n: int, args, stages: set[str]) -> dict:
             save()
             _check(r, "train")
         if not r["partial"]:
-            curve = json.loads((bundle / "two_tower" / "training_curve.json").read_text())["epochs"]
+            curve = json.loads(Bundle(bundle).training_curve.read_text())["epochs"]
             point["train"]["two_tower_epochs"] = [
                 {k: e.get(k) for k in ("epoch", "examples", "train_seconds", "seconds")} for e in curve]
         save()
-    train_ok = (bundle / "manifest.json").exists() and not (point.get("train") or {}).get("partial")
+    train_ok = Bundle(bundle).manifest_file.exists() and not (point.get("train") or {}).get("partial")
 
     if "bundle" in stages and train_ok:
         point["bundle"] = {"path": str(bundle), **bundle_sizes(bundle)}
