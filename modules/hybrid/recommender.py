@@ -14,10 +14,10 @@ from pathlib import Path
 import numpy as np
 
 from modules.base import PlaylistRecommender, single_thread_native
+from modules.errors import HybridError
 from modules.hybrid import persistence, training
 from modules.hybrid.blend import blended
 from modules.hybrid.candidates import CandidateSet
-from modules.hybrid.errors import HybridError
 from modules.hybrid.features import DEFAULT_PARTS, PARTS, candidate_set
 from modules.hybrid.fusion import FUSION_KINDS, fusion_score, make_fusion
 from modules.hybrid.sources import SourceSet

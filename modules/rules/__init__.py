@@ -16,11 +16,12 @@ playlist also added C: confidence 0.42, lift 31"). One file per step (docs/rules
   ``mlxtend_engine.py`` (mlxtend's ``fpgrowth``, the reference, with its memory guard);
 * ``ruleset.py``: the rule table ``RuleSet``, its metrics and its Parquet file (``read_rules``);
 * ``scoring.py``: ``RuleModel``, the rule-based candidate pool (and what you may change there);
-* ``recommender.py``: ``RuleRecommender``, rules first, then popularity;
-* ``errors.py``: ``RulesError`` and ``MemoryBudgetError``.
+* ``recommender.py``: ``RuleRecommender``, rules first, then popularity.
+
+Its errors, ``RulesError`` and ``MemoryBudgetError``, are defined in ``modules.errors`` and re-exported here.
 """
 
-from modules.rules.errors import MemoryBudgetError, RulesError
+from modules.errors import MemoryBudgetError, RulesError
 from modules.rules.mining import ENGINES, check_params, mine_rules
 from modules.rules.mlxtend_engine import (
     _available_memory,

@@ -12,7 +12,7 @@ import logging
 from numbers import Integral
 
 from modules.base import PlaylistRecommender, popularity_order
-from modules.rules.errors import RulesError
+from modules.errors import RulesError
 from modules.rules.mining import mine_rules
 from modules.rules.scoring import AGGREGATIONS, RuleModel
 from modules.rules.transactions import load_transactions

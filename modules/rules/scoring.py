@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from modules.rules.errors import RulesError
+from modules.errors import RulesError
 from modules.rules.ruleset import RULE_COLUMNS, RuleSet, read_rules
 
 log = logging.getLogger(__name__)

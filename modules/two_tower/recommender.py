@@ -270,7 +270,7 @@ class TwoTowerRecommender(PlaylistRecommender):
 
     def _check_fitted(self):
         if not getattr(self, "fitted_", False):
-            from modules.base import NotFittedError
+            from modules.errors import NotFittedError
 
             raise NotFittedError(f"This {type(self).__name__} is not fitted yet; call fit(store) or load(dir).")
 
