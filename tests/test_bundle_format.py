@@ -19,7 +19,7 @@ from conftest import TINY_PARAMS
 
 from modules.baselines import ALSRecommender
 from modules.bundle_convert import convert_bundle
-from modules.errors import BundleError, FusionFormatError
+from modules.errors import BundleError, FusionFormatError, UserError
 from modules.hybrid import FUSION_KINDS, HybridRecommender, _FusionByLength, _make_fusion
 from modules.hybrid.fusion_arrays import (
     LinearFusion,
@@ -209,7 +209,8 @@ def test_arrays_holding_pickled_objects_are_refused_unopened(file, tiny_bundle, 
         np.savez(b / file, coef=hostile)
     else:
         np.save(b / file, hostile, allow_pickle=True)
-    with pytest.raises(ValueError, match=f"{file.split('/')[1]} holds more than numbers .*allow_pickle=False"):
+    # a user error (one line from the CLI), not a bug's traceback
+    with pytest.raises(UserError, match=f"{file.split('/')[1]} holds more than numbers .*allow_pickle=False"):
         Recommender.load(b)
     assert not marker.exists()
 

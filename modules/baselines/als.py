@@ -15,6 +15,7 @@ from scipy import sparse
 
 from modules.baselines.shared import _Baseline, _check_param, _Matrix
 from modules.baselines.title_popularity import _TitlePopularity
+from modules.errors import BundleError, MissingInputError
 
 ALS_FORMAT = "als-arrays/1"  # ALSRecommender.save's folder
 ALS_PARAMS = ("factors", "regularization", "alpha", "iterations", "num_threads", "show_progress", "seed")
@@ -112,23 +113,23 @@ class ALSRecommender(_Baseline):
 
         path = Path(path)
         if not (path / "config.json").exists():
-            raise FileNotFoundError(f"no {path / 'config.json'}: {path} holds no ALS model (write one with "
+            raise MissingInputError(f"no {path / 'config.json'}: {path} holds no ALS model (write one with "
                                     "ALSRecommender.save)")
         config = json.loads((path / "config.json").read_text())
         if config.get("format") != ALS_FORMAT:
-            raise ValueError(f"{path} holds ALS format {config.get('format')!r}; this version reads {ALS_FORMAT!r}. "
+            raise BundleError(f"{path} holds ALS format {config.get('format')!r}; this version reads {ALS_FORMAT!r}. "
                              "Retrain the bundle with python -m modules train.")
         self = cls(**{k: v for k, v in config["params"].items() if k in ALS_PARAMS})
         try:
             factors = np.load(path / "item_factors.npy", allow_pickle=False)
         except ValueError as err:  # e.g. an array of Python objects, which only the pickle loader reads
-            raise ValueError(f"{path / 'item_factors.npy'} holds more than numbers ({err}); it was not written by "
+            raise BundleError(f"{path / 'item_factors.npy'} holds more than numbers ({err}); it was not written by "
                              "this package: retrain the bundle.") from None
         X = sparse.load_npz(path / "matrix.npz").tocsr()  # scipy reads it with allow_pickle=False
         uris = pd.read_parquet(path / "tracks.parquet")["track_uri"].to_numpy().astype(object)
         playlists = pd.read_parquet(path / "playlists.parquet")
         if factors.ndim != 2 or factors.shape[0] != len(uris) or X.shape != (len(playlists), len(uris)):
-            raise ValueError(f"{path}: item_factors {factors.shape}, matrix {X.shape}, {len(uris)} tracks and "
+            raise BundleError(f"{path}: item_factors {factors.shape}, matrix {X.shape}, {len(uris)} tracks and "
                              f"{len(playlists)} playlists do not fit together; copy or retrain the bundle.")
         spec = config["model"]
         with threadpool_limits(1, "blas"):  # as in fit: implicit warns about BLAS threads otherwise
