@@ -331,7 +331,9 @@ class Recommender:
         for i, uri in enumerate(uris):
             bits = []
             if rule_rows[i] >= 0 and h.rules_ is not None:
-                bits.append(h.rules_.explain(int(rule_rows[i]), names=self._names))
+                reason = h.rules_.explain(int(rule_rows[i]), names=self._names)  # "" below two playlists
+                if reason:
+                    bits.append(reason)
             if uri in content:
                 bits.append(content[uri])
             if not bits and tt_rank is not None:
