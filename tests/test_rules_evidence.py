@@ -200,3 +200,16 @@ def test_rules_cli_writes_the_evidence(store, tmp_path):
     assert meta["evidence"] == {"min_count": 3, "max_consequents": 4, "smoothing": 2.0}
     assert len(rules) > 0 and (rules.count >= 3).all() and consequent_rank(rules).max() < 4
     assert RuleModel.load(out).smoothing == 2.0
+
+
+@pytest.mark.parametrize("rules,match", [
+    ({"min_count": 0}, "min_count (--min-count) must be an integer >= 1"),
+    ({"max_rules": -5}, "max_rules must be a positive integer"),
+    ({"smoothing": "a lot"}, "smoothing (--smoothing) must be a number >= 0"),
+    ({"min_cont": 2}, "unknown rules parameters ['min_cont']"),
+])
+def test_train_refuses_bad_rule_settings_before_reading_data(tmp_path, rules, match):
+    res = run_cli("train", "--mpd", str(tmp_path / "no-such-dir"), "--out", str(tmp_path / "b"),
+                  "--params", orjson.dumps({"rules": rules}).decode())
+    assert res.returncode == 2 and match in res.stderr and "Traceback" not in res.stderr
+    assert not (tmp_path / "b").exists()
