@@ -213,3 +213,17 @@ def test_train_refuses_bad_rule_settings_before_reading_data(tmp_path, rules, ma
                   "--params", orjson.dumps({"rules": rules}).decode())
     assert res.returncode == 2 and match in res.stderr and "Traceback" not in res.stderr
     assert not (tmp_path / "b").exists()
+
+
+def test_explain_many_cites_the_rule_with_most_playlists_not_the_best_scoring():
+    x, y, w, z = (T + n for n in "XYWZ")
+    # Y: from X in 2 of 3 playlists, from W in 1 of 1 (confidence 1, the best rule); Z: only from W, 1 of 1
+    rules = mine_rules(Transactions.from_lists([[x, y], [x, y], [x], [w, y, z]]), min_support=0.1,
+                       min_confidence=0.01, max_len=2)
+    model = RuleModel(rules)
+    res = model.score([x, w])
+    best_y = model.rule(res.best_rule[list(res.uris).index(y)])
+    assert best_y["antecedents"] == [w] and best_y["count"] == 1  # the scoring's best rule has no evidence
+    said = model.explain_many([x, w], [y, z, T + "nope"], {x: "Ex by A"})
+    assert said == ["in 2 of 3 playlists with Ex by A", "", ""]
+    assert model.explain_many([], [y]) == [""]

@@ -82,7 +82,8 @@ def fit_parts(h, store, pids, split=None) -> None:
     h.rules_ = h.content_ = h.als_ = None
     h._sources_ = None
     if "rules" in h.parts_:
-        h.rules_, h.rules_tuning_ = fit_rules(store, pids, h.rules, split, getattr(h, "rules_tuning_", None))
+        h.rules_, h.rules_tuning_ = fit_rules(store, pids, h.rules, split, getattr(h, "rules_tuning_", None),
+                                              h.show_progress)
     if "content" in h.parts_:
         h.content_ = fit_content(h.features, store, pids, h.content)
     if "als" in h.parts_:

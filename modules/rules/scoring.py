@@ -37,7 +37,7 @@ import numpy as np
 
 from modules.rules.errors import RulesError
 from modules.rules.evidence import evidence_of, smoothed_confidence
-from modules.rules.explain import rule_reason
+from modules.rules.explain import MIN_EXPLAIN_COUNT, rule_reason
 from modules.rules.ruleset import RULE_COLUMNS, RuleSet, read_rules
 
 log = logging.getLogger(__name__)
@@ -268,6 +268,33 @@ class RuleModel:
         for name in RULE_COLUMNS[2:]:
             v = m[name][0] if name in m else getattr(r, name)[row]
             out[name] = int(v) if name.endswith("count") else float(v)
+        return out
+
+    def explain_many(self, seed_track_uris, candidate_uris, names: dict | None = None) -> list[str]:
+        """Why each candidate follows from these seeds, citing the firing rule with the most playlists behind it
+        (ties: the higher smoothed confidence, then the first row), not the best-scoring one: "in 23 of 41
+        playlists with A" convinces where "in 1 of 1" does not. ``""`` where no rule with at least
+        ``explain.MIN_EXPLAIN_COUNT`` playlists points to the candidate."""
+        uris = list(candidate_uris)
+        out = [""] * len(uris)
+        rows, _ = self.fire(seed_track_uris)
+        ids = np.fromiter((self.index_.get(u, -1) for u in uris), np.int64, len(uris))
+        if not len(rows) or not (ids >= 0).any():
+            return out
+        r = self.rules
+        want = np.zeros(len(self.pair_item_) + 1, bool)
+        want[ids[ids >= 0]] = True
+        cons = self.consequent_[rows]
+        rule = self.rule_ids_[rows]
+        keep = want[cons] & (r.count[rule] >= MIN_EXPLAIN_COUNT)
+        rows, cons, rule = rows[keep], cons[keep], rule[keep]
+        order = np.lexsort((rule, -self.confidence_[rows], -r.count[rule], cons))
+        cons, rule = cons[order], rule[order]
+        first = np.r_[True, cons[1:] != cons[:-1]] if len(cons) else np.zeros(0, bool)
+        best = dict(zip(cons[first].tolist(), rule[first].tolist(), strict=True))
+        for i, c in enumerate(ids.tolist()):
+            if c in best:
+                out[i] = self.explain(best[c], names)
         return out
 
     def explain(self, row: int, names: dict | None = None) -> str:

@@ -54,7 +54,8 @@ def tunes(params: dict | None) -> bool:
     return not set(params or {}) & {"min_count", "max_consequents", "smoothing", "min_support"}
 
 
-def fit_rules(store, pids, params: dict | None, validation=None, tuning: dict | None = None):
+def fit_rules(store, pids, params: dict | None, validation=None, tuning: dict | None = None,
+              show_progress: bool = False):
     """The ``RuleModel`` mined from ``pids`` of ``store``, and the report of the evidence tuning (``None`` when
     the filter was not tuned).
 
@@ -75,7 +76,7 @@ def fit_rules(store, pids, params: dict | None, validation=None, tuning: dict | 
         keep = {k: rp[k] for k in ("min_confidence", "max_len", "aggregation", "engine", "n_jobs") if k in rp}
         tx = load_transactions(store, pids)
         _, model, report = tune_evidence(tx, validation, max_rules=params.get("max_rules", DEFAULT_MAX_RULES),
-                                         **keep)
+                                         show_progress=show_progress, **keep)
         return model, report
     if not tunes(params) or tuning is None:
         return RuleRecommender(**rp).fit(store, pids).model_, None
