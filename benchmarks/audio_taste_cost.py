@@ -30,6 +30,7 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
 
+    from modules.hybrid import lab
     from modules.mpd import read_challenge
     from modules.recommender import Recommender
 
@@ -39,7 +40,7 @@ def main() -> int:
     rng = np.random.default_rng(args.seed)
     pick = [pls[i] for i in rng.choice(len(pls), size=min(args.playlists, len(pls)), replace=False)]
     t0 = time.perf_counter()
-    taste = h._audio_taste()
+    taste = lab.audio_taste(h)
     build = time.perf_counter() - t0
     for p in pick[:20]:  # warm-up
         rec.recommend([t["track_uri"] for t in p["tracks"]], p.get("name"), 500, explain=False)
@@ -51,7 +52,7 @@ def main() -> int:
         full.append(time.perf_counter() - t0)
         cs = h.candidate_set(seeds, title)
         t0 = time.perf_counter()
-        taste.features(h.content_.rows_of(seeds), h._ids().content[cs.ids])
+        taste.features(h.content_.rows_of(seeds), lab.id_maps(h).content[cs.ids])
         extra.append(time.perf_counter() - t0)
     ms = lambda xs, q: round(float(np.percentile(xs, q)) * 1000, 2)  # noqa: E731
     out = {"command": "python -m benchmarks.audio_taste_cost " + " ".join(sys.argv[1:]),

@@ -15,13 +15,10 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from modules.errors import NotFittedError
 from modules.mpd import SUBMISSION_SIZE, write_submission
 
 log = logging.getLogger(__name__)
-
-
-class NotFittedError(RuntimeError):
-    """A recommender used before ``fit`` (or ``load``)."""
 
 
 class PlaylistRecommender(ABC):

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from modules.errors import UserError
+from modules.errors import CatalogError
 from modules.mpd import derive_uri
 from modules.paths import DEFAULT_CATALOG
 
@@ -35,10 +35,6 @@ AUDIO_FEATURES = (
     "time_signature",
 )
 REQUIRED_COLUMNS = ("track_id", "artists", "track_name")
-
-
-class CatalogError(UserError, ValueError):
-    """A catalog file that cannot be read as a track catalog."""
 
 
 def read_catalog(path: str | Path | None = None, column_map: Mapping[str, str] | None = None) -> pd.DataFrame:

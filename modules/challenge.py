@@ -22,8 +22,8 @@ import numpy as np
 import orjson
 
 from modules.atomic import FolderKind, atomic_directory, check_output_folder
-from modules.errors import UserError
-from modules.mpd import MPDFormatError, find_slices, load_json, read_slices, write_challenge, write_slice
+from modules.errors import MPDFormatError, SplitError
+from modules.mpd import find_slices, load_json, read_slices, write_challenge, write_slice
 
 log = logging.getLogger(__name__)
 
@@ -55,10 +55,6 @@ CATEGORIES = (
     Category("title_random_100", 100, True, random=True),
 )
 CATEGORY_BY_NAME = {c.name: c for c in CATEGORIES}
-
-
-class SplitError(UserError, ValueError):
-    """The data cannot give the split asked for."""
 
 
 SPLIT_FORMAT = "challenge-split/1"

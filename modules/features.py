@@ -36,7 +36,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from modules.catalog import AUDIO_FEATURES
-from modules.errors import UserError
+from modules.errors import FeatureStoreError
 
 log = logging.getLogger(__name__)
 
@@ -64,10 +64,6 @@ _NUM_COLS = [c for c in COLUMNS[1:] if c in _NUMERIC]
 _OBJ_COLS = [c for c in COLUMNS[1:] if c not in _NUMERIC]
 _NUM_INDEX = {c: i for i, c in enumerate(_NUM_COLS)}
 _OBJ_INDEX = {c: i for i, c in enumerate(_OBJ_COLS)}
-
-
-class FeatureStoreError(UserError, ValueError):
-    """A path that is not a usable feature store, or input it cannot take."""
 
 
 def _ddl() -> str:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import orjson
 
-from modules.errors import InputError, MissingInputError, UserError
+from modules.errors import InputError, MissingInputError, MPDFormatError
 
 log = logging.getLogger(__name__)
 
@@ -32,21 +32,6 @@ PLAYLIST_INTS = {"modified_at": _INT64, "num_albums": _INT32, "num_followers": _
                  "duration_ms": _INT64, "num_artists": _INT32}
 _BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 _warned_derived = False
-
-
-class MPDFormatError(UserError, ValueError):
-    """A file that breaks the MPD format (or one of ours: truth, track artists), with where and what."""
-
-    def __init__(self, file, message, *, index=None, pid=None, field=None):
-        self.file, self.index, self.pid, self.field = str(file), index, pid, field
-        where = [self.file]
-        if index is not None:
-            where.append(f"playlist #{index}")
-        if pid is not None:
-            where.append(f"pid {pid}")
-        if field is not None:
-            where.append(f"field {field!r}")
-        super().__init__(f"{', '.join(where)}: {message}")
 
 
 def derive_uri(kind: str, *names: str) -> str:

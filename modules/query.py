@@ -20,7 +20,7 @@ from dataclasses import InitVar, dataclass
 
 import numpy as np
 
-from modules.errors import InputError
+from modules.errors import InputError, QueryTypeError
 from modules.mpd import SUBMISSION_SIZE
 
 MODES = ("hybrid", "collaborative")
@@ -28,10 +28,6 @@ DEFAULT_EXPLAIN = 50  # top rows that get a full explanation, unless asked other
 # a playlist's seeds and title, as the REST service and docs name them, then as MPD / challenge files do
 SEED_KEYS = ("seed_track_uris", "tracks")
 TITLE_KEYS = ("title", "name")
-
-
-class QueryTypeError(InputError, TypeError):
-    """A query field of the wrong type (one string for the seed list, a list for the weights)."""
 
 
 def lone_surrogate(value: str) -> str | None:

@@ -39,7 +39,7 @@ from urllib.parse import quote
 import numpy as np
 import pandas as pd
 
-from modules.errors import InputError
+from modules.errors import InputError, SpotifyForbidden, SpotifyUnavailable
 from modules.features import FEATURE_COLUMNS, FeatureStore
 from modules.mpd import TRACK_URI
 from modules.paths import REPO_ROOT
@@ -294,14 +294,6 @@ def is_placeholder(url: str | None) -> bool:
 
 # -- the client ----------------------------------------------------------------------------------------------
 
-class _Unavailable(Exception):
-    """The API could not answer now (offline, rate-limited beyond our patience, 5xx, timeout)."""
-
-
-class _Forbidden(Exception):
-    """403: the endpoint is closed to this app."""
-
-
 class SpotifyClient:
     """Track metadata, album art and search, from Spotify when reachable, else from the feature store.
 
@@ -392,14 +384,14 @@ class SpotifyClient:
             log.warning(msg, *args)
 
     def _call(self, what: str, fn, *args, **kwargs):
-        """One API call with the degradation rules; raises ``_Unavailable`` or ``_Forbidden``."""
+        """One API call with the degradation rules; raises ``SpotifyUnavailable`` or ``SpotifyForbidden``."""
         import requests
         from spotipy.exceptions import SpotifyException, SpotifyOauthError
 
         cfg = self.config
         for attempt in range(cfg.max_retries + 1):
             if not self.online:
-                raise _Unavailable(self._offline_reason or "cooling down")
+                raise SpotifyUnavailable(self._offline_reason or "cooling down")
             try:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore", DeprecationWarning)
@@ -414,27 +406,27 @@ class SpotifyClient:
                         continue
                     self._pause(max(wait, cfg.offline_cooldown),
                                 f"rate-limited (Retry-After {wait:.0f} s, {attempt} retries)")
-                    raise _Unavailable("rate limited") from None
+                    raise SpotifyUnavailable("rate limited") from None
                 if status == 403:
-                    raise _Forbidden(what) from None
+                    raise SpotifyForbidden(what) from None
                 if status >= 500:
                     self._pause(cfg.offline_cooldown, f"HTTP {status} from {what}")
-                    raise _Unavailable(f"HTTP {status}") from None
+                    raise SpotifyUnavailable(f"HTTP {status}") from None
                 if status == 401:
                     self._pause(cfg.offline_cooldown, "HTTP 401 (token refused)")
-                    raise _Unavailable("HTTP 401") from None
+                    raise SpotifyUnavailable("HTTP 401") from None
                 self._warn_once(f"http-{status}-{what}", "Spotify answered HTTP %s to %s; using cached data",
                                 status, what)
-                raise _Unavailable(f"HTTP {status}") from None
+                raise SpotifyUnavailable(f"HTTP {status}") from None
             except SpotifyOauthError as err:
                 self._offline_reason = "Spotify rejected the credentials"
                 self._warn_once("oauth", "Spotify rejected the app credentials (%s); running offline for this run",
                                 getattr(err, "error", None) or "token request failed")
-                raise _Unavailable("credentials rejected") from None
+                raise SpotifyUnavailable("credentials rejected") from None
             except requests.RequestException as err:
                 self._pause(cfg.offline_cooldown, f"{type(err).__name__} on {what}")
-                raise _Unavailable(type(err).__name__) from None
-        raise _Unavailable("rate limited")  # pragma: no cover - the loop always returns or raises
+                raise SpotifyUnavailable(type(err).__name__) from None
+        raise SpotifyUnavailable("rate limited")  # pragma: no cover - the loop always returns or raises
 
     def _pause(self, seconds: float, why: str) -> None:
         self._down_until = time.monotonic() + seconds
@@ -466,7 +458,7 @@ class SpotifyClient:
                 batch = wanted[start:start + TRACKS_PER_CALL]
                 try:
                     answer = self._call("tracks", self._sp.tracks, batch, market=self.config.market)
-                except (_Unavailable, _Forbidden):
+                except (SpotifyUnavailable, SpotifyForbidden):
                     break
                 for uri, item in zip(batch, (answer or {}).get("tracks") or [], strict=False):
                     if item:
@@ -528,13 +520,13 @@ class SpotifyClient:
         for start in range(0, len(missing), FEATURES_PER_CALL):
             try:
                 answer = self._call("audio-features", self._sp.audio_features, missing[start:start + FEATURES_PER_CALL])
-            except _Forbidden:
+            except SpotifyForbidden:
                 self.audio_features_available = False
                 self._warn_once("af-403", "Spotify answered 403 to audio-features (closed to new apps since %s); "
                                 "not asking again in this run, features come from the catalog only",
                                 AUDIO_FEATURES_CLOSED)
                 break
-            except _Unavailable:
+            except SpotifyUnavailable:
                 break
             for item in answer or []:
                 if item and item.get("uri"):
@@ -563,7 +555,7 @@ class SpotifyClient:
                 frame = pd.DataFrame([dict(r, source="spotify", found=True) for r in records],
                                      columns=list(TRACK_COLUMNS))
                 return frame
-            except (_Unavailable, _Forbidden):
+            except (SpotifyUnavailable, SpotifyForbidden):
                 pass
         if self.store is None:
             return pd.DataFrame(columns=list(TRACK_COLUMNS))

@@ -38,7 +38,7 @@ from tqdm import tqdm
 
 from modules import __version__
 from modules.atomic import FolderKind, atomic_directory, check_output_folder
-from modules.errors import UserError
+from modules.errors import StoreError
 from modules.mpd import find_slices, read_slices
 
 log = logging.getLogger(__name__)
@@ -55,10 +55,6 @@ PLAYLIST_SCHEMA = pa.schema([
 ])
 ENTRY_SCHEMA = pa.schema([("pid", pa.int64()), ("pos", pa.int32()), ("track_uri", pa.string())])
 TRACK_COLUMNS = ("track_name", "artist_uri", "artist_name", "album_uri", "album_name", "duration_ms")
-
-
-class StoreError(UserError, ValueError):
-    """A path that is not a usable playlist store."""
 
 
 def _int(v, default=0):

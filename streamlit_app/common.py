@@ -93,7 +93,7 @@ def load_recommender(path: str):
 
 def try_recommender():
     """``(recommender, None)`` or ``(None, error message)`` for the configured bundle."""
-    from modules.recommender import BundleError
+    from modules.errors import BundleError
 
     path = bundle_path()
     try:

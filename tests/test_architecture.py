@@ -6,11 +6,13 @@
 * ``modules/`` is the product: it never imports ``benchmarks``, ``streamlit_app``, ``notebooks`` or ``tests``.
 * The CLI prints ``error: …`` for ``UserError`` only, so a bug (a ``ValueError`` or ``KeyError`` from our own
   code) shows its traceback; every exception class a user can cause derives from ``UserError``.
+* Every exception class of the product is defined in ``modules/errors.py``, the one file of that name.
 """
 
 from __future__ import annotations
 
 import ast
+import builtins
 import json
 import os
 from functools import cache
@@ -23,7 +25,12 @@ OUTSIDE_THE_PRODUCT = {"benchmarks", "streamlit_app", "notebooks", "tests"}
 # exception classes in modules/ that are not the user's doing, with the reason
 NOT_USER_ERRORS = {
     "NotFittedError": "a recommender used before fit/load: a bug in the calling code, as in scikit-learn",
+    "SpotifyUnavailable": "the Spotify client's signal to answer offline; caught inside modules.spotify",
+    "SpotifyForbidden": "the Spotify client's signal that an endpoint is closed; caught inside modules.spotify",
 }
+ERRORS_FILE = PACKAGE / "errors.py"
+# code that may define exception classes outside modules/errors.py, with the reason (tests may define their own)
+OWN_EXCEPTIONS_ALLOWED: dict[str, str] = {}
 
 
 def repo_files(suffix: str) -> list[Path]:
@@ -254,3 +261,47 @@ def test_every_error_a_user_can_cause_is_a_user_error():
     stray = sorted(n for n in classes if n not in NOT_USER_ERRORS and not derives_from_user_error(n, classes))
     assert not stray, (f"exception classes outside the UserError family: {stray}; derive them from "
                        "modules.errors.UserError (or an InputError etc.), or list them in NOT_USER_ERRORS with why")
+
+
+def test_one_errors_file():
+    found = sorted(str(p.relative_to(ROOT)) for p in PACKAGE.rglob("errors.py") if "__pycache__" not in p.parts)
+    assert found == ["modules/errors.py"], f"exception classes live in modules/errors.py only, not in {found}"
+
+
+def exception_class_defs(paths: list[Path]) -> list[str]:
+    """``file:line Name`` of every class in ``paths`` that derives from an exception: a built-in one, one of
+    ``modules/errors.py``, anything named *Error/*Exception/*Warning, or another class found so (to a fixpoint)."""
+    known = {n for n in dir(builtins) if isinstance(getattr(builtins, n), type)
+             and issubclass(getattr(builtins, n), BaseException)}
+    known |= {n.name for n in ast.walk(tree_of(ERRORS_FILE)) if isinstance(n, ast.ClassDef)}
+    classes = [(path, node) for path in paths for node in ast.walk(tree_of(path)) if isinstance(node, ast.ClassDef)]
+    found: dict[str, str] = {}
+    grew = True
+    while grew:
+        grew = False
+        for path, node in classes:
+            where = path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
+            key = f"{where}:{node.lineno} {node.name}"
+            bases = [ast.unparse(b).rsplit(".", 1)[-1] for b in node.bases]
+            if key not in found and any(b in known or b.endswith(("Error", "Exception", "Warning")) for b in bases):
+                found[key] = node.name
+                known.add(node.name)
+                grew = True
+    return sorted(found)
+
+
+def test_exception_scan_finds_subclasses(tmp_path):
+    names = {d.rsplit(" ", 1)[1] for d in exception_class_defs([ERRORS_FILE])}
+    assert {"UserError", "BundleError", "NotFittedError", "SpotifyUnavailable"} <= names and len(names) >= 19
+    code = tmp_path / "code.py"  # a subclass of a subclass, named like neither, is found too
+    code.write_text("class Boom(KeyError): ...\nclass Bang(Boom): ...\nclass Table: ...\n")
+    assert [d.rsplit(" ", 1)[1] for d in exception_class_defs([code])] == ["Boom", "Bang"]
+
+
+def test_exception_classes_live_in_errors_py():
+    paths = [p for p in repo_files(".py") if p != ERRORS_FILE
+             and p.relative_to(ROOT).parts[0] in {"modules", "benchmarks", "streamlit_app", "notebooks"}]
+    assert any(p.relative_to(ROOT).parts[0] == "benchmarks" for p in paths)  # the walk sees the code around
+    stray = [d for d in exception_class_defs(paths) if d.split(":")[0] not in OWN_EXCEPTIONS_ALLOWED]
+    assert not stray, (f"exception classes outside modules/errors.py: {stray}; define them there (a user error "
+                       "derives from InputError, MissingInputError, OutputError or BundleError) and import them")

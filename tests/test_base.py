@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from modules.base import NotFittedError, PlaylistRecommender, popularity_order, recommend_challenge
+from modules.base import PlaylistRecommender, popularity_order, recommend_challenge
+from modules.errors import NotFittedError
 from modules.mpd import read_submission
 
 

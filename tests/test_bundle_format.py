@@ -15,9 +15,9 @@ from conftest import TINY_PARAMS
 
 from modules.baselines import ALSRecommender
 from modules.bundle_convert import convert_bundle
+from modules.errors import BundleError, FusionFormatError
 from modules.hybrid import FUSION_KINDS, HybridRecommender, _FusionByLength, _make_fusion
 from modules.hybrid.fusion_arrays import (
-    FusionFormatError,
     LinearFusion,
     TreeFusion,
     as_predictor,
@@ -25,7 +25,7 @@ from modules.hybrid.fusion_arrays import (
     to_arrays,
 )
 from modules.mpd import read_challenge
-from modules.recommender import BundleError, Recommender
+from modules.recommender import Recommender
 
 # files a bundle may hold, by name ending (the two-tower's TensorFlow checkpoint and SavedModel included)
 ALLOWED = (".json", ".parquet", ".npz", ".npy", ".txt", ".pb", ".index", ".data-00000-of-00001")

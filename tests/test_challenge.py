@@ -3,7 +3,8 @@
 import orjson
 import pytest
 
-from modules.challenge import CATEGORIES, CATEGORY_BY_NAME, SplitError, split_mpd, split_store, validation_per_category
+from modules.challenge import CATEGORIES, CATEGORY_BY_NAME, split_mpd, split_store, validation_per_category
+from modules.errors import SplitError
 from modules.mpd import find_slices, read_challenge
 
 

@@ -16,7 +16,8 @@ import pandas as pd
 import pytest
 
 from modules.cli.features import parse_column_map
-from modules.features import COLUMNS, FEATURE_COLUMNS, FeatureStore, FeatureStoreError
+from modules.errors import FeatureStoreError
+from modules.features import COLUMNS, FEATURE_COLUMNS, FeatureStore
 
 UNKNOWN = "spotify:track:" + "Z" * 22
 

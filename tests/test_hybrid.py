@@ -11,9 +11,10 @@ import pandas as pd
 import pytest
 from conftest import TINY_PARAMS as PARAMS
 
+from modules.errors import BundleError
 from modules.hybrid import FUSION_KINDS, PER_CUT, _choose_fusion_kind
 from modules.mpd import read_challenge, read_submission
-from modules.recommender import RESULT_COLUMNS, BundleError, Recommender, train_bundle
+from modules.recommender import RESULT_COLUMNS, Recommender, train_bundle
 
 
 @pytest.fixture(scope="module")

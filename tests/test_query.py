@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from modules.errors import InputError
+from modules.errors import InputError, QueryTypeError
 from modules.mpd import read_challenge
-from modules.query import Query, QueryTypeError
+from modules.query import Query
 
 FEATURES = ["energy", "tempo"]
 

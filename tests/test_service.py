@@ -15,8 +15,9 @@ import httpx
 import numpy as np
 import pytest
 
-from modules.recommender import BundleError, Recommender
-from modules.service import ServiceError, create_app, freeze_loaded_heap, limit_native_threads
+from modules.errors import BundleError, ServiceError
+from modules.recommender import Recommender
+from modules.service import create_app, freeze_loaded_heap, limit_native_threads
 
 # fastapi's TestClient warns that starlette prefers httpx2; httpx is what the project pins
 pytestmark = pytest.mark.filterwarnings("ignore:Using `httpx` with `starlette.testclient`")

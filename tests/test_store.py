@@ -6,9 +6,9 @@ import numpy as np
 import orjson
 import pytest
 
-from modules.errors import OutputError
-from modules.mpd import MPDFormatError, find_slices
-from modules.store import PlaylistStore, StoreError, ingest, open_store
+from modules.errors import MPDFormatError, OutputError, StoreError
+from modules.mpd import find_slices
+from modules.store import PlaylistStore, ingest, open_store
 
 URI = "spotify:track:" + "A" * 22
 

@@ -50,6 +50,63 @@ def test_config_rejects_unknown_and_bad_values():
         TwoTowerConfig.from_dict({"validation_per_category": "many"})
 
 
+# config.json's "config" of a default model before the rejected options were removed (commit e5c4d3b): the saved
+# form must keep these bytes, so bundles written before and after are the same files
+SAVED_DEFAULT_CONFIG = (
+    '{"embedding_dim": 64, "hidden_dim": 256, "temperature": 0.2, "normalize": true, "epochs": 15, "patience": 3, '
+    '"min_delta": 0.002, "batch_size": 512, "learning_rate": 0.002, "optimizer": "auto", "examples_per_track": 0.5, '
+    '"max_seeds": 100, "max_context": 150, "empty_context_rate": 0.1, "prefix_rate": 0.5, '
+    '"uniform_context_rate": 0.5, "title_drop_rate": 0.3, "id_dropout": 0.1, "logq_weight": 1.0, '
+    '"mask_context_hits": true, "mixed_negatives": 0, "dropout": 0.0, "min_track_count": 1, '
+    '"track_oov_buckets": 16, "artist_oov_buckets": 16, "album_oov_buckets": 16, "share_item_embeddings": true, '
+    '"pooling": "mean+max", "pool_normalized": false, "item_bias": true, "audio": true, "word_vocab_size": 20000, '
+    '"ngram_vocab_size": 20000, "max_title_words": 8, "max_title_ngrams": 48, "catalog_candidates": false, '
+    '"validation_per_category": "auto", "k": 500}')
+
+
+@pytest.mark.parametrize("option", [{"normalize": False}, {"normalize": True}, {"mask_context_hits": False},
+                                    {"pool_normalized": True}, {"catalog_candidates": False},
+                                    {"pooling": "attention"}])
+def test_removed_options_are_refused_saying_why(option):
+    from modules.errors import InputError
+
+    name = next(iter(option))
+    with pytest.raises(InputError, match=rf"{name}.*was removed: .*validation"):
+        TwoTowerConfig.from_dict({"epochs": 2, **option})
+    with pytest.raises(InputError, match=rf"{name}.*was removed"):
+        TwoTowerRecommender(**option)._resolved_config()
+    assert not hasattr(TwoTowerConfig(), "normalize")
+    assert TwoTowerConfig.from_dict({"pooling": "mean"}).pooling == "mean"
+
+
+def test_saved_config_keeps_its_bytes_and_old_bundles_load():
+    cfg = TwoTowerConfig()
+    assert json.dumps(cfg.to_dict()) == SAVED_DEFAULT_CONFIG
+    saved = json.loads(SAVED_DEFAULT_CONFIG)
+    assert TwoTowerConfig.from_saved(saved) == cfg  # the removed options at today's values: read as they are
+    changed = TwoTowerConfig.from_saved({**saved, "embedding_dim": 32, "pooling": "mean"})
+    assert json.loads(json.dumps(changed.to_dict())) == {**saved, "embedding_dim": 32, "pooling": "mean"}
+    assert TwoTowerRecommender(cfg, epochs=3)._resolved_config().epochs == 3  # a config object as the base
+    for name, other in (("normalize", False), ("mask_context_hits", False), ("pool_normalized", True),
+                        ("catalog_candidates", True), ("pooling", "attention")):
+        with pytest.raises(BundleError, match=rf"trained with {name}={other!r}.*removed.*Retrain"):
+            TwoTowerConfig.from_saved({**saved, name: other})
+
+
+def test_a_bundle_with_a_removed_option_value_is_refused(bundle, tmp_path):
+    import shutil
+
+    meta = json.loads((bundle / "two_tower" / "config.json").read_text())
+    assert {"normalize": True, "mask_context_hits": True, "pool_normalized": False,
+            "catalog_candidates": False}.items() <= meta["config"].items()
+    old = tmp_path / "attention"
+    shutil.copytree(bundle, old)
+    meta["config"]["pooling"] = "attention"
+    (old / "two_tower" / "config.json").write_text(json.dumps(meta, indent=1))
+    with pytest.raises(BundleError, match=r"two-tower bundle .* trained with pooling='attention'.*Retrain"):
+        TwoTowerRecommender.load(old)
+
+
 def test_lazy_adam_is_adam_computed_lazily():
     import tensorflow as tf
 
@@ -269,7 +326,7 @@ def test_bad_bundle_names_what_is_missing(bundle, tmp_path):
 def test_cli_train_two_tower(world_dir, tmp_path):
     cfg = tmp_path / "tiny.json"
     cfg.write_text(json.dumps({**TINY, "epochs": 1, "audio": False, "mixed_negatives": 1, "dropout": 0.1,
-                               "pooling": "attention", "share_item_embeddings": False}))
+                               "pooling": "mean", "share_item_embeddings": False}))
     run = [sys.executable, "-m", "modules", "train-two-tower", "--mpd", str(world_dir), "--out",
            str(tmp_path / "b"), "--config", str(cfg), "--seed", "1"]
     out = subprocess.run(run, capture_output=True, text=True)

@@ -96,9 +96,9 @@ def test_bad_arguments_are_refused(tmp_path, catalog):
 
 
 def test_hidden_taste_explains_the_playlist_and_is_never_written(catalog):
-    """``_taste`` (for benchmarks/world_oracle.py) is the draw behind the tracks: the oracle's slot probability
+    """``_taste`` (for benchmarks/lab/world_oracle.py) is the draw behind the tracks: the oracle's slot probability
     ranks a playlist's own tracks near the top of the catalog; the slice bytes never carry it."""
-    from benchmarks.world_oracle import slot_probability
+    from benchmarks.lab.world_oracle import slot_probability
 
     world = PlaylistWorld(catalog, seed=5)
     rng = np.random.default_rng(1)

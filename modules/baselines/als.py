@@ -47,7 +47,7 @@ class ALSRecommender(_Baseline):
     Notes
     -----
     The defaults were chosen on a validation split carved from the training playlists of the 3,000-playlist
-    world (``benchmarks/two_tower_tune.py --method als``; docs/two_tower.md has the grid and its numbers).
+    world (``benchmarks/lab/two_tower_tune.py --method als``; docs/two_tower.md has the grid and its numbers).
     """
 
     def __init__(self, *, factors: int = 128, regularization: float = 0.05, alpha: float = 10.0,

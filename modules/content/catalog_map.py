@@ -18,9 +18,9 @@ import numpy as np
 import orjson
 import pandas as pd
 
-from modules.content.errors import ContentError
 from modules.content.explain import LISTENER_WORDS
 from modules.content.preparation import _catalog_frame
+from modules.errors import ContentError
 
 # Continuous features used for the 2-D map (key, mode, time_signature are categories, not distances).
 MAP_FEATURES = ("danceability", "energy", "loudness", "speechiness", "acousticness", "instrumentalness",

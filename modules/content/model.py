@@ -28,11 +28,11 @@ from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
 from modules.base import positions
-from modules.content.errors import ContentError
 from modules.content.explain import describe_candidates
 from modules.content.persistence import load_model, save_model
 from modules.content.preparation import standardize_audio, tag_vectors, track_names, track_rows
 from modules.content.query import _norm, _Query, compute_query
+from modules.errors import ContentError
 from modules.features import FEATURE_COLUMNS
 
 log = logging.getLogger(__name__)

@@ -15,7 +15,7 @@ import orjson
 from scipy import sparse
 from sklearn.utils.validation import check_is_fitted
 
-from modules.content.errors import ContentError
+from modules.errors import ContentError
 
 MODEL_FORMAT = "content-model/1"
 

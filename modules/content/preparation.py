@@ -16,7 +16,7 @@ import pandas as pd
 from scipy import sparse
 from sklearn.preprocessing import normalize
 
-from modules.content.errors import ContentError
+from modules.errors import ContentError
 
 _NON_WORD = re.compile(r"[^\w&]+")
 # n-grams that start or end with one of these say nothing the single words do not ("best of", "of anime")

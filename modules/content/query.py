@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from modules.content.errors import ContentError
 from modules.content.preparation import title_tokens
+from modules.errors import ContentError
 
 
 @dataclass

@@ -13,8 +13,8 @@ folder, so the CLI or the REST service can reuse it and the tests check it witho
 They read a ``Recommender`` only through its public methods (``track_label``, ``content_model``, ``search`` …).
 """
 
+from modules.errors import ExploreError
 from modules.explore.catalog_map import bundle_map, map_positions, sample_map, track_features
-from modules.explore.errors import ExploreError
 from modules.explore.model_report import benchmark_results, benchmark_table, training_curve
 from modules.explore.playlists import (
     RESULT_EXPORT_COLUMNS,

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from modules.explore.errors import ExploreError
+from modules.errors import ExploreError
 
 
 def track_features(rec, uris: Sequence[str] | None = None, features: Sequence[str] | None = None) -> pd.DataFrame:

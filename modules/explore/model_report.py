@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from modules.explore.errors import ExploreError
+from modules.errors import ExploreError
 
 log = logging.getLogger(__name__)
 

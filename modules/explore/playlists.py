@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from modules.explore.errors import ExploreError
+from modules.errors import ExploreError
 
 log = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from modules.explore.errors import ExploreError
+from modules.errors import ExploreError
 
 
 class RuleTable:

@@ -21,11 +21,11 @@ For one playlist:
 fusion then learns on what is left.
 """
 
+from modules.errors import HybridError
 from modules.hybrid.blend import ALS_UNKNOWN_Z, BLEND_BUCKETS, BLEND_GRID, BLEND_OBJECTIVE
 from modules.hybrid.blend import blend as _blend
 from modules.hybrid.blend import length_bucket as _length_bucket
 from modules.hybrid.candidates import CandidateSet
-from modules.hybrid.errors import HybridError
 from modules.hybrid.features import BASE_FEATURES, DEFAULT_PARTS, PART_FEATURES, PARTS
 from modules.hybrid.fusion import FUSION_KINDS, HGB_DEFAULTS, LENGTH_BUCKETS, LINEAR_FUSIONS
 from modules.hybrid.fusion import EmptyColumnsToZero as _EmptyColumnsToZero

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from modules.errors import HybridError
 from modules.hybrid import fusion_arrays as arrays_form
 from modules.hybrid.blend import length_bucket, n_seeds
-from modules.hybrid.errors import HybridError
 
 HGB_DEFAULTS = {"max_iter": 100, "learning_rate": 0.1, "max_leaf_nodes": 31, "min_samples_leaf": 40,
                 "l2_regularization": 1.0}

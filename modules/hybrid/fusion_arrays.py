@@ -22,15 +22,11 @@ import weakref
 
 import numpy as np
 
-from modules.errors import BundleError
+from modules.errors import FusionFormatError
 
 log = logging.getLogger(__name__)
 
 _CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-
-
-class FusionFormatError(BundleError):
-    """A fusion model that cannot be written as arrays, or arrays that do not describe one."""
 
 
 def _arr(arrays, name: str, dtype, ndim: int) -> np.ndarray:

@@ -17,7 +17,7 @@ import numpy as np
 import orjson
 
 from modules.bundle import PART_ENTRIES, Bundle
-from modules.hybrid.errors import HybridError
+from modules.errors import HybridError
 from modules.hybrid.fusion import fusion_from_arrays, fusion_to_arrays, n_features
 from modules.hybrid.sources.als import load_als, save_als
 from modules.hybrid.sources.content import load_content, save_content

@@ -14,16 +14,13 @@ from pathlib import Path
 import numpy as np
 
 from modules.base import PlaylistRecommender, single_thread_native
+from modules.errors import HybridError
 from modules.hybrid import persistence, training
-from modules.hybrid.blend import blended, choose_blend
+from modules.hybrid.blend import blended
 from modules.hybrid.candidates import CandidateSet
-from modules.hybrid.errors import HybridError
-from modules.hybrid.examples import fusion_data, fusion_examples
 from modules.hybrid.features import DEFAULT_PARTS, PARTS, candidate_set
 from modules.hybrid.fusion import FUSION_KINDS, fusion_score, make_fusion
-from modules.hybrid.selection import cross_fitted_scores, score_cuts
 from modules.hybrid.sources import SourceSet
-from modules.hybrid.sources.rules import rule_params
 
 
 class HybridRecommender(PlaylistRecommender):
@@ -217,38 +214,3 @@ class HybridRecommender(PlaylistRecommender):
                  "fusion_cuts", "audio_taste", "fusion", "two_tower", "rules", "content", "als", "two_tower_bundle",
                  "features", "seed", "show_progress")
         return {k: getattr(self, k) for k in names}
-
-    # -- experiment hooks: used only by benchmarks/fusion_kinds.py, fusion_experiments.py, audio_taste_cost.py ---
-    def fit_validation_stage(self, store, all_pids):
-        """``fit`` up to the fusion: the validation split (returned), the two-tower, the parts outside the split."""
-        return training.fit_validation_stage(self, store, all_pids)
-
-    def fusion_data(self, split, store) -> dict:
-        """Candidate sets, labels and cross-fitting folds of every validation cut (``modules.hybrid.examples``)."""
-        return fusion_data(self._fusion_examples(split, store), self.candidate_set, store, self.show_progress)
-
-    def cross_fitted_scores(self, data: dict, kind: str, params: dict | None = None) -> list[np.ndarray]:
-        """Fusion ``kind``'s score of every validation cut, each from a model fitted on the other fold's playlists."""
-        return cross_fitted_scores(data, lambda: self._new_fusion(kind, params))
-
-    def score_cuts(self, data: dict, split, scores: list[np.ndarray]) -> dict:
-        """Metrics of per-cut ``scores`` (``modules.hybrid.selection.score_cuts``)."""
-        return score_cuts(data, split, scores)
-
-    def choose_blend(self, data: dict, scores: list[np.ndarray], objective: tuple[str, ...] | None = None,
-                     bucket: np.ndarray | None = None) -> tuple[dict, list[np.ndarray]]:
-        """Blend weights per length and their honest scores (``modules.hybrid.blend.choose_blend``)."""
-        return choose_blend(data, scores, "als" in self.parts_, objective, bucket)
-
-    def _fusion_examples(self, split, store):
-        return fusion_examples(split, store, self.fusion_cuts, self.seed)
-
-    def _fit_tables(self, store, pids) -> None:
-        training.fit_tables(self, store, pids)
-
-    def _rule_params(self, n_playlists: int) -> dict:
-        return rule_params(self.rules, n_playlists)
-
-    def _audio_taste(self):
-        """The audio-taste tables (``modules.hybrid.sources.taste.AudioTaste``), built once."""
-        return self._sources().taste.table()

@@ -19,11 +19,12 @@ when it has evidence. One file per step (docs/rules.md explains each):
 * ``tuning.py``: ``tune_evidence``, the filter chosen on validation playlists under a budget of rules;
 * ``scoring.py``: ``RuleModel``, the rule-based candidate pool (and what you may change there);
 * ``explain.py``: ``rule_reason``, the one place a rule is worded for people;
-* ``recommender.py``: ``RuleRecommender``, rules first, then popularity;
-* ``errors.py``: ``RulesError`` and ``MemoryBudgetError``.
+* ``recommender.py``: ``RuleRecommender``, rules first, then popularity.
+
+Its errors, ``RulesError`` and ``MemoryBudgetError``, are defined in ``modules.errors`` and re-exported here.
 """
 
-from modules.rules.errors import MemoryBudgetError, RulesError
+from modules.errors import MemoryBudgetError, RulesError
 from modules.rules.evidence import Evidence, apply_evidence, check_evidence
 from modules.rules.explain import rule_reason
 from modules.rules.mining import ENGINES, check_params, mine_rules

@@ -22,7 +22,7 @@ from numbers import Integral, Real
 
 import numpy as np
 
-from modules.errors import InputError
+from modules.errors import RulesError
 from modules.rules.ruleset import RuleSet
 
 EVIDENCE_KEYS = ("min_count", "max_consequents", "smoothing")
@@ -45,17 +45,17 @@ class Evidence:
 
 
 def check_evidence(min_count=1, max_consequents=None, smoothing=0.0) -> Evidence:
-    """``Evidence`` from user values, or ``InputError`` saying what to give instead."""
+    """``Evidence`` from user values, or ``RulesError`` (an ``InputError``) saying what to give instead."""
     if isinstance(min_count, bool) or not isinstance(min_count, Integral) or min_count < 1:
-        raise InputError(f"min_count (--min-count) must be an integer >= 1 (got {min_count!r}): the number of "
+        raise RulesError(f"min_count (--min-count) must be an integer >= 1 (got {min_count!r}): the number of "
                          "playlists a rule's tracks must share, e.g. 2 to drop rules seen in one playlist.")
     if max_consequents is not None and (isinstance(max_consequents, bool) or not isinstance(max_consequents, Integral)
                                         or max_consequents < 1):
-        raise InputError(f"max_consequents (--max-consequents) must be an integer >= 1 or left out for no cap (got "
+        raise RulesError(f"max_consequents (--max-consequents) must be an integer >= 1 or left out for no cap (got "
                          f"{max_consequents!r}), e.g. 200 keeps each track's 200 best-supported rules.")
     if (isinstance(smoothing, bool) or not isinstance(smoothing, Real) or not np.isfinite(float(smoothing))
             or smoothing < 0):
-        raise InputError(f"smoothing (--smoothing) must be a number >= 0 (got {smoothing!r}): the m in count / "
+        raise RulesError(f"smoothing (--smoothing) must be a number >= 0 (got {smoothing!r}): the m in count / "
                          "(antecedent count + m); 0 is the plain confidence, 2 ranks 1 of 1 below 20 of 25.")
     return Evidence(int(min_count), None if max_consequents is None else int(max_consequents), float(smoothing))
 

@@ -13,7 +13,7 @@ import logging
 import time
 from numbers import Integral, Real
 
-from modules.rules.errors import RulesError
+from modules.errors import RulesError
 from modules.rules.mlxtend_engine import mine_mlxtend
 from modules.rules.ruleset import RuleSet
 from modules.rules.sparse_miner import mine_sparse

@@ -13,7 +13,7 @@ import time
 
 import numpy as np
 
-from modules.rules.errors import MemoryBudgetError, RulesError
+from modules.errors import MemoryBudgetError, RulesError
 from modules.rules.ruleset import RuleSet, _compact, _empty_ruleset
 from modules.rules.sparse_miner import _Counts, _forward_neighbours, _frequent_items, _rules_from_counts, count_itemsets
 from modules.rules.transactions import Transactions

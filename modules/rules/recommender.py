@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 
 from modules.base import PlaylistRecommender, popularity_order
-from modules.rules.errors import RulesError
+from modules.errors import RulesError
 from modules.rules.evidence import Evidence, apply_evidence, check_evidence
 from modules.rules.mining import mine_rules
 from modules.rules.scoring import AGGREGATIONS, RuleModel

@@ -16,7 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from modules.rules.errors import RulesError
+from modules.errors import RulesError
 
 RULES_FORMAT = "playlist-rules/1"
 RULE_COLUMNS = ("antecedents", "consequents", "antecedent_count", "consequent_count", "count",

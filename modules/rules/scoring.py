@@ -1,14 +1,18 @@
 """The rule-based candidate pool: ``RuleModel`` scores the tracks a playlist's seeds point to through rules.
 
-``RuleModel`` holds a ``RuleSet`` in memory, indexed by antecedent (1→1 and 2→1 rules), and
+What it is
+----------
+``RuleModel`` holds a ``RuleSet`` (``ruleset.py``) in memory, indexed by antecedent (1→1 and 2→1 rules), and
 ``RuleModel.score(seeds, k)`` returns ``RuleScores``: the candidates best first, their aggregated scores, the
 rule that best explains each (``explain`` turns it into a sentence, ``explain.py``) and every rule that fired.
 Confidence here is the smoothed one, ``count / (antecedent_count + m)`` (``evidence.py``; ``m`` from the rule
-file's metadata). This is the
-hybrid's rule source: ``HybridRecommender`` fits ``RuleRecommender(**rules)`` (``recommender.py``) on the
-training playlists, keeps its ``model_``, adds the best ``n_rule_candidates`` (default 300) of
-``score(seeds, k=n_rule_candidates)`` to its candidate pool and reads its rule features (score, best rule's
-confidence and lift, rank) from the same ``RuleScores``.
+file's metadata). ``RuleRecommender`` (``recommender.py``) ranks with it alone (rules first, then popularity).
+The hybrid reaches it only through its adapter, ``RuleSource`` in ``modules/hybrid/sources/rules.py``, which mines
+it on the training playlists (``fit_rules``, with the evidence filter chosen on validation), asks
+``score(seeds, k=n_rule_candidates)`` (default 300) in ``retrieve(queries, n)``, fills the rule features
+(``PART_FEATURES["rules"]``: summed confidence, best rule's confidence and log lift, rank, found) from the same
+``RuleScores`` in ``features(query, candidates)``, and saves and loads it as the bundle's ``rules.parquet``
+(``Bundle.rules_file``).
 
 What you may change
 -------------------
@@ -25,6 +29,18 @@ What you may change
   antecedents are seeds; ``best_rule`` and ``firing`` are rows of ``RuleModel.rules``; ``save``/``load``
   round-trips. Upstream, the sparse miner gives exactly mlxtend's rules (same rules, order and metrics): a
   change to counting belongs in ``sparse_miner.py`` and must keep those tests green.
+
+What must stay
+--------------
+* The contract ``RuleSource`` reads: ``score(seed_track_uris, k)`` → ``RuleScores`` (``ids`` index
+  ``rules.track_uris``, ``best_rule`` rows of ``rules``), ``rules.track_uris``, ``rules.metrics(rows)``
+  (``confidence``, ``lift``), ``rule(row)`` / ``explain(row)`` for the explanations, ``load(path, aggregation)``
+  and ``save(path)``. A new rule signal is a new column in ``RuleSource.features`` (and its name in
+  ``PART_FEATURES``), not a change to the hybrid.
+* Determinism: the same rules and seeds give the same candidates and scores, bit for bit, in every process
+  (the service's batches and the same-bytes check on the 3k world depend on it).
+* The file format: ``rules.parquet`` is ``RuleSet.write`` / ``read_rules`` (``RULES_FORMAT``); changing it means
+  a new ``RULES_FORMAT``, with ``read_rules`` loading or refusing (with a message) files of the old one.
 """
 
 from __future__ import annotations
@@ -35,7 +51,7 @@ from pathlib import Path
 
 import numpy as np
 
-from modules.rules.errors import RulesError
+from modules.errors import RulesError
 from modules.rules.evidence import evidence_of, smoothed_confidence
 from modules.rules.explain import MIN_EXPLAIN_COUNT, rule_reason
 from modules.rules.ruleset import RULE_COLUMNS, RuleSet, read_rules

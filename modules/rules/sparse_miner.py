@@ -20,7 +20,7 @@ import numpy as np
 from scipy import sparse
 from tqdm import tqdm
 
-from modules.rules.errors import MemoryBudgetError, RulesError
+from modules.errors import MemoryBudgetError, RulesError
 from modules.rules.ruleset import RuleSet, _compact, _empty_ruleset, rule_metrics
 from modules.rules.transactions import Transactions
 

@@ -24,7 +24,7 @@ from numbers import Integral
 import numpy as np
 from tqdm import tqdm
 
-from modules.errors import InputError
+from modules.errors import RulesError
 from modules.metrics import SUBMISSION_SIZE, score_playlist
 from modules.rules.evidence import Evidence, apply_evidence
 from modules.rules.mining import mine_rules
@@ -43,7 +43,7 @@ MINING_FACTOR = 4
 
 def check_max_rules(max_rules) -> int:
     if isinstance(max_rules, bool) or not isinstance(max_rules, Integral) or max_rules < 1:
-        raise InputError(f"max_rules must be a positive integer (got {max_rules!r}): the most rules the tuned "
+        raise RulesError(f"max_rules must be a positive integer (got {max_rules!r}): the most rules the tuned "
                          f"rule table may hold, e.g. {DEFAULT_MAX_RULES:,} (the default).")
     return int(max_rules)
 

@@ -6,7 +6,7 @@ import os
 import warnings
 from typing import Any
 
-from modules.errors import UserError
+from modules.errors import ServiceError
 
 DEFAULT_MAX_K = 500
 DEFAULT_MAX_SEEDS = 500
@@ -27,10 +27,6 @@ DEFAULT_NATIVE_THREADS = 1
 RECOMMEND_BATCH = 32  # /recommend requests per batch (one catalog scan; memory: 32 x tracks floats)
 
 UNSET: Any = object()  # "not given", for renamed keywords whose ``None`` means something
-
-
-class ServiceError(UserError, ValueError):
-    """A service that cannot start: no bundle, no SavedModel, bad limits."""
 
 
 def check_positive_ints(**values) -> None:

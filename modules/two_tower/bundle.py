@@ -106,7 +106,7 @@ def read_bundle(bundle_dir: str | Path) -> BundleContents:
     if meta.get("format") != BUNDLE_FORMAT:
         raise BundleError(f"two-tower bundle {root} has format {meta.get('format')!r}; this code reads "
                           f"{BUNDLE_FORMAT!r}. Re-train it.")
-    cfg = TwoTowerConfig.from_dict(meta["config"])
+    cfg = TwoTowerConfig.from_saved(meta["config"], f"two-tower bundle {root}")
     vocab = {n: [line for line in (root / "vocab" / f"{n}.txt").read_text(encoding="utf-8").split("\n")[:-1]]
              for n in VOCABULARIES}
     items = ItemTable.from_frame(pd.read_parquet(root / "items.parquet"), meta, vocab)

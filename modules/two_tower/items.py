@@ -116,7 +116,7 @@ def build_items(store, train_pids: np.ndarray, features: pd.DataFrame | None, cf
     """The item table of the tracks in ``train_pids`` (sorted by URI), then the feature table's other tracks.
 
     Tracks in fewer than ``cfg.min_track_count`` training playlists, and artists/albums of the feature-only
-    tracks, fall in hashed OOV buckets; feature-only tracks are candidates only with ``cfg.catalog_candidates``.
+    tracks, fall in hashed OOV buckets; feature-only tracks give seeds a meaning but are never candidates.
     """
     entries = store.playlist_tracks
     entries = entries.loc[entries["pid"].isin(train_pids)]
@@ -124,14 +124,14 @@ def build_items(store, train_pids: np.ndarray, features: pd.DataFrame | None, cf
     meta = store.tracks.set_index("track_uri")
     train_uris = np.array(sorted(counts.index), dtype=object)
     feat, cols = feature_table(features)
-    # Tracks known only from the feature table (with artist/album) still give a seed meaning, and may be ranked.
+    # Tracks known only from the feature table (with artist/album) still give a seed meaning; they are not ranked.
     extra = []
     if {"artist_uri", "album_uri"} <= set(feat.columns):
         extra = sorted(set(feat.index) - set(train_uris))
     extra_meta = feat.loc[extra, ["artist_uri", "album_uri"]] if extra else pd.DataFrame(
         columns=["artist_uri", "album_uri"])
     uris = np.concatenate([train_uris, np.array(extra, object)])
-    n_cand = len(train_uris) + (len(extra) if cfg.catalog_candidates else 0)
+    n_cand = len(train_uris)
     artists = np.concatenate([meta.loc[train_uris, "artist_uri"].to_numpy(object),
                               extra_meta["artist_uri"].to_numpy(object)]).astype(str)
     albums = np.concatenate([meta.loc[train_uris, "album_uri"].to_numpy(object),

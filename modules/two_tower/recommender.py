@@ -79,7 +79,7 @@ class TwoTowerRecommender(PlaylistRecommender):
     def _resolved_config(self) -> TwoTowerConfig:
         base = self.config
         if isinstance(base, TwoTowerConfig):
-            base = base.to_dict()
+            base = base.params()
         return TwoTowerConfig.from_dict({**(base or {}), **self.params})
 
     # -- fit --
@@ -270,7 +270,7 @@ class TwoTowerRecommender(PlaylistRecommender):
 
     def _check_fitted(self):
         if not getattr(self, "fitted_", False):
-            from modules.base import NotFittedError
+            from modules.errors import NotFittedError
 
             raise NotFittedError(f"This {type(self).__name__} is not fitted yet; call fit(store) or load(dir).")
 

@@ -2,7 +2,8 @@
 
 The loss is an in-batch softmax (each example's negatives are the other targets of its batch, plus
 ``mixed_negatives`` uniform ones) with the sampling-bias (logQ) correction for popularity, accidental hits
-removed and in-batch candidates that are in the query's own context masked (``mask_context_hits``).
+removed and in-batch candidates that are in the query's own context masked (a track the playlist already holds
+is no negative for it).
 Towers and task are constructor arguments, as in TFRS' own models.
 """
 
@@ -46,17 +47,14 @@ class TwoTowerModel(tfrs.models.Model):
             # Expected number of copies of each candidate in a batch's pool (targets are drawn by
             # popularity, the extra negatives uniformly); constant factors cancel in the softmax.
             prob = tf.pow(tf.gather(self.sampling_prob, ids), float(cfg.logq_weight))
-        mask = None
-        if cfg.mask_context_hits:
-            seeds, n_q = batch["seeds"], tf.shape(batch["target"])[0]
-            in_ctx = tf.reduce_any(seeds[:, :, None] == ids[None, None, :], axis=1)
-            mask = ~(in_ctx & ~tf.eye(n_q, tf.shape(ids)[0], dtype=tf.bool))
+        seeds, n_q = batch["seeds"], tf.shape(batch["target"])[0]
+        in_ctx = tf.reduce_any(seeds[:, :, None] == ids[None, None, :], axis=1)
+        mask = ~(in_ctx & ~tf.eye(n_q, tf.shape(ids)[0], dtype=tf.bool))
         return self.task(q, c, candidate_sampling_probability=prob, candidate_ids=ids,
                          compute_metrics=False, compute_batch_metrics=False, score_mask=mask)
 
 
 def make_model(query_tower, candidate_tower, cfg: TwoTowerConfig, sampling_prob: np.ndarray) -> TwoTowerModel:
-    """The retrieval model for two towers; temperature applies to cosines only (``cfg.normalize``)."""
-    task = tfrs.tasks.Retrieval(temperature=cfg.temperature if cfg.normalize else None,
-                                remove_accidental_hits=True)
+    """The retrieval model for two towers: an in-batch softmax over cosines divided by ``cfg.temperature``."""
+    task = tfrs.tasks.Retrieval(temperature=cfg.temperature, remove_accidental_hits=True)
     return TwoTowerModel(query_tower, candidate_tower, task, cfg, sampling_prob)

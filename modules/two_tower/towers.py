@@ -74,8 +74,6 @@ class QueryTower(tf.keras.layers.Layer):
         self.ngram_emb = tf.keras.layers.Embedding(n_ngrams, d, name="ngrams")
         self.hidden = tf.keras.layers.Dense(cfg.hidden_dim, activation="relu", name="hidden")
         self.out = tf.keras.layers.Dense(d, name="out")
-        if cfg.pooling == "attention":
-            self.gate = tf.keras.layers.Dense(1, name="seed_gate", kernel_initializer="zeros")
 
     def call(self, inputs, seed_drop=None, dropout_seed=None):
         """``seed_drop``: ID dropout of the seeds; ``dropout_seed`` [B, 2]: seeds of the MLP-input dropout."""
@@ -83,15 +81,7 @@ class QueryTower(tf.keras.layers.Layer):
         seeds, words, ngrams = inputs["seeds"], inputs["words"], inputs["ngrams"]
         seed_mask = seeds > 0
         e = self.seed_encoder(seeds, seed_drop)
-        if cfg.pool_normalized:
-            e = tf.math.l2_normalize(e, axis=-1)
-        if cfg.pooling == "attention":  # a learned weight per seed (softmax over the playlist's seeds)
-            logit = tf.where(seed_mask, self.gate(e)[..., 0], -1e9)
-            w = tf.nn.softmax(logit, axis=1) * tf.cast(tf.reduce_any(seed_mask, axis=1, keepdims=True),
-                                                       tf.float32)
-            pooled = tf.reduce_sum(e * w[..., None], axis=1)
-        else:
-            pooled = masked_mean(e, seed_mask)
+        pooled = masked_mean(e, seed_mask)
         w = masked_mean(self.word_emb(words), words > 0)
         g = masked_mean(self.ngram_emb(ngrams), ngrams > 0)
         n_seeds = tf.reduce_sum(tf.cast(seed_mask, tf.float32), axis=1, keepdims=True)
@@ -106,7 +96,7 @@ class QueryTower(tf.keras.layers.Layer):
         if dropout_seed is not None and cfg.dropout > 0:  # training only; seeded by the batch (resumable)
             x = tf.nn.experimental.stateless_dropout(x, rate=cfg.dropout, seed=dropout_seed[0])
         q = self.out(self.hidden(x)) + pooled
-        q = tf.math.l2_normalize(q, axis=-1) if cfg.normalize else q
+        q = tf.math.l2_normalize(q, axis=-1)
         if cfg.item_bias:  # a constant 1 meets the candidate's bias in the dot product
             q = tf.concat([q, tf.ones_like(q[:, :1])], axis=1)
         return q
@@ -130,7 +120,7 @@ class CandidateTower(tf.keras.layers.Layer):
     def call(self, ids, drop=None):
         cfg = self.cfg
         c = self.encoder(ids, drop)
-        c = tf.math.l2_normalize(c, axis=-1) if cfg.normalize else c
+        c = tf.math.l2_normalize(c, axis=-1)
         if cfg.item_bias:
             # A learned prior per track (and artist), outside the cosine: normalized vectors alone
             # cannot say that one track is more likely than another whatever the playlist.
@@ -138,8 +128,8 @@ class CandidateTower(tf.keras.layers.Layer):
             if drop is not None:
                 t = tf.where(drop, tf.gather(self.encoder.track_oov_of, ids), t)
             b = self.track_bias(t)[..., 0] + self.artist_bias(tf.gather(self.encoder.artist_of, ids))[..., 0]
-            scale = cfg.temperature if cfg.normalize else 1.0  # the task divides all scores by it
-            c = tf.concat([c, (b * scale)[..., None]], axis=-1)
+            # the task divides all scores by the temperature
+            c = tf.concat([c, (b * cfg.temperature)[..., None]], axis=-1)
         return c
 
 

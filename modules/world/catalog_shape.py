@@ -137,7 +137,7 @@ class PlaylistWorld:
     # -- sampling ---------------------------------------------------------------------------------------
     def cluster_weights(self, genre: int, mood: int, weight: np.ndarray | None = None):
         """``(tracks, sampling weights)`` of a genre's cluster tilted toward ``mood`` (-1: none); ``weight``
-        replaces the world's hidden track weights (benchmarks/world_oracle.py's ablations)."""
+        replaces the world's hidden track weights (benchmarks/lab/world_oracle.py's ablations)."""
         t = self.genre_tracks[genre]
         w = (self.weight if weight is None else weight)[t]
         if mood >= 0:

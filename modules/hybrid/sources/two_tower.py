@@ -14,7 +14,7 @@ import numpy as np
 
 from modules.base import zscore
 from modules.bundle import PART_ENTRIES
-from modules.hybrid.errors import HybridError
+from modules.errors import HybridError
 from modules.hybrid.sources.base import RECENT_SEEDS, Candidates, CandidateSource, Query, Retrieved
 
 log = logging.getLogger(__name__)

@@ -1,10 +1,10 @@
 """Choose hyper-parameters on a validation split carved from the TRAINING playlists (never the test split).
 
-    python -m benchmarks.two_tower_tune --method als --grid '[{"factors": 64}, {"factors": 128}]'
-    python -m benchmarks.two_tower_tune --method two-tower --grid '[{"temperature": 0.05}, {"temperature": 0.1}]'
-    python -m benchmarks.two_tower_tune --report          # tables of everything saved so far
-    python -m benchmarks.two_tower_tune --poc-check       # the POC on playlists it was trained on vs new ones
-    python -m benchmarks.two_tower_tune --quality-tables  # recall@500 and clicks per category, from the saved
+    python -m benchmarks.lab.two_tower_tune --method als --grid '[{"factors": 64}, {"factors": 128}]'
+    python -m benchmarks.lab.two_tower_tune --method two-tower --grid '[{"temperature": 0.05}, {"temperature": 0.1}]'
+    python -m benchmarks.lab.two_tower_tune --report          # tables of everything saved so far
+    python -m benchmarks.lab.two_tower_tune --poc-check       # the POC on playlists it was trained on vs new ones
+    python -m benchmarks.lab.two_tower_tune --quality-tables  # recall@500 and clicks per category, from the saved
                                                           # results of benchmarks/quality.py
 
 The world's training store is the one ``benchmarks/quality.py`` builds (data/bench/world-<n>-s<seed>/
@@ -24,7 +24,7 @@ from pathlib import Path
 
 from benchmarks.quality import prepare
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def union(args) -> None:

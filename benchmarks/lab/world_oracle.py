@@ -1,6 +1,6 @@
 """How much room does a generated world leave above ALS? An oracle that knows each test playlist's hidden taste.
 
-    python -m benchmarks.world_oracle --playlists 20000 --per-category 100 --seed 0
+    python -m benchmarks.lab.world_oracle --playlists 20000 --per-category 100 --seed 0
 
 The playlist world (docs/world.md) draws every playlist from hidden variables: one to three (genre, mood)
 clusters, their mixture weights and a run probability (runs continue the album or artist of the track that
@@ -34,7 +34,7 @@ from modules.challenge import CATEGORIES
 from modules.metrics import evaluate
 from modules.world import SLICE_SIZE, PlaylistWorld
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 METRICS = ("ndcg", "r_precision")
 
@@ -128,7 +128,7 @@ def main() -> int:
     table = {s: {**{v: {m: summaries[v][s][m] for m in METRICS} for v in variants},
                  **{name: {m: rows[s][m] for m in METRICS} for name, rows in saved.items()}} for s in scopes}
     out = ROOT / "benchmarks" / "results" / f"world-oracle-{args.playlists}-s{args.seed}-pc{args.per_category}.json"
-    out.write_text(json.dumps({"command": "python -m benchmarks.world_oracle " + " ".join(sys.argv[1:]),
+    out.write_text(json.dumps({"command": "python -m benchmarks.lab.world_oracle " + " ".join(sys.argv[1:]),
                                "seconds": round(time.perf_counter() - t0), "table": table}, indent=1))
     names = [*variants, *saved]
     print("| scope | " + " | ".join(f"{n} NDCG / R-prec" for n in names) + " |")

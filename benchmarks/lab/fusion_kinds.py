@@ -1,12 +1,12 @@
 """Fusion models compared on the validation playlists only (never the test split).
 
-    python -m benchmarks.fusion_kinds --store data/bench/world-20000-s0/train-store-100 \
+    python -m benchmarks.lab.fusion_kinds --store data/bench/world-20000-s0/train-store-100 \
         --two-tower-bundle data/bench/world-20000-s0/tt --kinds hgb logistic logistic_by_length
 
 Does what ``HybridRecommender.fit`` does up to the fusion (validation split carved from the store, the two-tower
 reused, rules/content/ALS fitted on the playlists outside the split, every validation cut's candidates and
 features), then scores each fusion kind by the same two-fold cross-fitting ``fit`` uses to choose, overall and per
-category, alone and blended with the ALS and two-tower z-scores (``HybridRecommender.choose_blend``: weights per
+category, alone and blended with the ALS and two-tower z-scores (``modules.hybrid.lab.choose_blend``: weights per
 playlist length chosen on one fold, scored on the other). The features are cached next to the store, so further
 kinds cost seconds. Results:
 benchmarks/results/fusion-kinds/<label>.json.
@@ -28,7 +28,7 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def main() -> int:
@@ -59,7 +59,7 @@ def main() -> int:
                     '\'{"features": {"energy": 0.2, "valence": 0.2}}\' (raw values, tempo / 200; experiment)')
     ap.add_argument("--oracle-world", type=int, nargs=2, default=None, metavar=("PLAYLISTS", "SEED"),
                     help="diagnostic for a generated world's store: append the world oracle's slot probability "
-                    "(benchmarks/world_oracle.py, no runs) as a feature, and score its order over the candidates "
+                    "(benchmarks/lab/world_oracle.py, no runs) as a feature, and score its order over the candidates "
                     "and over the whole catalog")
     ap.add_argument("--label", default="default")
     args = ap.parse_args()
@@ -68,27 +68,28 @@ def main() -> int:
     import numpy as np
 
     from modules.cli.options import json_object
-    from modules.hybrid import PER_CUT, HybridRecommender, _length_bucket
+    from modules.hybrid import PER_CUT, HybridRecommender, lab
+    from modules.hybrid.blend import length_bucket
     from modules.store import PlaylistStore
 
     params = {**json_object(args.params), "two_tower_bundle": str(args.two_tower_bundle)}
     store = PlaylistStore(args.store)
     h = HybridRecommender(**params)
     t0 = time.perf_counter()
-    split = h.fit_validation_stage(store, store.playlists["pid"].to_numpy())
+    split = lab.fit_validation_stage(h, store)
     key = hashlib.sha1(json.dumps({**params, "format": 3}, sort_keys=True).encode()).hexdigest()[:10]
     cache = args.store.parent / f"fusion-data-{key}.joblib"  # the features depend on the parameters only
     if cache.exists():
         data = joblib.load(cache)
     else:
-        data = h.fusion_data(split, store)
+        data = lab.fusion_data(h, split, store)
         joblib.dump(data, cache)
     if args.playlist_knn:
         data = with_playlist_knn(h, data, args.playlist_knn)
     if args.item_sim:
         data = with_item_sim(h, data)
     if args.als_ensemble > 1:
-        data = with_als_ensemble(h, data, args.als_ensemble)
+        data = with_als_ensemble(h, data, args.als_ensemble, store, split.train_pids)
     if args.taste:
         if "taste" in h.feature_names_:
             raise SystemExit("--taste is the experiment behind audio_taste: add --params '{\"audio_taste\": false}'")
@@ -99,14 +100,14 @@ def main() -> int:
     prep = time.perf_counter() - t0
     bucket = None
     if args.blend_by_title:  # 2 x length bucket + 1 when the cut has a title
-        bucket = np.array([2 * int(_length_bucket(len(e[2]))) + (e[3] is not None) for e in data["examples"]])
+        bucket = np.array([2 * int(length_bucket(len(e[2]))) + (e[3] is not None) for e in data["examples"]])
     results = {}
     for spec in args.kinds:
         kind, _, extra = spec.partition(":")
-        scores = h.cross_fitted_scores(data, kind, json_object(extra) if extra else None)
-        weights, blended = h.choose_blend(data, scores, tuple(args.blend_objective or ()) or None, bucket)
+        scores = lab.cross_fitted_scores(h, data, kind, json_object(extra) if extra else None)
+        weights, blended = lab.choose_blend(h, data, scores, tuple(args.blend_objective or ()) or None, bucket)
         for label, sc in ((spec, scores), (f"{spec} + blend", blended)):
-            summary = results[label] = h.score_cuts(data, split, sc)
+            summary = results[label] = lab.score_cuts(h, data, split, sc)
             summary.pop(PER_CUT)
             a, c = summary["ALL"], summary["ALL_CUTS"]
             print(f"{label:40s} official cuts NDCG {a['ndcg']:.4f} R-prec {a['r_precision']:.4f} | all {c['count']} "
@@ -140,7 +141,7 @@ def main() -> int:
         print(f"{c:20s}" + "".join(f"{results[k][c]['ndcg']:22.4f}" for k in fused))
     out = ROOT / "benchmarks" / "results" / "fusion-kinds" / f"{args.label}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"command": "python -m benchmarks.fusion_kinds " + " ".join(sys.argv[1:]),
+    out.write_text(json.dumps({"command": "python -m benchmarks.lab.fusion_kinds " + " ".join(sys.argv[1:]),
                                "playlists": len(split.challenge["playlists"]), "cuts": len(data["examples"]),
                                "positives": int(np.sum(data["y"])), "prepare_seconds": round(prep),
                                "results": results}, indent=1))
@@ -152,7 +153,8 @@ def by_length(data: dict, scores, tops=None) -> dict:
     ``tops`` gives each cut's ranked URIs directly instead of ``scores`` over its candidates."""
     import numpy as np
 
-    from modules.hybrid import BLEND_BUCKETS, _length_bucket
+    from modules.hybrid import BLEND_BUCKETS
+    from modules.hybrid.blend import length_bucket
     from modules.metrics import score_playlist
 
     edges = (0, *BLEND_BUCKETS)
@@ -163,7 +165,7 @@ def by_length(data: dict, scores, tops=None) -> dict:
         top = tops[i] if tops is not None else \
             cs.uris[cs.order(np.nan_to_num(np.asarray(scores[i], np.float64), nan=-np.inf), 500)].tolist()
         got = score_playlist(top, list(held))
-        rows.setdefault(names[int(_length_bucket(len(seeds)))], []).append((got["ndcg"], got["r_precision"]))
+        rows.setdefault(names[int(length_bucket(len(seeds)))], []).append((got["ndcg"], got["r_precision"]))
     return {b: {"ndcg": float(np.mean([r[0] for r in rows[b]])), "r_precision": float(np.mean([r[1] for r in rows[b]])),
                 "cuts": len(rows[b])} for b in names if b in rows}
 
@@ -174,14 +176,14 @@ def with_playlist_knn(h, data: dict, k: int) -> dict:
     import numpy as np
 
     from modules.base import zscore
-    from modules.hybrid import CandidateSet
+    from modules.hybrid import CandidateSet, lab
 
     if getattr(h, "als_", None) is None:
         raise SystemExit("--playlist-knn needs the 'als' part (it reads ALS's training matrix)")
     m = h.als_.matrix_
     tracks_by_playlist = m.X.T.tocsr()
     length = np.asarray(m.X.sum(axis=1)).ravel()
-    als_row = h._ids().als_row
+    als_row = lab.id_maps(h).als_row
     sets = []
     for (_g, _official, seeds, _title, _held), cs in zip(data["examples"], data["sets"], strict=True):
         q = m.known(seeds)
@@ -206,23 +208,22 @@ def with_playlist_knn(h, data: dict, k: int) -> dict:
     return {**data, "sets": sets, "X": np.concatenate([s.X for s in sets])}
 
 
-def with_als_ensemble(h, data: dict, n: int) -> dict:
+def with_als_ensemble(h, data: dict, n: int, store, pids) -> dict:
     """``data`` with the ALS features (score, z-score, rank among the candidates) recomputed from the mean score
-    of ``n`` ALS models that differ only in their seed, fitted on the same training matrix as the hybrid's."""
+    of ``n`` ALS models that differ only in their seed, fitted on the same training playlists (``pids`` of
+    ``store``, those outside the validation split) as the hybrid's."""
     import numpy as np
 
     from modules.base import zscore
     from modules.baselines import ALSRecommender
-    from modules.hybrid import CandidateSet
+    from modules.hybrid import CandidateSet, lab
 
     base = h.als_
     models = [base]
     for s in range(1, n):
-        extra = ALSRecommender(factors=base.factors, regularization=base.regularization, alpha=base.alpha,
-                               iterations=base.iterations, seed=base.seed + s)
-        extra._fit_common = lambda store, pids, _m=base.matrix_, _e=extra: setattr(_e, "matrix_", _m)
-        models.append(extra.fit(None))
-    als_row = h._ids().als_row
+        models.append(ALSRecommender(factors=base.factors, regularization=base.regularization, alpha=base.alpha,
+                                     iterations=base.iterations, seed=base.seed + s).fit(store, pids))
+    als_row = lab.id_maps(h).als_row
     names = list(data["sets"][0].feature_names)
     cols = [names.index(c) for c in ("als_score", "als_z", "als_rank_log")]
     sets = []
@@ -248,7 +249,7 @@ def with_taste(h, data: dict, alpha: float = 0.5, bandwidth: float = 1.0, kde: d
     import numpy as np
 
     from modules.base import zscore
-    from modules.hybrid import CandidateSet
+    from modules.hybrid import CandidateSet, lab
 
     c = h.content_
     genre_cols = np.flatnonzero([str(v).startswith("g:") for v in c.vocab_])
@@ -259,7 +260,7 @@ def with_taste(h, data: dict, alpha: float = 0.5, bandwidth: float = 1.0, kde: d
     weight = count + alpha
     Z = np.asarray(G.T @ weight).ravel()
     per_track = np.asarray(G.sum(axis=1)).ravel()
-    ids = h._ids()
+    ids = lab.id_maps(h)
     num, has_num = c.numeric_.astype(np.float64), c.has_num_
     names = ("taste", "taste_z", "taste_rank_log", "audio_kde", "audio_llr", "taste_audio",
              *(f"llr_{f}" for f in c.features))
@@ -338,7 +339,7 @@ def with_oracle(h, data: dict, split, playlists: int, seed: int) -> tuple[dict, 
     import numpy as np
     import pandas as pd
 
-    from benchmarks.world_oracle import slot_probability, tastes
+    from benchmarks.lab.world_oracle import slot_probability, tastes
     from modules.catalog import read_catalog
     from modules.hybrid import CandidateSet
     from modules.world import PlaylistWorld
@@ -372,7 +373,7 @@ def with_item_sim(h, data: dict) -> dict:
     import numpy as np
 
     from modules.base import zscore
-    from modules.hybrid import CandidateSet
+    from modules.hybrid import CandidateSet, lab
 
     if getattr(h, "als_", None) is None:
         raise SystemExit("--item-sim needs the 'als' part (it reads ALS's factors and training matrix)")
@@ -381,7 +382,7 @@ def with_item_sim(h, data: dict) -> dict:
     Y = Y / np.maximum(np.linalg.norm(Y, axis=1, keepdims=True), 1e-12)
     XT = m.X.T.tocsr()
     norm = np.sqrt(np.maximum(m.counts, 1.0))
-    als_row = h._ids().als_row
+    als_row = lab.id_maps(h).als_row
     names = ("isim_max", "isim_mean", "cooc_max", "cooc_sum", "cooc_sum_z")
     sets = []
     for (_g, _official, seeds, _title, _held), cs in zip(data["examples"], data["sets"], strict=True):

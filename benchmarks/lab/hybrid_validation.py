@@ -1,6 +1,6 @@
 """The hybrid's validation metrics for a configuration (validation playlists carved from train, never a test split).
 
-    python -m benchmarks.hybrid_validation --store data/bench/world-20000-s0/train-store-100 \
+    python -m benchmarks.lab.hybrid_validation --store data/bench/world-20000-s0/train-store-100 \
         --two-tower-bundle data/bench/world-20000-s0/tt --params '{"fusion_cuts": 8}' --label cuts8
 
 Fits ``HybridRecommender(**params)`` on the store (reusing a two-tower trained by ``train-two-tower`` on it) and
@@ -16,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def main() -> int:
@@ -41,7 +41,7 @@ def main() -> int:
               "fusion": v["fusion"], "fusion_all_cuts": v.get("fusion_all_cuts"), "blend": v.get("blend"),
               "two_tower_alone": v["two_tower_alone"],
               "candidate_recall": v["candidate_recall"], "cuts": v["cuts"], "playlists": v["playlists"],
-              "command": "python -m benchmarks.hybrid_validation " + " ".join(sys.argv[1:])}
+              "command": "python -m benchmarks.lab.hybrid_validation " + " ".join(sys.argv[1:])}
     for name, m in [*v["fusion"].items(), ("two-tower alone", v["two_tower_alone"])]:
         print(f"{name}: NDCG {m['ndcg']:.4f}  R-prec {m['r_precision']:.4f}  (official cuts)")
     if v.get("blend"):

@@ -1,6 +1,7 @@
 """Fusion experiments on the validation playlists only (never the test split).
 
-    python -m benchmarks.fusion_experiments --bundle data/bench/hyb3k --store data/bench/world-3000-s0/train-store-30
+    python -m benchmarks.lab.fusion_experiments --bundle data/bench/hyb3k \
+        --store data/bench/world-3000-s0/train-store-30
 
 Loads a fitted HybridRecommender (its two-tower held the validation playlists out), refits the cheap parts on
 the playlists outside the validation split, builds every validation playlist's candidates and features, and
@@ -17,15 +18,13 @@ from pathlib import Path
 
 import numpy as np
 
-from modules.baselines import ALSRecommender
 from modules.challenge import split_store
-from modules.content import ContentModel
-from modules.hybrid import BASE_FEATURES, PART_FEATURES, HybridRecommender, _fusion_score, _make_fusion
+from modules.hybrid import BASE_FEATURES, PART_FEATURES, HybridRecommender, lab
+from modules.hybrid.fusion import fusion_score
 from modules.metrics import evaluate
-from modules.rules import RuleRecommender
 from modules.store import PlaylistStore
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def main() -> int:
@@ -42,13 +41,10 @@ def main() -> int:
     inner = split.train_pids
     h.parts_ = ("two_tower", "rules", "content", "als")
     h.feature_names_ = BASE_FEATURES + tuple(f for p in h.parts_ for f in PART_FEATURES[p])
-    h._fit_tables(store, inner)
-    h.rules_ = RuleRecommender(**h._rule_params(len(inner))).fit(store, inner).model_
-    h.content_ = ContentModel().fit(None, store, inner)
-    h.als_ = ALSRecommender(seed=0).fit(store, inner)
+    lab.fit_parts(h, store, inner)  # the bundle's rules, content and ALS parameters, its seed
     pls = split.challenge["playlists"]
     h.fusion_cuts = max(args.cuts)
-    examples = h._fusion_examples(split, store)
+    examples = lab.fusion_examples(h, split, store)
     sets, ys, groups, first = [], [], [], {}
     for i, (g, official, seeds, title, held) in enumerate(examples):
         cs = h.candidate_set(seeds, title)
@@ -108,13 +104,13 @@ def main() -> int:
         for f in (0, 1):
             sel = use & (fold != f)
             if weighted:
-                model = _make_fusion(kind, 0, params)
+                model = lab.new_fusion(h, kind, params)
                 model.fit(X[sel], y_all[sel], **{f"{model.steps[-1][0]}__sample_weight": cut_weight[sel]})
             else:
-                model = _make_fusion(kind, 0, params).fit(X[sel], y_all[sel])
+                model = lab.new_fusion(h, kind, params).fit(X[sel], y_all[sel])
             for g in range(f, len(pls), 2):
                 s = sets[first[g]]
-                sc = _fusion_score(model, s.X[:, ci])
+                sc = fusion_score(model, s.X[:, ci])
                 rows[pls[g]["pid"]] = s.uris[np.lexsort((s.uris, -sc))][:500].tolist()
         summ = evaluate(rows, split.truth, artist_of=artist_of).summary()
         s = summ["ALL"]
@@ -152,7 +148,7 @@ def main() -> int:
     results.append(run("hgb", names, "all"))
     results.append(run("hgb", names, "all, weighted", weighted=True))
     out = ROOT / "benchmarks" / "results" / "fusion-experiments.json"
-    out.write_text(json.dumps({"command": "python -m benchmarks.fusion_experiments " + " ".join(sys.argv[1:]),
+    out.write_text(json.dumps({"command": "python -m benchmarks.lab.fusion_experiments " + " ".join(sys.argv[1:]),
                                "validation_playlists": len(pls), "cuts": len(examples), "results": results},
                               indent=1))
     return 0
