@@ -66,8 +66,13 @@ def test_recommend_contract_parts_and_explanations(rec, challenge):
     assert df["rank"].tolist() == list(range(1, 501))
     assert df["explanation"].head(50).str.len().gt(0).all()
     assert df["explanation"].iloc[50:].eq("").all()  # explain=50 by default
+    # a rule speaks when one with at least two playlists points from the seeds to the track, and only then
+    top = df.head(50)
+    expected = rec.rule_model.explain_many(seeds, top["track_uri"], rec.track_labels)
+    for text, rule in zip(top["explanation"], expected, strict=True):
+        assert text.startswith(rule) and (rule != "" or not text.startswith("in "))
     said = df["explanation"].str.extract(r"(?:^|; )in (\d+) of (\d+) playlists with ").dropna().astype(int)
-    assert len(said) and (said[0] >= 2).all() and (said[0] <= said[1]).all()  # a rule with evidence says so
+    assert (said[0] >= 2).all() and (said[0] <= said[1]).all()
     assert not df["explanation"].str.contains("lift|conf").any()
     assert df["track_name"].str.len().gt(0).mean() > 0.9
     assert df[["retrieval", "rules", "content"]].notna().any().all()
