@@ -4,9 +4,9 @@
 
 The gradient of a gathered embedding is sparse (the rows a batch touched), but Keras' Adam decays its two moment
 estimates over the whole table at every step, so the step costs in proportion to the table's rows; the two-tower's
-``optimizer="lazy_adam"`` (modules/lazy_adam.py) updates only the touched rows. Times one ``apply_gradients`` on a
-``[rows, 64]`` table with 15,360 gathered rows (30 ids for each of 512 examples), the median of 50 steps after one
-warm-up, for each optimizer on the same table and ids.
+``optimizer="lazy_adam"`` (modules/two_tower/lazy_adam.py) updates only the touched rows. Times one
+``apply_gradients`` on a ``[rows, 64]`` table with 15,360 gathered rows (30 ids for each of 512 examples), the
+median of 50 steps after one warm-up, for each optimizer on the same table and ids.
 """
 
 from __future__ import annotations

@@ -23,7 +23,10 @@ als     ``implicit``'s ALS (``modules.baselines.als``, its defaults) fitted on t
         the same run: fit time, peak resident memory, recommend p50/p99 at k=500 (timed as above). Our
         numbers are also given as ratios to these.
 
-``--timeout SECONDS`` kills a stage that runs longer and records it as partial, with the peak seen so far.
+``--timeout SECONDS`` kills a stage that runs longer and records it as partial, with the peak seen so far; a
+train that fails is recorded as partial too (``failed``), then the run stops. Keep the checkout unchanged while
+a run lasts: the children import parts of ``modules`` late, and code that changed under them (a merge) can fail
+them.
 Each point (keyed by ``--label`` and size; other points are kept) is written atomically to
 benchmarks/results/mpd-scale.json with the issue's goals and whether it meets them (6k-10k playlists: train
 peak <= 4 GiB, serving <= 2 GiB, bundle <= 300 MiB; 1M: train <= 20 GiB, serving <= 6 GiB, p50 <= 50 ms,
@@ -445,6 +448,8 @@ def world_stats(store: Path) -> dict:
 
 
 def run_point(n: int, args, stages: set[str]) -> dict:
+    from modules.bundle import Bundle
+
     base = args.data / f"mpd-{n}-s{args.seed}"
     mpd, split = base / "mpd", base / f"split-pc{args.per_category}"
     world_store, train_store = base / "store", split / "store"
@@ -508,18 +513,22 @@ def run_point(n: int, args, stages: set[str]) -> dict:
         if bundle.exists():  # train refuses nothing here: a finished bundle is replaced (atomic folder)
             log.info("retraining %s", bundle)
         r = run_child(cmd, timeout=args.timeout, log_file=logs / f"train-{bundle.name}.log")
-        _check(r, "train")
+        failed = r["exit_code"] != 0 and not r["partial"]
         peak_at = next((s for s, m in r["samples"] if m == max(m for _, m in r["samples"])), None) \
             if r["samples"] else None
         point["train"] = {**{k: r[k] for k in ("command", "wall_seconds", "peak_rss_mib", "partial", "exit_code")},
                           "peak_sampled_at_seconds": peak_at, "stage_peaks_mib": stage_peaks(r["events"], r["samples"]),
                           "events": r["events"], "rss_every_10s": r["samples"][::10]}
+        if failed:  # keep what it measured until it failed (a partial point), then stop
+            point["train"] |= {"partial": True, "failed": True, "tail": r["tail"]}
+            save()
+            _check(r, "train")
         if not r["partial"]:
-            curve = json.loads((bundle / "two_tower" / "training_curve.json").read_text())["epochs"]
+            curve = json.loads(Bundle(bundle).training_curve.read_text())["epochs"]
             point["train"]["two_tower_epochs"] = [
                 {k: e.get(k) for k in ("epoch", "examples", "train_seconds", "seconds")} for e in curve]
         save()
-    train_ok = (bundle / "manifest.json").exists() and not (point.get("train") or {}).get("partial")
+    train_ok = Bundle(bundle).manifest_file.exists() and not (point.get("train") or {}).get("partial")
 
     if "bundle" in stages and train_ok:
         point["bundle"] = {"path": str(bundle), **bundle_sizes(bundle)}

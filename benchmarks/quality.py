@@ -19,6 +19,7 @@ import sys
 import time
 from pathlib import Path
 
+from modules.bundle import Bundle
 from modules.challenge import CATEGORIES
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -110,7 +111,7 @@ def run_suite(base: Path, per_category: int, seed: int, out_dir: Path, force: bo
             print(f"{label}: kept {out_dir / f'{label}.json'}", flush=True)
             continue
         _, text = suite_params(label, base)
-        if "{tt}" in json.dumps(params) and not (tt / "two_tower" / "saved_model" / "saved_model.pb").exists():
+        if "{tt}" in json.dumps(params) and not (Bundle(tt).saved_model / "saved_model.pb").exists():
             run(PY, "-m", "modules", "-q", "train-two-tower", "--mpd", str(store), "--out", str(tt), "--seed",
                 str(seed))
         r = run_method(method, base, per_category, seed, text, out_dir, label)
@@ -175,7 +176,8 @@ def main() -> int:
     ap.add_argument("--all-rows", action="store_true",
                     help="report every saved result (tuning runs too), not only the suite's rows")
     args = ap.parse_args()
-    base = prepare(args.playlists, args.per_category, args.seed)
+    # the world, split and store are needed to run a method, not to report saved results
+    base = prepare(args.playlists, args.per_category, args.seed) if args.methods or args.suite else None
     out_dir = results_dir(args.playlists, args.seed, args.per_category)
     for m in [m for m in args.methods.split(",") if m]:
         r = run_method(m, base, args.per_category, args.seed, args.params, out_dir, args.label)

@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from modules.bundle import Bundle
 from modules.service import DEFAULT_CONCURRENCY, DEFAULT_WORKERS
 
 log = logging.getLogger("serve_load")
@@ -47,7 +48,7 @@ def free_port() -> int:
 
 def make_requests(bundle: Path, n: int, k: int, seed: int) -> list[dict]:
     """``n`` request bodies over the bundle's tracks (reproducible with ``seed``)."""
-    tracks = pd.read_parquet(bundle / "tracks.parquet", columns=["track_uri", "count"])
+    tracks = pd.read_parquet(Bundle(bundle).tracks_file, columns=["track_uri", "count"])
     uris = tracks["track_uri"].to_numpy()
     p = tracks["count"].to_numpy(np.float64) + 1.0
     p /= p.sum()
@@ -308,12 +309,12 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request would load the client side
-    if not (args.model / "manifest.json").exists():
+    if not Bundle(args.model).manifest_file.exists():
         ap.error(f"{args.model} is not a model bundle (no manifest.json)")
     if args.clients < 1 or args.seconds <= 0 or args.seconds > 3600:
         ap.error("--clients must be >= 1 and --seconds in (0, 3600]")
     result = asyncio.run(main_async(args))
-    manifest = json.loads((args.model / "manifest.json").read_text())
+    manifest = Bundle(args.model).read_manifest()
     out = {"command": "python -m benchmarks.serve_load " + " ".join(sys.argv[1:] if argv is None else argv),
            "bundle": str(args.model), "bundle_playlists": manifest["data"]["playlists"],
            "bundle_tracks": manifest["data"]["tracks"], "k": args.k, "server_concurrency": args.concurrency,

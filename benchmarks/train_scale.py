@@ -27,6 +27,8 @@ import threading
 import time
 from pathlib import Path
 
+from modules.bundle import Bundle
+
 HERE = Path(__file__).resolve().parent
 STAGE = re.compile(r"INFO (modules\.[\w.]+): (.*)")
 EPOCH = re.compile(r"^epoch (\d+): loss")
@@ -108,8 +110,8 @@ def main() -> int:
         return code
     peak = max((r for _, r in samples), default=0)
     at = next(s for s, r in samples if r == peak) if samples else None
-    manifest = json.loads((bundle / "manifest.json").read_text())
-    curve = json.loads((bundle / "two_tower" / "training_curve.json").read_text())["epochs"]
+    manifest = Bundle(bundle).read_manifest()
+    curve = json.loads(Bundle(bundle).training_curve.read_text())["epochs"]
     result = {"label": args.label, "command": shlex.join(["python", "-m", "benchmarks.train_scale", *sys.argv[1:]]),
               "train_command": shlex.join(["python", *cmd[1:]]),
               "machine": f"{platform.machine()}, {os.cpu_count()} cores",

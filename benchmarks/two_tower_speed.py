@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 from benchmarks.quality import prepare
+from modules.bundle import Bundle
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -54,7 +55,7 @@ def main() -> int:
         if proc.returncode != 0:
             print(proc.stderr[-3000:], file=sys.stderr)
             return 1
-        curve = json.loads((bundle / "two_tower" / "training_curve.json").read_text())
+        curve = json.loads(Bundle(bundle).training_curve.read_text())
         store_meta = json.loads((store / "store.json").read_text())
         epochs = curve["epochs"]
         examples = sum(e["examples"] for e in epochs)
@@ -79,7 +80,7 @@ def main() -> int:
 
     challenge = orjson.loads((base / f"split-{args.per_category}" / "challenge_set.json").read_bytes())
     playlists = challenge["playlists"][: args.calls]
-    model = tf.saved_model.load(str(bundle / "two_tower" / "saved_model"))
+    model = tf.saved_model.load(str(Bundle(bundle).saved_model))
     serve = model.signatures["serving_default"]
 
     def call(p):

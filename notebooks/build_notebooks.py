@@ -437,13 +437,14 @@ docs/serving.md).'''),
 code(r'''
 import tensorflow as tf
 
+from modules.bundle import Bundle
 from modules.recommender import Recommender
 
 seeds = [t["track_uri"] for t in example["tracks"]]
 again = Recommender.load(ROOT / MODEL_DIR)
 assert again.recommend(seeds, example.get("name"), 50)["track_uri"].tolist() == \
     rec.recommend(seeds, example.get("name"), 50)["track_uri"].tolist()
-serving = tf.saved_model.load(str(ROOT / MODEL_DIR / "two_tower" / "saved_model"))
+serving = tf.saved_model.load(str(Bundle(ROOT / MODEL_DIR).saved_model))
 out = serving.signatures["serving_default"](seed_track_uris=tf.constant([seeds]),
                                              title=tf.constant([example.get("name") or ""]))
 print("SavedModel top 5:", [u.decode() for u in out["track_uris"].numpy()[0][:5]])

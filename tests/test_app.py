@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 
 from modules import explore
+from modules.bundle import Bundle
 
 APP = Path(__file__).resolve().parent.parent / "streamlit_app" / "app.py"
 URI_A = "spotify:track:4iV5W9uYEdYUVa79Axb7Rh"
@@ -114,14 +115,15 @@ def test_rule_graph_is_deterministic_and_joins_rule_tracks():
 
 def test_training_curve_reads_epochs_and_is_empty_without_a_record(tmp_path):
     assert explore.training_curve(tmp_path).empty
-    (tmp_path / "two_tower").mkdir()
-    (tmp_path / "two_tower" / "training_curve.json").write_text(json.dumps({"best_epoch": 2, "epochs": [
+    curve_file = Bundle(tmp_path).training_curve
+    curve_file.parent.mkdir()
+    curve_file.write_text(json.dumps({"best_epoch": 2, "epochs": [
         {"epoch": 1, "loss": 4.0, "validation": {"ndcg": 0.1}, "note": "x"},
         {"epoch": 2, "loss": 3.5, "validation": {"ndcg": 0.2}}]}))
     curve = explore.training_curve(tmp_path)
     assert curve["epoch"].tolist() == [1, 2] and curve["loss"].tolist() == [4.0, 3.5]
     assert curve["validation.ndcg"].tolist() == [0.1, 0.2] and "note" not in curve.columns
-    (tmp_path / "two_tower" / "training_curve.json").write_text("{not json")
+    curve_file.write_text("{not json")
     with pytest.raises(explore.ExploreError, match="not a training-curve file"):
         explore.training_curve(tmp_path)
 
@@ -406,7 +408,7 @@ def test_model_page_with_benchmarks_and_no_curve(app_env, monkeypatch, tiny_bund
     monkeypatch.setenv("PLAYLIST_BENCHMARKS", str(app_env / "results"))
     copy = app_env / "bundle"
     shutil.copytree(tiny_bundle, copy)
-    (copy / "two_tower" / "training_curve.json").unlink()
+    Bundle(copy).training_curve.unlink()
     monkeypatch.setenv("PLAYLIST_MODEL", str(copy))
     at = _app().run()
     at.switch_page("pages/model.py").run()

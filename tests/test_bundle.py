@@ -1,4 +1,7 @@
-"""``Bundle``: the one place that knows a bundle's layout and reads and writes its manifest."""
+"""``Bundle``: the one place that knows a bundle's layout and reads and writes its manifest.
+
+The layout is what these tests pin down, so they spell its file names on purpose; other tests ask ``Bundle``.
+"""
 
 import logging
 import shutil

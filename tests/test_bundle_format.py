@@ -1,5 +1,9 @@
 """The bundle holds no code: arrays, Parquet and JSON that load to the exact fitted model; pickles are refused, and
-a previous-format bundle (pickles) converts only with the user's consent."""
+a previous-format bundle (pickles) converts only with the user's consent.
+
+These tests check the on-disk format itself (what a program reading a bundle without this package relies on), so
+they spell its file names on purpose instead of asking ``modules.bundle.Bundle`` for them.
+"""
 
 import json
 import pickle

@@ -122,6 +122,7 @@ def test_world_never_deletes_slices_it_did_not_write(tmp_path, capsys):
     assert sorted(p.name for p in out.iterdir()) == ["mpd.slice.0-29.json", "world.json"]
 
 
+# the two tests below build stand-in bundles by hand on purpose: a folder that only looks like one is the point
 def test_content_fit_does_not_write_into_a_model_bundle(tmp_path, capsys):
     bundle = tmp_path / "bundle"
     bundle.mkdir()

@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 from conftest import TINY_PARAMS as PARAMS
 
+from modules.bundle import Bundle
 from modules.errors import BundleError
 from modules.hybrid import FUSION_KINDS, PER_CUT, _choose_fusion_kind
 from modules.mpd import read_challenge, read_submission
@@ -33,6 +34,7 @@ def challenge(split_dir):
 
 
 def test_bundle_layout_and_manifest(bundle, rec):
+    # the on-disk format itself (what another program reading a bundle relies on): spelled out on purpose
     m = json.loads((bundle / "manifest.json").read_text())
     assert m["format"] == "playlist-bundle/2"
     assert m["parts"] == {"two_tower": "two_tower/", "rules": "rules.parquet", "content": "content/", "als": "als/",
@@ -177,11 +179,11 @@ def test_broken_bundles_say_what_is_missing(bundle, tmp_path):
         Recommender.load(tmp_path / "nothing")
     broken = tmp_path / "broken"
     shutil.copytree(bundle, broken)
-    (broken / "rules.parquet").unlink()
+    Bundle(broken).rules_file.unlink()
     with pytest.raises(BundleError, match="missing rules.parquet"):
         Recommender.load(broken)
-    manifest = json.loads((bundle / "manifest.json").read_text())
-    (broken / "manifest.json").write_text(json.dumps({**manifest, "format": "playlist-bundle/0"}))
+    manifest = Bundle(bundle).read_manifest()
+    Bundle(broken).write_manifest({**manifest, "format": "playlist-bundle/0"})
     with pytest.raises(BundleError, match="format 'playlist-bundle/0'"):
         Recommender.load(broken)
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from conftest import TINY_PARAMS, TINY_TT
 
+from modules.bundle import Bundle
 from notebooks.build_notebooks import execute, inject_parameters
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -115,13 +116,13 @@ def test_01_explore(runs):
 def test_02_two_tower(runs):
     work, nbs = runs
     nb = nbs["02_train_two_tower"]
-    assert (work / "two-tower" / "two_tower" / "saved_model" / "saved_model.pb").exists()
+    assert (Bundle(work / "two-tower").saved_model / "saved_model.pb").exists()
     results = json.loads((work / "02_comparison.json").read_text())
     assert set(results) == {"two-tower", "popularity", "itemknn"}
     for r in results.values():
         assert set(r) == CATEGORIES | {"ALL"} and r["ALL"]["count"] == 30
         assert 0 <= r["ALL"]["ndcg"] <= 1
-    curve = json.loads((work / "two-tower" / "two_tower" / "training_curve.json").read_text())["epochs"]
+    curve = json.loads(Bundle(work / "two-tower").training_curve.read_text())["epochs"]
     live = figures(nb)[0]  # the live chart, updated in place after each epoch
     assert [d["name"] for d in live["data"]] == ["training loss", "validation recall@500"]
     assert plotly_array(live["data"][0]["x"]) == [r["epoch"] for r in curve] and len(curve) == TINY_TT["epochs"]

@@ -15,6 +15,7 @@ import httpx
 import numpy as np
 import pytest
 
+from modules.bundle import Bundle
 from modules.errors import BundleError, ServiceError
 from modules.recommender import Recommender
 from modules.service import create_app, freeze_loaded_heap, limit_native_threads
@@ -195,7 +196,7 @@ def test_predict_matches_saved_model(client, tiny_bundle, seeds):
     preds = r.json()["predictions"]
     assert len(preds) == 3
 
-    fn = tf.saved_model.load(str(tiny_bundle / "two_tower" / "saved_model")).signatures["serving_default"]
+    fn = tf.saved_model.load(str(Bundle(tiny_bundle).saved_model)).signatures["serving_default"]
     for inst, pred in zip(instances, preds, strict=True):
         s = inst.get("seed_track_uris", []) or [""]
         out = fn(seed_track_uris=tf.constant([s]), title=tf.constant([inst.get("title", "")]))

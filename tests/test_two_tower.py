@@ -9,6 +9,7 @@ import textwrap
 import numpy as np
 import pytest
 
+from modules.bundle import Bundle
 from modules.two_tower import (
     LAZY_ADAM_FROM_TRACKS,
     BundleError,
@@ -256,9 +257,9 @@ def test_resume_from_checkpoint_equals_straight_run(fitted, train_store, feature
 
 
 def test_bundle_round_trip(fitted, bundle, train_store):
-    root = bundle / "two_tower"
+    root = Bundle(bundle).two_tower_dir
     for f in ("config.json", "training_curve.json", "items.parquet", "vocab/tracks.txt", "vocab/words.txt",
-              "saved_model/saved_model.pb", "weights/weights.index"):
+              "saved_model/saved_model.pb", "weights/weights.index"):  # the part's own files, spelled on purpose
         assert (root / f).exists(), f
     loaded = TwoTowerRecommender.load(bundle)
     seeds = train_store.tracks["track_uri"].tolist()[3:9]
@@ -286,7 +287,7 @@ def test_saved_model_serves_without_project_code(fitted, bundle, train_store, tm
         except ImportError:
             pass
         import tensorflow as tf
-        m = tf.saved_model.load({str(bundle / "two_tower" / "saved_model")!r})
+        m = tf.saved_model.load({str(Bundle(bundle).saved_model)!r})
         f = m.signatures["serving_default"]
         seeds = tf.constant([{seeds!r}, {seeds[:2] + ["", "", "", ""]!r}, [""] * 6])
         out = f(seed_track_uris=seeds, title=tf.constant(["chill", "", "rock"]))
@@ -312,8 +313,8 @@ def test_bad_bundle_names_what_is_missing(bundle, tmp_path):
 
     broken = tmp_path / "broken"
     shutil.copytree(bundle, broken)
-    (broken / "two_tower" / "vocab" / "words.txt").unlink()
-    shutil.rmtree(broken / "two_tower" / "weights")
+    (Bundle(broken).two_tower_dir / "vocab" / "words.txt").unlink()
+    shutil.rmtree(Bundle(broken).two_tower_dir / "weights")
     with pytest.raises(BundleError, match=r"missing vocab/words.txt, weights/weights.index"):
         TwoTowerRecommender.load(broken)
     with pytest.raises(BundleError, match="does not exist"):
@@ -331,8 +332,8 @@ def test_cli_train_two_tower(world_dir, tmp_path):
            str(tmp_path / "b"), "--config", str(cfg), "--seed", "1"]
     out = subprocess.run(run, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr[-3000:]
-    assert "best epoch 1" in out.stdout and (tmp_path / "b" / "two_tower" / "saved_model").is_dir()
-    assert not (tmp_path / "b" / "two_tower" / "checkpoints").exists()  # removed after a finished run
+    assert "best epoch 1" in out.stdout and Bundle(tmp_path / "b").saved_model.is_dir()
+    assert not Bundle(tmp_path / "b").checkpoints.exists()  # removed after a finished run
     cfg.write_text(json.dumps({"dim": 3}))
     out = subprocess.run(run, capture_output=True, text=True)
     assert out.returncode == 2 and out.stderr.startswith("error: unknown two-tower config keys ['dim']")

@@ -12,7 +12,8 @@ from modules.bundle import Bundle
 
 def _two_tower_only(folder: Path) -> bool:
     """A folder written by train-two-tower: its two_tower/ part alone (complete, or checkpoints to resume)."""
-    return [p.name for p in folder.iterdir()] == ["two_tower"] and (folder / "two_tower").is_dir()
+    part = Bundle(folder).two_tower_dir
+    return [p.name for p in folder.iterdir()] == [part.name] and part.is_dir()
 
 
 # Not a full bundle of `train` (manifest.json): replacing its two-tower would leave its fusion trained on another.
