@@ -2,7 +2,8 @@
 
 A bundle is one folder (docs/bundle.md lists every file)::
 
-    manifest.json     format, package versions, data fingerprint, configuration, validation metrics, parts
+    manifest.json     format, package versions, data fingerprint, configuration, validation metrics, parts,
+                      the rules' evidence filter and its tuning (``rules_evidence``)
     tracks.parquet    every training track: uri, name, artist, album, playlist count (for display and search)
     two_tower/        the two-tower (with its SavedModel for serving without project code)
     rules.parquet     association rules
@@ -43,6 +44,13 @@ PART_ENTRIES = {"two_tower": "two_tower/", "rules": "rules.parquet", "content": 
 PICKLE_ENTRIES = {"fusion": "fusion.joblib", "als": "als.joblib"}
 # packages whose version the bundle's parts were trained with (a difference is worth a warning)
 CHECKED_PACKAGES = ("tensorflow", "tensorflow_recommenders", "sklearn", "numpy", "pandas", "mlxtend")
+
+
+def rules_evidence(hybrid) -> dict | None:
+    """The manifest's ``rules_evidence``: the evidence filter of the bundle's rules and, when it was chosen on
+    validation, the tuning's grid and choice (``modules.rules.tuning``); ``None`` without rules."""
+    rules = getattr(hybrid, "rules_", None)
+    return None if rules is None else rules.rules.meta.get("evidence")
 
 
 def package_versions() -> dict[str, str]:

@@ -17,7 +17,7 @@ import orjson
 import pandas as pd
 
 from modules.atomic import atomic_directory, check_output_folder
-from modules.bundle import BUNDLE_FORMAT, BUNDLE_KIND, Bundle, package_versions
+from modules.bundle import BUNDLE_FORMAT, BUNDLE_KIND, Bundle, package_versions, rules_evidence
 from modules.errors import InputError
 
 log = logging.getLogger(__name__)
@@ -82,6 +82,7 @@ def train_bundle(mpd, out: str | Path, *, features=None, seed: int = 0, epochs: 
             "parts": parts,
             "validation": _json_safe(hybrid.validation_),
             "fusion": hybrid.fusion_kind_,
+            "rules_evidence": _json_safe(rules_evidence(hybrid)),
             "train_seconds": round(time.perf_counter() - t0, 1),
         }
         bundle.write_manifest(manifest)
@@ -100,6 +101,9 @@ def checked_hybrid(cls, hp: dict, **fixed):
         raise InputError(f"unknown hybrid parameters {unknown}; known: {', '.join(sorted(known))}.")
     hybrid = cls(**fixed, **hp)
     hybrid._check_params()
+    from modules.hybrid.sources.rules import check_rule_params
+
+    check_rule_params(hp.get("rules"))
     tt = hp.get("two_tower")
     if tt is not None and not isinstance(tt, Mapping):
         raise InputError(f"the 'two_tower' parameter must be an object of two-tower config fields, got {tt!r}.")

@@ -326,12 +326,13 @@ class Recommender:
         if h.content_ is not None:
             for e in h.content_.explanations(seeds, uris, weights, title=title):
                 content[e["track_uri"]] = e["reason"]
-        rule_rows = cs.rule_rows[order[:n]]
+        # the firing rule with the most playlists behind it ("" when none has two): modules.rules.explain
+        rule_says = h.rules_.explain_many(seeds, uris, self._names) if h.rules_ is not None else [""] * n
         tt_rank = cs.column("tt_rank_log")[order[:n]] if "tt_rank_log" in cs.feature_names else None
         for i, uri in enumerate(uris):
             bits = []
-            if rule_rows[i] >= 0 and h.rules_ is not None:
-                bits.append(h.rules_.explain(int(rule_rows[i]), names=self._names))
+            if rule_says[i]:
+                bits.append(rule_says[i])
             if uri in content:
                 bits.append(content[uri])
             if not bits and tt_rank is not None:

@@ -370,6 +370,12 @@ def test_rules_page_filters(app_env, rec):
     at = _app().run()
     at.switch_page("pages/rules.py").run()
     assert not _errors(at), _errors(at)
+    # it opens on the rules with support: the most playlists first, none seen in a single playlist
+    first = at.dataframe[0].value
+    assert at.selectbox(key="r_sort").value == "count" and len(first) > 0
+    assert first["count"].tolist() == sorted(first["count"], reverse=True) and (first["count"] >= 2).all()
+    assert first["count"].iloc[0] == rec.rule_model.rules.count.max()
+    at.number_input(key="r_count").set_value(0).run()
     at.slider(key="r_conf").set_value(1.0).run()
     table = at.dataframe[0].value
     assert len(table) > 0 and (table["confidence"] >= 1.0 - 1e-9).all()
@@ -419,12 +425,13 @@ def test_card_html_escapes_names_and_shortens_the_why():
 
     row = pd.Series({"rank": 1, "track_uri": URI_A, "track_name": "<script>x</script>", "artist_name": "A & B",
                      "score": 0.5, "retrieval": 0.1, "rules": np.nan, "content": 0.3,
-                     "explanation": "people who put Song by X in a playlist also added Other by Y: confidence 0.42, "
-                                    "lift 31; sound 0.91, tags 0.40: a bit more energetic"})
+                     "explanation": "in 23 of 41 playlists with Song by X; sound 0.91, tags 0.40: a bit more "
+                                    "energetic"})
     card = common.card_html(row, None)
     assert "<script>" not in card and "&lt;script&gt;" in card and "A &amp; B" in card
-    assert "Why: often with Song by X (conf 0.42, lift 31)" in card
+    assert "Why: in 23 of 41 playlists with Song by X</div>" in card
     assert "score 0.500 · retrieval 0.10 · content 0.30" in card and "rules" not in card.split("Why")[0]
-    assert 'title="people who put Song by X' in card and 'class="rec-art"' in card
+    assert 'title="in 23 of 41 playlists with Song by X; sound' in card and 'class="rec-art"' in card
+    assert common.one_line("in 3 of 4 playlists with " + "x" * 100).endswith("…")
     with_art = common.card_html(row, "https://i.scdn.co/image/x")
     assert '<img class="rec-art" src="https://i.scdn.co/image/x"' in with_art

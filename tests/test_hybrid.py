@@ -47,6 +47,14 @@ def test_bundle_layout_and_manifest(bundle, rec):
     assert v["playlists"] == 20 and v["cuts"] > v["playlists"] and v["chosen"] in FUSION_KINDS
     assert 0 <= v["fusion"][v["chosen"]]["ndcg"] <= 1 and "rule" in v["choice"]
     assert rec.manifest == m
+    # the rules' evidence filter was chosen on the validation playlists, and the manifest and the file say which
+    ev = m["rules_evidence"]
+    chosen = ev["tuning"]["chosen"]
+    assert {k: ev[k] for k in ("min_count", "max_consequents", "smoothing")} == {
+        k: chosen[k] for k in ("min_count", "max_consequents", "smoothing")}
+    assert len(ev["tuning"]["grid"]) == 30 and ev["tuning"]["max_rules"] == 5_000_000
+    rules = rec.rule_model.rules
+    assert rules.meta["evidence"] == ev and (rules.count >= ev["min_count"]).all()
 
 
 def test_recommend_contract_parts_and_explanations(rec, challenge):
@@ -60,7 +68,14 @@ def test_recommend_contract_parts_and_explanations(rec, challenge):
     assert df["rank"].tolist() == list(range(1, 501))
     assert df["explanation"].head(50).str.len().gt(0).all()
     assert df["explanation"].iloc[50:].eq("").all()  # explain=50 by default
-    assert df["explanation"].str.contains("people who put").any()  # a rule fired and says so
+    # a rule speaks when one with at least two playlists points from the seeds to the track, and only then
+    top = df.head(50)
+    expected = rec.rule_model.explain_many(seeds, top["track_uri"], rec.track_labels)
+    for text, rule in zip(top["explanation"], expected, strict=True):
+        assert text.startswith(rule) and (rule != "" or not text.startswith("in "))
+    said = df["explanation"].str.extract(r"(?:^|; )in (\d+) of (\d+) playlists with ").dropna().astype(int)
+    assert (said[0] >= 2).all() and (said[0] <= said[1]).all()
+    assert not df["explanation"].str.contains("lift|conf").any()
     assert df["track_name"].str.len().gt(0).mean() > 0.9
     assert df[["retrieval", "rules", "content"]].notna().any().all()
 

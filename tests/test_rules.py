@@ -201,8 +201,10 @@ def test_score_pair_rules_fire_only_with_both_seeds_and_best_rule_explains():
     assert ((B, D), (E,)) in firing and ((D, E), (B,)) not in firing
     best = model.rule(res.best_rule[list(res.uris).index(E)])
     assert best["consequents"] == [E] and best["confidence"] == 1.0
-    text = model.explain(res.best_rule[0], names={E: "Song E"})
-    assert text.startswith("people who put ") and "also added" in text and "confidence 1.00" in text
+    text = model.explain(res.best_rule[0], names={B: "Song B", D: "Song D"})
+    rule = model.rule(res.best_rule[0])
+    assert text == (f"in {rule['count']} of {rule['antecedent_count']} playlists with "
+                    + " and ".join({B: "Song B", D: "Song D"}.get(u, u) for u in rule["antecedents"]))
     assert model.score([]).uris.size == 0 and model.score(["spotify:track:nope"]).uris.size == 0
     assert len(model.score([B, D], k=1)) == 1
 
@@ -329,6 +331,9 @@ def test_cli_writes_sorted_rules_from_mpd_slices(world_dir, tmp_path):
     (["--min-confidence", "2"], "error: min_confidence (--min-confidence) must be a number in (0, 1]"),
     (["--max-len", "1"], "error: max_len (--max-len) must be an integer of at least 2"),
     (["--engine", "mlxtend", "--memory-budget", "0.0001"], "--engine sparse"),
+    (["--min-count", "0"], "error: min_count (--min-count) must be an integer >= 1"),
+    (["--max-consequents", "0"], "error: max_consequents (--max-consequents) must be an integer >= 1"),
+    (["--smoothing", "-1"], "error: smoothing (--smoothing) must be a number >= 0"),
 ])
 def test_cli_bad_input_is_one_line(store, tmp_path, args, match):
     res = run_cli("rules", "--mpd", str(store.path), "--out", str(tmp_path / "r.parquet"), *args)

@@ -22,7 +22,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--epochs", type=int, help="two-tower epochs (default: its config, with early stopping)")
     p.add_argument("--params", default="{}", metavar="JSON",
-                   help='HybridRecommender parameters, e.g. \'{"n_candidates": 1000, "rules": {"min_count": 2}}\'')
+                   help='HybridRecommender parameters, e.g. \'{"n_candidates": 1000, "rules": {"min_count": 2}}\'. '
+                   '"rules" takes min_count, max_consequents and smoothing (the evidence filter; without them it is '
+                   'chosen on validation playlists), max_rules (that choice\'s budget, default 5000000), '
+                   'min_support, min_confidence, max_len, aggregation; see docs/rules.md')
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("recommend", help="recommend with a trained bundle: a submission, or one playlist",

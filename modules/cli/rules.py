@@ -11,8 +11,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "rules", help="mine association rules ({A, B} -> C with support, confidence, lift) from playlists",
         description="Playlists are transactions, tracks are items. Writes one row per rule: antecedents and "
         "consequents (lists of track URIs), their counts and supports, support, confidence, lift, leverage and "
-        "conviction (mlxtend's definitions), sorted by lift (ties: confidence, support, then URIs). Both engines "
-        "give the same rules; see docs/rules.md.")
+        "conviction (mlxtend's definitions), sorted by lift (ties: confidence, support, then URIs), then keeps "
+        "those with evidence (--min-count, --max-consequents; --smoothing for scoring). Both engines give the same "
+        "rules; see docs/rules.md.")
     p.add_argument("--mpd", required=True, type=Path, metavar="MPD_DIR_OR_STORE",
                    help="playlists: a directory of mpd.slice.*.json files, one slice, or a store (ingest)")
     p.add_argument("--out", required=True, type=Path, metavar="RULES.parquet", help="Parquet file to write")
@@ -26,6 +27,16 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="keep rules with at least this confidence, in (0, 1] (default 0.1)")
     p.add_argument("--max-len", type=int, default=3, metavar="L",
                    help="largest itemset, antecedent plus consequent (default 3: A -> C and {A, B} -> C)")
+    p.add_argument("--min-count", type=int, default=1, metavar="N",
+                   help="evidence filter: keep rules whose tracks share at least N playlists (default 1: all; 2 "
+                   "drops the rules seen in one playlist, most of them on real playlists)")
+    p.add_argument("--max-consequents", type=int, metavar="N",
+                   help="evidence filter: keep each antecedent's N rules with the most playlists (ties: the higher "
+                   "lift, then URI order); default: no cap")
+    p.add_argument("--smoothing", type=float, default=0.0, metavar="M",
+                   help="evidence filter: score rules by count / (antecedent count + M) instead of the confidence "
+                   "(default 0); recorded in the file's metadata, which RuleModel.load reads, so 1 of 1 can rank "
+                   "below 20 of 25")
     p.add_argument("--jobs", type=int, default=1, metavar="N",
                    help="sparse engine: threads for the sparse products (default 1)")
     p.add_argument("--memory-budget", type=float, metavar="GB",
@@ -37,10 +48,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 def cmd_rules(args) -> int:
     from modules.atomic import check_output_file
     from modules.errors import InputError
-    from modules.rules import check_params, mine_rules
+    from modules.rules import apply_evidence, check_evidence, check_params, mine_rules
     from modules.store import open_store
 
     check_params(args.min_support, args.min_confidence, args.max_len, args.engine)  # before any slow reading
+    evidence = check_evidence(args.min_count, args.max_consequents, args.smoothing)
     if args.memory_budget is not None and args.memory_budget <= 0:
         raise InputError(f"--memory-budget must be a positive number of GB (got {args.memory_budget}).")
     check_output_file(args.out, inputs=[args.mpd], make_parent=True)
@@ -48,9 +60,11 @@ def cmd_rules(args) -> int:
     budget = args.memory_budget * 1e9 if args.memory_budget is not None else None
     rules = mine_rules(store, engine=args.engine, min_support=args.min_support, min_confidence=args.min_confidence,
                        max_len=args.max_len, memory_budget=budget, n_jobs=args.jobs, show_progress=True)
+    mined = len(rules)
+    rules = apply_evidence(rules, evidence)  # after mining: both engines give the same filtered table
     rules.write(args.out)
     m = rules.meta
     print(f"rules ({args.engine}): {len(rules):,} rules from {m['n_playlists']:,} playlists "
-          f"(min support {args.min_support:g}, min confidence {args.min_confidence:g}, max len {args.max_len}) "
-          f"in {m['seconds']:.1f} s -> {args.out}")
+          f"(min support {args.min_support:g}, min confidence {args.min_confidence:g}, max len {args.max_len}; "
+          f"evidence {evidence.label()}: {mined:,} mined) in {m['seconds']:.1f} s -> {args.out}")
     return 0

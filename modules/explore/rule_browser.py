@@ -39,13 +39,14 @@ class RuleTable:
         return {k: (float(v.min()), float(v.max())) if len(v) else (0.0, 0.0)
                 for k, v in (("support", self.support), ("confidence", self.confidence), ("lift", self.lift))}
 
-    SORTS = ("lift", "confidence", "support", "count")
+    SORTS = ("count", "confidence", "support", "lift")  # the first is the default: rules with support first
 
     def filter(self, *, min_support: float = 0.0, min_confidence: float = 0.0, min_lift: float = 0.0,
-               min_count: int = 0, query: str = "", sort: str = "lift", limit: int = 200) -> tuple[pd.DataFrame, int]:
-        """The first ``limit`` rules (by ``sort``, descending; ties in the rule set's order: lift, confidence,
-        support) at or above the thresholds that involve a track whose name contains every word of ``query``,
-        and how many rules match in all.
+               min_count: int = 0, query: str = "", sort: str = "count", limit: int = 200) -> tuple[pd.DataFrame, int]:
+        """The first ``limit`` rules (by ``sort``, descending; ties by count, then confidence, then the rule set's
+        order: lift, confidence, support) at or above the thresholds that involve a track whose name contains every
+        word of ``query``, and how many rules match in all. The default, ``"count"``, opens on the rules seen in
+        the most playlists: a rule from one playlist has confidence 1 and a huge lift, and says nothing.
 
         Returns a frame with ``if``, ``then`` (names), ``support``, ``confidence``, ``lift``, ``count``,
         ``antecedents``, ``consequents`` (URI lists).
@@ -66,8 +67,12 @@ class RuleTable:
             r = self.rules
             mask &= np.isin(r.antecedents, cols).any(axis=1) | np.isin(r.consequents, cols).any(axis=1)
         rows = np.flatnonzero(mask)
-        if sort != "lift":  # the rule set is stored by lift already
-            rows = rows[np.argsort(-getattr(self, sort)[rows], kind="stable")]
+        keys = [-self.confidence[rows], -self.count[rows]]  # lexsort: last key first; stable for the rest
+        if sort not in ("count", "confidence"):
+            keys.append(-getattr(self, sort)[rows])
+        elif sort == "confidence":
+            keys = [-self.count[rows], -self.confidence[rows]]
+        rows = rows[np.lexsort(keys)]
         return self._frame(rows[:limit]), int(len(rows))
 
     def _frame(self, rows: np.ndarray) -> pd.DataFrame:

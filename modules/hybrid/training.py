@@ -25,7 +25,7 @@ from modules.hybrid.fusion import FUSION_KINDS
 from modules.hybrid.selection import select_fusion
 from modules.hybrid.sources.als import fit_als
 from modules.hybrid.sources.content import audio_features, fit_content
-from modules.hybrid.sources.rules import fit_rules
+from modules.hybrid.sources.rules import check_rule_params, fit_rules
 from modules.hybrid.sources.two_tower import fit_two_tower, pretrained_two_tower
 from modules.validation import carve_validation
 
@@ -55,10 +55,12 @@ def fit_validation_stage(h, store, all_pids):
     """Carve the validation split, train (or reuse) the two-tower, and fit the other parts and the tables on the
     playlists outside the split; returns the split (``None`` when the data is too small for one)."""
     parts = h._check_params()
+    check_rule_params(h.rules)  # before the two-tower trains
     validation = carve_validation(store, all_pids, per_category=h.validation_per_category, seed=h.seed)
     split, per_cat = validation.split, validation.per_category
     inner = split.train_pids if split is not None else all_pids
     h.parts_ = parts
+    h.rules_tuning_ = None  # the evidence filter's choice on the validation playlists (fit_parts, inner stage)
     h.feature_names_ = feature_names(parts, audio_features(h.content) if "content" in parts and h.audio_taste
                                      else None)
     if h.two_tower_bundle:
@@ -70,16 +72,18 @@ def fit_validation_stage(h, store, all_pids):
         h.two_tower_ = fit_two_tower(store, all_pids, params, validation)
     if split is not None:
         fit_tables(h, store, inner)
-        fit_parts(h, store, inner)
+        fit_parts(h, store, inner, split)
     return split
 
 
-def fit_parts(h, store, pids) -> None:
-    """Fit the cheap parts (rules, content, ALS) that are switched on."""
+def fit_parts(h, store, pids, split=None) -> None:
+    """Fit the cheap parts (rules, content, ALS) that are switched on; with the validation ``split`` (``pids`` its
+    training playlists) the rules' evidence filter is chosen on it, and later fits reuse that choice."""
     h.rules_ = h.content_ = h.als_ = None
     h._sources_ = None
     if "rules" in h.parts_:
-        h.rules_ = fit_rules(store, pids, h.rules)
+        h.rules_, h.rules_tuning_ = fit_rules(store, pids, h.rules, split, getattr(h, "rules_tuning_", None),
+                                              h.show_progress)
     if "content" in h.parts_:
         h.content_ = fit_content(h.features, store, pids, h.content)
     if "als" in h.parts_:

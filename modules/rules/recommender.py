@@ -1,18 +1,18 @@
 """``RuleRecommender``: association rules alone as a ``PlaylistRecommender`` (rules first, popularity after).
 
-``fit`` mines the training playlists with the sparse engine (``mining.mine_rules``) and indexes the rules in a
-``RuleModel``; ``recommend`` ranks that model's candidates (``scoring.py``, which also says what may change)
-and ``PlaylistRecommender`` fills up to ``k`` with popularity. The hybrid builds its rule source through this
-class and keeps its ``model_``.
+``fit`` mines the training playlists with the sparse engine (``mining.mine_rules``), keeps the rules with evidence
+(``evidence.apply_evidence``) and indexes them in a ``RuleModel``; ``recommend`` ranks that model's candidates
+(``scoring.py``, which also says what may change) and ``PlaylistRecommender`` fills up to ``k`` with popularity.
+The hybrid builds its rule source through this class and keeps its ``model_``.
 """
 
 from __future__ import annotations
 
 import logging
-from numbers import Integral
 
 from modules.base import PlaylistRecommender, popularity_order
 from modules.errors import RulesError
+from modules.rules.evidence import Evidence, apply_evidence, check_evidence
 from modules.rules.mining import mine_rules
 from modules.rules.scoring import AGGREGATIONS, RuleModel
 from modules.rules.transactions import load_transactions
@@ -35,6 +35,10 @@ class RuleRecommender(PlaylistRecommender):
     min_count : int, default=1
         Keep itemsets found in at least this many training playlists (converted to a support so that exactly
         ``count >= min_count`` passes); ignored when ``min_support`` is given.
+    max_consequents : int, default=None
+        Keep each antecedent's best-supported ``N`` rules (``evidence.py``); ``None``: no cap.
+    smoothing : float, default=0.0
+        The ``m`` of the smoothed confidence ``count / (antecedent_count + m)`` that scores (0: plain confidence).
     min_support : float, default=None
     min_confidence : float, default=0.02
     max_len : int, default=2
@@ -49,10 +53,13 @@ class RuleRecommender(PlaylistRecommender):
     show_progress : bool, default=False
     """
 
-    def __init__(self, *, min_count: int = 1, min_support: float | None = None, min_confidence: float = 0.02,
-                 max_len: int = 2, aggregation: str = "sum_confidence", engine: str = "sparse", n_jobs: int = 1,
-                 seed: int = 0, show_progress: bool = False):
+    def __init__(self, *, min_count: int = 1, max_consequents: int | None = None, smoothing: float = 0.0,
+                 min_support: float | None = None, min_confidence: float = 0.02, max_len: int = 2,
+                 aggregation: str = "sum_confidence", engine: str = "sparse", n_jobs: int = 1, seed: int = 0,
+                 show_progress: bool = False):
         self.min_count = min_count
+        self.max_consequents = max_consequents
+        self.smoothing = smoothing
         self.min_support = min_support
         self.min_confidence = min_confidence
         self.max_len = max_len
@@ -65,20 +72,22 @@ class RuleRecommender(PlaylistRecommender):
     def _support(self, n: int) -> float:
         if self.min_support is not None:
             return float(self.min_support)
-        if isinstance(self.min_count, bool) or not isinstance(self.min_count, Integral) or self.min_count < 1:
-            raise RulesError(f"min_count must be a positive integer (got {self.min_count!r}).")
         # half a playlist below min_count: count/n >= s and ceil(s*n) both mean count >= min_count exactly
         return min(1.0, (self.min_count - 0.5) / n)
 
     def fit(self, store, pids=None) -> RuleRecommender:
         if self.aggregation not in AGGREGATIONS:
             raise RulesError(f"aggregation must be one of {', '.join(AGGREGATIONS)} (got {self.aggregation!r}).")
+        evidence = check_evidence(self.min_count, self.max_consequents, self.smoothing)
+        if self.min_support is not None:
+            evidence = Evidence(1, evidence.max_consequents, evidence.smoothing)  # min_count is ignored
         tx = load_transactions(store, pids)
         if tx.n_playlists == 0:
             raise RulesError("no training playlists to mine rules from.")
         rules = mine_rules(tx, engine=self.engine, min_support=self._support(tx.n_playlists),
                            min_confidence=self.min_confidence, max_len=self.max_len, n_jobs=self.n_jobs,
                            show_progress=self.show_progress)
+        rules = apply_evidence(rules, evidence)
         self.model_ = RuleModel(rules, self.aggregation)
         self.fallback_ = popularity_order(store, pids)
         self.fitted_ = True

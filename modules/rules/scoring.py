@@ -4,20 +4,23 @@ What it is
 ----------
 ``RuleModel`` holds a ``RuleSet`` (``ruleset.py``) in memory, indexed by antecedent (1→1 and 2→1 rules), and
 ``RuleModel.score(seeds, k)`` returns ``RuleScores``: the candidates best first, their aggregated scores, the
-rule that best explains each (``explain`` turns it into a sentence) and every rule that fired.
-``RuleRecommender`` (``recommender.py``) ranks with it alone (rules first, then popularity). The hybrid reaches
-it only through its adapter, ``RuleSource`` in ``modules/hybrid/sources/rules.py``, which mines it on the
-training playlists (``fit_rules``), asks ``score(seeds, k=n_rule_candidates)`` (default 300) in
-``retrieve(queries, n)``, fills the rule features (``PART_FEATURES["rules"]``: summed confidence, best rule's
-confidence and log lift, rank, found) from the same ``RuleScores`` in ``features(query, candidates)``, and
-saves and loads it as the bundle's ``rules.parquet`` (``Bundle.rules_file``).
+rule that best explains each (``explain`` turns it into a sentence, ``explain.py``) and every rule that fired.
+Confidence here is the smoothed one, ``count / (antecedent_count + m)`` (``evidence.py``; ``m`` from the rule
+file's metadata). ``RuleRecommender`` (``recommender.py``) ranks with it alone (rules first, then popularity).
+The hybrid reaches it only through its adapter, ``RuleSource`` in ``modules/hybrid/sources/rules.py``, which mines
+it on the training playlists (``fit_rules``, with the evidence filter chosen on validation), asks
+``score(seeds, k=n_rule_candidates)`` (default 300) in ``retrieve(queries, n)``, fills the rule features
+(``PART_FEATURES["rules"]``: summed confidence, best rule's confidence and log lift, rank, found) from the same
+``RuleScores`` in ``features(query, candidates)``, and saves and loads it as the bundle's ``rules.parquet``
+(``Bundle.rules_file``).
 
 What you may change
 -------------------
 * Free parameters: ``aggregation`` (one of ``AGGREGATIONS``; ``sum_confidence`` won on validation,
   docs/rules.md) and the mining thresholds given through ``HybridRecommender(rules={...})`` or
-  ``RuleRecommender``: ``min_count`` or ``min_support`` (without either, the hybrid sets ``min_count`` to one
-  per 5,000 training playlists, at least 1), ``min_confidence``, ``max_len`` (2 or 3 with the sparse engine);
+  ``RuleRecommender``: ``min_count`` or ``min_support``, the evidence filter's ``max_consequents`` and
+  ``smoothing`` (without any of these the hybrid chooses them on its validation playlists, ``tuning.py``),
+  ``min_confidence``, ``max_len`` (2 or 3 with the sparse engine);
   ``n_jobs`` changes speed only. Each changes a trained bundle's answers, so re-validate
   (``python benchmarks/rules_bench.py tune``).
 * Invariants the tests rely on (``tests/test_rules.py``): ``score`` equals a brute-force aggregation for every
@@ -49,6 +52,8 @@ from pathlib import Path
 import numpy as np
 
 from modules.errors import RulesError
+from modules.rules.evidence import evidence_of, smoothed_confidence
+from modules.rules.explain import MIN_EXPLAIN_COUNT, rule_reason
 from modules.rules.ruleset import RULE_COLUMNS, RuleSet, read_rules
 
 log = logging.getLogger(__name__)
@@ -89,20 +94,24 @@ class RuleModel:
     rules : RuleSet
     aggregation : {"max_confidence", "sum_confidence", "max_lift", "sum_lift", "noisy_or"}, default="sum_confidence"
         How the rules that fire for one candidate combine into its score (see ``score``).
+    smoothing : float, default=None
+        The ``m`` of the smoothed confidence ``count / (antecedent_count + m)`` that ranks and scores
+        (``evidence.py``); ``None`` takes the one recorded in ``rules.meta["evidence"]`` (0 when there is none).
 
     Examples
     --------
     >>> model = RuleModel.load("rules.parquet")                      # doctest: +SKIP
     >>> res = model.score(["spotify:track:a", "spotify:track:b"])     # doctest: +SKIP
-    >>> model.explain(res.best_rule[0])                              # doctest: +SKIP
-    'people who put … in a playlist also added …: confidence 0.42, lift 31'
+    >>> model.explain(res.best_rule[0], names)                       # doctest: +SKIP
+    'in 23 of 41 playlists with Harlequin Dream by Boy & Bear'
     """
 
-    def __init__(self, rules: RuleSet, aggregation: str = "sum_confidence"):
+    def __init__(self, rules: RuleSet, aggregation: str = "sum_confidence", smoothing: float | None = None):
         if aggregation not in AGGREGATIONS:
             raise RulesError(f"aggregation must be one of {', '.join(AGGREGATIONS)} (got {aggregation!r}).")
         self.rules = rules
         self.aggregation = aggregation
+        self.smoothing = evidence_of(rules).smoothing if smoothing is None else float(smoothing)
         self._build()
 
     @classmethod
@@ -123,9 +132,8 @@ class RuleModel:
             log.debug("RuleModel indexes %d of %d rules (one consequent, 1-2 antecedent tracks)", len(usable), len(r))
         a0 = ante[usable, 0].astype(np.int64)
         a1 = ante[usable, 1].astype(np.int64) if ante.shape[1] > 1 else np.full(len(usable), -1, np.int64)
-        m = r.metrics(usable, names=["confidence", "lift"])
-        conf, lift = m["confidence"], m["lift"]
-        del m
+        lift = r.metrics(usable, names=["lift"])["lift"]
+        conf = self.confidence(usable)
         # group by antecedent; inside a group, strongest rule first (lexsort is stable: then by rule row)
         order = np.lexsort((-lift, -conf, a0 * (len(r.track_uris) + 1) + (a1 + 1)))
         self.rule_ids_ = usable[order]
@@ -154,6 +162,21 @@ class RuleModel:
     @property
     def n_rules(self) -> int:
         return len(self.rule_ids_)
+
+    def set_smoothing(self, smoothing: float) -> RuleModel:
+        """Score with another ``m`` from now on (the index keeps its order: for one antecedent the smoothed
+        confidence orders its rules as the plain one does); returns ``self``."""
+        self.smoothing = float(smoothing)
+        self.confidence_ = self.confidence(self.rule_ids_)
+        return self
+
+    def confidence(self, rows) -> np.ndarray:
+        """The smoothed confidence (the one that scores) of rule rows of ``rules``; with ``m`` 0, the rule
+        table's own confidence, bit for bit."""
+        r = self.rules
+        if self.smoothing == 0:
+            return r.metrics(rows, names=["confidence"])["confidence"]
+        return smoothed_confidence(r.count[rows], r.antecedent_count[rows], self.smoothing)
 
     @staticmethod
     def _lookup(keys: np.ndarray, spans: np.ndarray, query: np.ndarray) -> np.ndarray:
@@ -263,11 +286,37 @@ class RuleModel:
             out[name] = int(v) if name.endswith("count") else float(v)
         return out
 
+    def explain_many(self, seed_track_uris, candidate_uris, names: dict | None = None) -> list[str]:
+        """Why each candidate follows from these seeds, citing the firing rule with the most playlists behind it
+        (ties: the higher smoothed confidence, then the first row), not the best-scoring one: "in 23 of 41
+        playlists with A" convinces where "in 1 of 1" does not. ``""`` where no rule with at least
+        ``explain.MIN_EXPLAIN_COUNT`` playlists points to the candidate."""
+        uris = list(candidate_uris)
+        out = [""] * len(uris)
+        rows, _ = self.fire(seed_track_uris)
+        ids = np.fromiter((self.index_.get(u, -1) for u in uris), np.int64, len(uris))
+        if not len(rows) or not (ids >= 0).any():
+            return out
+        r = self.rules
+        want = np.zeros(len(self.pair_item_) + 1, bool)
+        want[ids[ids >= 0]] = True
+        cons = self.consequent_[rows]
+        rule = self.rule_ids_[rows]
+        keep = want[cons] & (r.count[rule] >= MIN_EXPLAIN_COUNT)
+        rows, cons, rule = rows[keep], cons[keep], rule[keep]
+        order = np.lexsort((rule, -self.confidence_[rows], -r.count[rule], cons))
+        cons, rule = cons[order], rule[order]
+        first = np.r_[True, cons[1:] != cons[:-1]] if len(cons) else np.zeros(0, bool)
+        best = dict(zip(cons[first].tolist(), rule[first].tolist(), strict=True))
+        for i, c in enumerate(ids.tolist()):
+            if c in best:
+                out[i] = self.explain(best[c], names)
+        return out
+
     def explain(self, row: int, names: dict | None = None) -> str:
-        """A sentence for a rule row, e.g. from ``RuleScores.best_rule``; ``names`` maps URI -> display name."""
-        rule = self.rule(int(row))
-        label = (lambda u: names.get(u, u)) if names else (lambda u: u)
-        ante = " and ".join(label(u) for u in rule["antecedents"])
-        cons = " and ".join(label(u) for u in rule["consequents"])
-        return (f"people who put {ante} in a playlist also added {cons}: confidence {rule['confidence']:.2f}, "
-                f"lift {rule['lift']:.3g}")
+        """Why a rule row (e.g. from ``RuleScores.best_rule``) points to its consequent, as a person would say it
+        (``explain.rule_reason``: "in 23 of 41 playlists with A"); ``""`` when the rule rests on fewer than
+        ``explain.MIN_EXPLAIN_COUNT`` playlists. ``names`` maps URI -> display name."""
+        r, row = self.rules, int(row)
+        ante = [r.track_uris[i] for i in r.antecedents[row] if i >= 0]
+        return rule_reason(ante, int(r.count[row]), int(r.antecedent_count[row]), names)

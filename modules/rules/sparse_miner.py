@@ -21,7 +21,7 @@ from scipy import sparse
 from tqdm import tqdm
 
 from modules.errors import MemoryBudgetError, RulesError
-from modules.rules.ruleset import RuleSet, _compact, _empty_ruleset
+from modules.rules.ruleset import RuleSet, _compact, _empty_ruleset, rule_metrics
 from modules.rules.transactions import Transactions
 
 log = logging.getLogger(__name__)
@@ -102,6 +102,54 @@ def _pair_counts(xf_csc: sparse.csc_matrix, n: int, min_support: float, minsup: 
     a, b, v = (np.concatenate([p[i] for p in parts]) for i in range(3))
     order = np.lexsort((b, a))
     return np.column_stack([a[order], b[order]]), v[order]
+
+
+def pair_rule_degrees(tx: Transactions, min_counts, min_confidence: float, n_jobs: int = 1,
+                      block_entries: int = 1 << 25) -> np.ndarray:
+    """How many pair rules ``a -> c`` each track ``a`` starts, at each of ``min_counts`` (``[n_tracks,
+    len(min_counts)]``, int64): pairs in at least that many playlists whose confidence reaches
+    ``min_confidence``, as ``mine_sparse`` with ``max_len`` 2 would give them, counted block by block without
+    keeping any pair (memory: the block and this table). The evidence tuning reads rule counts per setting from it
+    (``tuning.py``): the number of rules is the column's sum, with a cap of ``N`` consequents the sum of
+    ``min(N, degree)``."""
+    min_counts = np.asarray(sorted(int(c) for c in min_counts), np.int64)
+    n = tx.n_playlists
+    counts, items = _frequent_items(tx, (min_counts[0] - 0.5) / n)
+    out = np.zeros((len(counts), len(min_counts)), np.int64)
+    n1 = len(items)
+    if n1 < 2:
+        return out
+    xf_csc = tx.matrix[:, items].tocsc()
+    xt = xf_csc.T.tocsr()
+    local_counts = counts[items]
+    block = max(1, min(n1, block_entries // max(n1, 1)))
+    lock = threading.Lock()
+
+    def one_block(s: int):
+        e = min(n1, s + block)
+        c = xt[:e] @ xf_csc[:, s:e]
+        hit = np.flatnonzero(c.data >= min_counts[0])
+        a = np.searchsorted(c.indptr, hit, side="right").astype(np.int64) - 1
+        b = c.indices[hit].astype(np.int64) + s
+        v = c.data[hit].astype(np.int64)
+        keep = a < b
+        a, b, v = a[keep], b[keep], v[keep]
+        deg = np.zeros((n1, len(min_counts)), np.int64)
+        for x, y in ((a, b), (b, a)):  # both directions: x -> y
+            ok = rule_metrics(local_counts[x], local_counts[y], v, n, ["confidence"])["confidence"] >= min_confidence
+            for t, mc in enumerate(min_counts):
+                deg[:, t] += np.bincount(x[ok & (v >= mc)], minlength=n1)
+        with lock:
+            out[items] += deg
+
+    starts = range(0, n1, block)
+    if n_jobs > 1 and len(starts) > 1:
+        with ThreadPoolExecutor(n_jobs) as ex:
+            list(ex.map(one_block, starts))
+    else:
+        for s in starts:
+            one_block(s)
+    return out
 
 
 def _forward_neighbours(pairs: np.ndarray, item_counts_local: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

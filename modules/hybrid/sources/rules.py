@@ -1,12 +1,13 @@
 """Association rules as a source: the seeds' rule consequents join the pool, and the rules that fire score them.
 
-What may change here: how the hybrid mines its rules (``rule_params``: a count threshold that grows with the data
-unless the user sets ``min_support`` / ``min_count`` in ``HybridRecommender(rules=…)``), how many consequents join
-the pool (``n_rule_candidates``) and the rule features (``PART_FEATURES["rules"]``): the summed confidence of the
-firing rules, per known seed and from the last ``RECENT_SEEDS`` seeds, the best rule's confidence and log lift, the
-log rank and whether a rule found the candidate. The best rule's row rides along (``BEST_RULE``) for the
-explanations ("people who put A and B in a playlist also added C"). Mining and scoring themselves live in
-``modules.rules`` (docs/rules.md).
+What may change here: how the hybrid mines its rules (``fit_rules``: the evidence filter, ``min_count``,
+``max_consequents`` and ``smoothing``, is chosen on the validation playlists under a budget of ``max_rules`` rules,
+``modules.rules.tuning``, unless the user sets one of them or ``min_support`` in ``HybridRecommender(rules=…)``),
+how many consequents join the pool (``n_rule_candidates``) and the rule features (``PART_FEATURES["rules"]``): the
+summed (smoothed) confidence of the firing rules, per known seed and from the last ``RECENT_SEEDS`` seeds, the
+best rule's confidence and log lift, the log rank and whether a rule found the candidate. The best rule's row
+rides along (``BEST_RULE``) for the explanations ("in 23 of 41 playlists with A"). Mining and scoring themselves
+live in ``modules.rules`` (docs/rules.md).
 """
 
 from __future__ import annotations
@@ -19,21 +20,71 @@ from modules.hybrid.sources.base import RECENT_SEEDS, Candidates, CandidateSourc
 BEST_RULE = "best_rule"  # not a fusion feature: each candidate's best firing rule (-1 where none)
 
 
-def rule_params(params: dict | None, n_playlists: int) -> dict:
-    """``RuleRecommender`` parameters for ``n_playlists`` training playlists."""
-    params = dict(params or {})
-    if "min_support" not in params and "min_count" not in params:
-        # pair rules seen in one playlist are the best signal on small data (docs/rules.md); on larger data
-        # a count threshold keeps the rule table bounded
-        params["min_count"] = max(1, int(round(n_playlists / 5000)))
-    return params
+TUNING_KEYS = ("max_rules",)  # ``rules`` keys of the tuning, not of ``RuleRecommender``
+RULE_KEYS = ("min_count", "max_consequents", "smoothing", "min_support", "min_confidence", "max_len",
+             "aggregation", "engine", "n_jobs", *TUNING_KEYS)
 
 
-def fit_rules(store, pids, params: dict | None):
-    """The ``RuleModel`` mined from ``pids`` of ``store``."""
+def check_rule_params(params) -> None:
+    """``InputError`` for a ``rules`` parameter the hybrid cannot use, before any data is read."""
+    from modules.errors import InputError
+    from modules.rules.evidence import check_evidence
+    from modules.rules.tuning import check_max_rules
+
+    if params is None:
+        return
+    if not isinstance(params, dict):
+        raise InputError(f"the 'rules' parameter must be an object of rule settings, e.g. {{\"min_count\": 2}} "
+                         f"(got {params!r}).")
+    unknown = sorted(set(params) - set(RULE_KEYS))
+    if unknown:
+        raise InputError(f"unknown rules parameters {unknown}; known: {', '.join(RULE_KEYS)}.")
+    check_evidence(params.get("min_count", 1), params.get("max_consequents"), params.get("smoothing", 0.0))
+    if "max_rules" in params:
+        check_max_rules(params["max_rules"])
+
+
+def rule_params(params: dict | None, n_playlists: int = 0) -> dict:
+    """``RuleRecommender`` parameters (``params`` without the tuning's keys)."""
+    return {k: v for k, v in (params or {}).items() if k not in TUNING_KEYS}
+
+
+def tunes(params: dict | None) -> bool:
+    """Whether the evidence filter is chosen on validation: none of its settings (nor ``min_support``) given."""
+    return not set(params or {}) & {"min_count", "max_consequents", "smoothing", "min_support"}
+
+
+def fit_rules(store, pids, params: dict | None, validation=None, tuning: dict | None = None,
+              show_progress: bool = False):
+    """The ``RuleModel`` mined from ``pids`` of ``store``, and the report of the evidence tuning (``None`` when
+    the filter was not tuned).
+
+    With ``validation`` (the hybrid's split, whose training playlists are ``pids``) and no evidence setting given
+    by the user, the filter is chosen on its playlists (``modules.rules.tuning``); with ``tuning`` (that choice's
+    report) it is applied as chosen; otherwise the user's settings hold (or none: every rule). The report goes into
+    the rule table's metadata (``meta["evidence"]["tuning"]``), so ``rules.parquet`` records it.
+    """
     from modules.rules import RuleRecommender
+    from modules.rules.evidence import Evidence
+    from modules.rules.transactions import load_transactions
+    from modules.rules.tuning import DEFAULT_MAX_RULES, tune_evidence
 
-    return RuleRecommender(**rule_params(params, len(pids))).fit(store, pids).model_
+    params = dict(params or {})
+    check_rule_params(params)
+    rp = rule_params(params)
+    if tunes(params) and tuning is None and validation is not None:
+        keep = {k: rp[k] for k in ("min_confidence", "max_len", "aggregation", "engine", "n_jobs") if k in rp}
+        tx = load_transactions(store, pids)
+        _, model, report = tune_evidence(tx, validation, max_rules=params.get("max_rules", DEFAULT_MAX_RULES),
+                                         show_progress=show_progress, **keep)
+        return model, report
+    if not tunes(params) or tuning is None:
+        return RuleRecommender(**rp).fit(store, pids).model_, None
+    c = tuning["chosen"]
+    chosen = Evidence(c["min_count"], c["max_consequents"], c["smoothing"])
+    model = RuleRecommender(**rp, **chosen.as_dict()).fit(store, pids).model_
+    model.rules.meta["evidence"]["tuning"] = tuning
+    return model, tuning
 
 
 def save_rules(model, bundle) -> str:
@@ -87,9 +138,8 @@ class RuleSource(CandidateSource):
             rank[at] = np.log1p(np.flatnonzero(ok))
             rule_rows[at] = rs.best_rule[ok]
             if len(at):
-                m = self.model.rules.metrics(rule_rows[at])
-                conf[at] = m["confidence"]
-                lift[at] = np.log(np.maximum(m["lift"], 1e-9))
+                conf[at] = self.model.confidence(rule_rows[at])
+                lift[at] = np.log(np.maximum(self.model.rules.metrics(rule_rows[at], names=["lift"])["lift"], 1e-9))
         rule_recent = np.zeros(n)
         if rs is not None and len(rs) and query.long:
             rr = self.model.score(query.seeds[-RECENT_SEEDS:])

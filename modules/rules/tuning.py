@@ -1,0 +1,176 @@
+"""Choosing the evidence filter on validation playlists, under a budget of rules.
+
+The hybrid hands its validation split (carved once, ``modules.validation``) to ``tune_evidence`` together with the
+playlists outside it. Every setting of the grid ``GRID_MIN_COUNTS`` × ``GRID_CAPS`` × ``GRID_SMOOTHING``
+(``evidence.py``) is scored by the NDCG of the rules alone (rules first, popularity to fill 500) on the validation
+playlists that have seeds, and the choice is the **smallest rule table whose NDCG is within one standard error
+of the best** (the best setting's NDCG over the playlists): a table ten times larger that wins by noise is not
+worth its memory.
+
+The budget (``max_rules``, default ``DEFAULT_MAX_RULES``) keeps the table bounded. The rule count of every
+(min count, cap) is known before mining anything (``sparse_miner.pair_rule_degrees``: pair counts block by block;
+exact for pair rules, a lower bound with ``max_len`` 3), so settings over the budget are never mined. The grid is
+then mined once, at the smallest min count left, as long as that uncapped table stays within
+``MINING_FACTOR`` times the budget (the cap is applied after mining; mining more would cost the memory the budget
+is there to save), and every setting is a filter of that one table.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from numbers import Integral
+
+import numpy as np
+from tqdm import tqdm
+
+from modules.errors import RulesError
+from modules.metrics import SUBMISSION_SIZE, score_playlist
+from modules.rules.evidence import Evidence, apply_evidence
+from modules.rules.mining import mine_rules
+from modules.rules.scoring import RuleModel
+from modules.rules.sparse_miner import pair_rule_degrees
+from modules.rules.transactions import Transactions
+
+log = logging.getLogger(__name__)
+
+GRID_MIN_COUNTS = (1, 2, 3, 5, 10)
+GRID_CAPS = (None, 200, 50)
+GRID_SMOOTHING = (0.0, 2.0)
+DEFAULT_MAX_RULES = 5_000_000
+MINING_FACTOR = 4
+
+
+def check_max_rules(max_rules) -> int:
+    if isinstance(max_rules, bool) or not isinstance(max_rules, Integral) or max_rules < 1:
+        raise RulesError(f"max_rules must be a positive integer (got {max_rules!r}): the most rules the tuned "
+                         f"rule table may hold, e.g. {DEFAULT_MAX_RULES:,} (the default).")
+    return int(max_rules)
+
+
+def grid_rule_counts(tx: Transactions, min_confidence: float, min_counts=GRID_MIN_COUNTS, caps=GRID_CAPS,
+                     n_jobs: int = 1) -> dict[tuple[int, int | None], int]:
+    """``{(min_count, cap): number of pair rules}`` for every pair of the grid, without mining."""
+    min_counts = sorted(min_counts)
+    deg = pair_rule_degrees(tx, min_counts, min_confidence, n_jobs=n_jobs)
+    return {(mc, cap): int(deg[:, t].sum() if cap is None else np.minimum(deg[:, t], cap).sum())
+            for t, mc in enumerate(min_counts) for cap in caps}
+
+
+def _validation_playlists(split) -> list[tuple[list[str], list[str]]]:
+    """(seeds, held-out tracks) of the validation playlists with seeds (without seeds every setting gives the
+    same popularity list)."""
+    out = []
+    for pl in split.challenge["playlists"]:
+        seeds = [t["track_uri"] for t in pl.get("tracks", [])]
+        if seeds:
+            out.append((seeds, list(split.truth[str(pl["pid"])]["tracks"])))
+    return out
+
+
+def rules_only_ndcg(model: RuleModel, playlists, popular: list[str], k: int = SUBMISSION_SIZE) -> np.ndarray:
+    """Each playlist's NDCG of the rules alone: ``model``'s top ``k``, then the most popular tracks to fill."""
+    out = np.zeros(len(playlists))
+    for i, (seeds, truth) in enumerate(playlists):
+        recs = model.score(seeds, k=k).uris.tolist()
+        if len(recs) < k:
+            taken = set(recs) | set(seeds)
+            for u in popular:
+                if u not in taken:
+                    recs.append(u)
+                    if len(recs) == k:
+                        break
+        out[i] = score_playlist(recs, truth)["ndcg"]
+    return out
+
+
+def choose(rows: list[dict]) -> tuple[dict, dict]:
+    """The smallest rule table within one standard error of the best NDCG (ties: the higher NDCG, then the
+    higher min count); returns it and the rule (best, its standard error, threshold)."""
+    scored = [r for r in rows if r.get("ndcg") is not None]
+    best = max(scored, key=lambda r: (r["ndcg"], -r["rules"]))
+    threshold = best["ndcg"] - best["se"]
+    near = [r for r in scored if r["ndcg"] >= threshold]
+    pick = min(near, key=lambda r: (r["rules"], -r["ndcg"], -r["min_count"]))
+    return pick, {"best": _key(best), "best_ndcg": best["ndcg"], "best_se": best["se"], "threshold": threshold}
+
+
+def _key(row: dict) -> dict:
+    return {k: row[k] for k in ("min_count", "max_consequents", "smoothing")}
+
+
+def tune_evidence(tx: Transactions, split, *, min_confidence: float = 0.02, max_len: int = 2,
+                  aggregation: str = "sum_confidence", engine: str = "sparse", n_jobs: int = 1,
+                  max_rules: int = DEFAULT_MAX_RULES, min_counts=GRID_MIN_COUNTS, caps=GRID_CAPS,
+                  smoothings=GRID_SMOOTHING, show_progress: bool = False) -> tuple[Evidence, RuleModel, dict]:
+    """Choose the evidence settings on ``split``'s validation playlists, mining ``tx`` (the playlists outside it).
+
+    Returns the chosen ``Evidence``, the ``RuleModel`` of ``tx`` at that setting (its rule table's
+    ``meta["evidence"]["tuning"]`` holds the report) and the report: every setting's rule count and validation
+    NDCG (or why it was skipped), the choice and the rule that made it.
+    """
+    max_rules = check_max_rules(max_rules)
+    t0 = time.perf_counter()
+    playlists = _validation_playlists(split)
+    col_counts = np.asarray(tx.matrix.sum(axis=0)).ravel()
+    popular = [str(u) for u in tx.track_uris[np.lexsort((tx.track_uris, -col_counts))][:SUBMISSION_SIZE * 4]]
+    counts = grid_rule_counts(tx, min_confidence, min_counts, caps, n_jobs)
+    rows = [{"min_count": mc, "max_consequents": cap, "smoothing": float(m), "rules": counts[(mc, cap)]}
+            for mc in sorted(min_counts) for cap in caps for m in smoothings]
+    for r in rows:
+        if r["rules"] > max_rules:
+            r["skipped"] = f"over the budget of {max_rules:,} rules (counted before mining)"
+    left = sorted({r["min_count"] for r in rows if "skipped" not in r})
+    if not left:  # nothing fits: the smallest table of the grid, said loudly
+        smallest = min(rows, key=lambda r: (r["rules"], -r["min_count"]))
+        log.warning("rules: no evidence setting fits the budget of %d rules; taking the smallest (%d rules)",
+                    max_rules, smallest["rules"])
+        smallest.pop("skipped")
+        left = [smallest["min_count"]]
+    base = left[0]
+    while len(left) > 1 and counts[(base, None)] > MINING_FACTOR * max_rules:
+        for r in rows:
+            if r["min_count"] == base and "skipped" not in r:
+                r["skipped"] = (f"mining {counts[(base, None)]:,} rules before the cap is over {MINING_FACTOR}x "
+                                "the budget")
+        left = left[1:]
+        base = left[0]
+    rules = mine_rules(tx, engine=engine, min_support=min(1.0, (base - 0.5) / tx.n_playlists),
+                       min_confidence=min_confidence, max_len=max_len, n_jobs=n_jobs)
+    log.info("rules: tuning the evidence filter on %d validation playlists: %d rules mined at min count %d",
+             len(playlists), len(rules), base)
+    todo = [r for r in rows if "skipped" not in r]
+    models: dict[tuple, RuleModel] = {}
+    bar = tqdm(todo, desc="rule evidence", unit="setting", disable=not show_progress)
+    for r in bar:
+        key = (r["min_count"], r["max_consequents"])
+        if key not in models:
+            models.clear()  # one table at a time
+            table = apply_evidence(rules, Evidence(r["min_count"], r["max_consequents"]))
+            models[key] = RuleModel(table, aggregation, smoothing=0.0)
+        model = models[key]
+        r["rules"] = len(model.rules)  # exact now (the count above is a bound with max_len 3)
+        if r["rules"] > max_rules:
+            r["skipped"] = f"over the budget of {max_rules:,} rules"
+            continue
+        ndcg = rules_only_ndcg(model.set_smoothing(r["smoothing"]), playlists, popular)
+        r["ndcg"] = float(ndcg.mean()) if len(ndcg) else 0.0
+        r["se"] = float(ndcg.std(ddof=1) / np.sqrt(len(ndcg))) if len(ndcg) > 1 else 0.0
+    bar.close()
+    models.clear()
+    if not any("ndcg" in r for r in rows):  # every mined setting was over the budget: the smallest of them
+        r = min(todo, key=lambda r: r["rules"])
+        r.pop("skipped", None)
+        r["ndcg"], r["se"] = float("nan"), 0.0
+    pick, why = choose([r for r in rows if "ndcg" in r])
+    chosen = Evidence(pick["min_count"], pick["max_consequents"], pick["smoothing"])
+    report = {"max_rules": max_rules, "validation_playlists": len(playlists), "mined_min_count": base,
+              "chosen": {**_key(pick), "rules": pick["rules"], "ndcg": pick["ndcg"]}, **why,
+              "rule": "the smallest rule table within one standard error of the best validation NDCG",
+              "grid": rows, "seconds": round(time.perf_counter() - t0, 1)}
+    table = apply_evidence(rules, chosen)
+    table.meta["evidence"]["tuning"] = report
+    log.info("rules: evidence %s chosen (%d rules, validation NDCG %.4f; best %.4f ± %.4f at %s) in %.0f s",
+             chosen.label(), pick["rules"], pick["ndcg"], why["best_ndcg"], why["best_se"],
+             Evidence(**why["best"]).label(), report["seconds"])
+    return chosen, RuleModel(table, aggregation), report
