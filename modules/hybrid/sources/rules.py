@@ -44,7 +44,7 @@ def check_rule_params(params) -> None:
         check_max_rules(params["max_rules"])
 
 
-def rule_params(params: dict | None, n_playlists: int = 0) -> dict:
+def rule_params(params: dict | None) -> dict:
     """``RuleRecommender`` parameters (``params`` without the tuning's keys)."""
     return {k: v for k, v in (params or {}).items() if k not in TUNING_KEYS}
 
