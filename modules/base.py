@@ -71,26 +71,7 @@ class PlaylistRecommender(ABC):
 
     def _complete(self, uris, scores, seeds: set[str], k: int) -> tuple[list[str], np.ndarray]:
         """Drop seeds and duplicates, then pad from ``fallback_`` (popularity order) up to ``k``."""
-        seen = set(seeds)
-        out, out_scores = [], []
-        for u, s in zip(uris, scores):
-            if u not in seen:
-                seen.add(u)
-                out.append(u)
-                out_scores.append(float(s))
-                if len(out) == k:
-                    break
-        if len(out) < k:
-            floor = (min(out_scores) if out_scores else 0.0) - 1.0
-            for u in getattr(self, "fallback_", ()):
-                if u not in seen:
-                    seen.add(u)
-                    out.append(u)
-                    out_scores.append(floor)
-                    floor -= 1e-6
-                    if len(out) == k:
-                        break
-        return out, np.asarray(out_scores, dtype=np.float32)
+        return complete(uris, scores, seeds, k, getattr(self, "fallback_", ()))
 
     def recommend_batch(self, playlists: Iterable[dict], k: int = SUBMISSION_SIZE,
                         show_progress: bool = False) -> list[tuple[list[str], np.ndarray]]:
@@ -159,6 +140,31 @@ def single_thread_native():
 
         _THREADPOOLS = ThreadpoolController()
     return _THREADPOOLS.limit(limits=1)
+
+
+def complete(uris, scores, seeds, k: int, fallback) -> tuple[list[str], np.ndarray]:
+    """The answer every recommender gives: ``uris`` (best first, with ``scores``) without seeds or duplicates,
+    padded from ``fallback`` (popularity order, scored below the last) up to ``k``."""
+    seen = set(seeds)
+    out, out_scores = [], []
+    for u, s in zip(uris, scores):
+        if u not in seen:
+            seen.add(u)
+            out.append(u)
+            out_scores.append(float(s))
+            if len(out) == k:
+                break
+    if len(out) < k:
+        floor = (min(out_scores) if out_scores else 0.0) - 1.0
+        for u in fallback:
+            if u not in seen:
+                seen.add(u)
+                out.append(u)
+                out_scores.append(floor)
+                floor -= 1e-6
+                if len(out) == k:
+                    break
+    return out, np.asarray(out_scores, dtype=np.float32)
 
 
 def popularity_order(store, pids=None) -> list[str]:

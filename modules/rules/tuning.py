@@ -24,6 +24,7 @@ from numbers import Integral
 import numpy as np
 from tqdm import tqdm
 
+from modules.base import complete
 from modules.errors import RulesError
 from modules.metrics import SUBMISSION_SIZE, score_playlist
 from modules.rules.evidence import Evidence, apply_evidence
@@ -72,14 +73,8 @@ def rules_only_ndcg(model: RuleModel, playlists, popular: list[str], k: int = SU
     """Each playlist's NDCG of the rules alone: ``model``'s top ``k``, then the most popular tracks to fill."""
     out = np.zeros(len(playlists))
     for i, (seeds, truth) in enumerate(playlists):
-        recs = model.score(seeds, k=k).uris.tolist()
-        if len(recs) < k:
-            taken = set(recs) | set(seeds)
-            for u in popular:
-                if u not in taken:
-                    recs.append(u)
-                    if len(recs) == k:
-                        break
+        res = model.score(seeds, k=k)
+        recs, _ = complete(res.uris.tolist(), res.scores, seeds, k, popular)
         out[i] = score_playlist(recs, truth)["ndcg"]
     return out
 
