@@ -3,7 +3,9 @@
 ``serving_default(seed_track_uris [batch, None] string padded with "", title [batch] string)`` ->
 ``{"track_uris": [batch, k] string, "scores": [batch, k] float32}``, seeds excluded. URIs become item ids
 through a hash table, titles go through the same ``TextVectorization`` layers as in training, the query tower
-runs, and the top k of its dot products with the cached candidate embeddings are returned::
+runs, and the top k of its dot products with the cached candidate embeddings are returned. The embedding
+tables and the candidate table are kept as float16 (``towers.TABLE_DTYPE``) and read as float32; the Python
+model loads its query tower and candidate table from this SavedModel's variables (``bundle.py``)::
 
     serve = tf.saved_model.load(path).signatures["serving_default"]
 """
@@ -15,6 +17,7 @@ from pathlib import Path
 import tensorflow as tf  # (the package's __init__, run first, sets TF_USE_LEGACY_KERAS)
 
 from modules.atomic import atomic_directory
+from modules.two_tower.towers import TABLE_DTYPE
 
 
 class ServingModule(tf.Module):
@@ -29,7 +32,8 @@ class ServingModule(tf.Module):
         self.words = rec.words_layer_
         self.ngrams = rec.ngrams_layer_
         self.query_tower = rec.query_tower_
-        self.candidates = tf.Variable(rec.candidate_embeddings_, trainable=False, name="candidate_embeddings")
+        self.candidates = tf.Variable(rec.candidate_embeddings_.astype(TABLE_DTYPE), trainable=False,
+                                      name="candidate_embeddings")
         self.candidate_uris = tf.Variable(rec.candidate_uris_.astype(str), trainable=False,
                                           name="candidate_uris")
         self.n_candidates = int(len(rec.candidate_uris_))
@@ -40,7 +44,7 @@ class ServingModule(tf.Module):
     def serve(self, seed_track_uris, title):
         items = self.table.lookup(seed_track_uris)
         q = self.query_tower({"seeds": items, "words": self.words(title), "ngrams": self.ngrams(title)})
-        scores = tf.matmul(q, self.candidates, transpose_b=True)
+        scores = tf.matmul(q, tf.cast(self.candidates, tf.float32), transpose_b=True)
         # Seeds are never recommended: their scores go to -inf before the top-k.
         hit = tf.where((items >= 1) & (items <= self.n_candidates))
         cols = tf.cast(tf.gather_nd(items, hit) - 1, tf.int64)
