@@ -18,6 +18,7 @@ from modules.baselines.title_popularity import _TitlePopularity
 from modules.errors import BundleError, MissingInputError
 
 ALS_FORMAT = "als-arrays/1"  # ALSRecommender.save's folder
+FACTORS_DTYPE = np.float16  # item_factors.npy on disk (read as float32; bundles with float32 factors still load)
 ALS_PARAMS = ("factors", "regularization", "alpha", "iterations", "num_threads", "show_progress", "seed")
 
 
@@ -74,6 +75,10 @@ class ALSRecommender(_Baseline):
                                             alpha=float(self.alpha), iterations=self.iterations,
                                             num_threads=self.num_threads, random_state=self.seed)
             model.fit(self.matrix_.X, show_progress=self.show_progress)
+        # a bundle keeps the factors as float16 (half the bytes); the fitted model answers with the same
+        # rounded values, so it and the model loaded from its bundle agree exactly
+        model.item_factors = np.asarray(model.item_factors).astype(FACTORS_DTYPE).astype(np.float32)
+        model.user_factors = None  # a playlist is always folded in from its seeds
         self.model_ = model
         self._YtY = None
         self.fitted_ = True
@@ -95,7 +100,7 @@ class ALSRecommender(_Baseline):
                   "model": {"factors": int(model.factors), "regularization": float(model.regularization),
                             "alpha": float(model.alpha), "iterations": int(model.iterations)}}
         (path / "config.json").write_text(json.dumps(config, indent=1))
-        np.save(path / "item_factors.npy", np.asarray(model.item_factors), allow_pickle=False)
+        np.save(path / "item_factors.npy", np.asarray(model.item_factors).astype(FACTORS_DTYPE), allow_pickle=False)
         sparse.save_npz(path / "matrix.npz", m.X.tocsr())
         pd.DataFrame({"track_uri": np.asarray(m.uris, dtype=object)}).to_parquet(path / "tracks.parquet", index=False)
         pd.DataFrame({"pid": np.asarray(m.pids, np.int64), "title": m.titles}).to_parquet(
@@ -136,7 +141,7 @@ class ALSRecommender(_Baseline):
             model = AlternatingLeastSquares(factors=int(spec["factors"]), regularization=float(spec["regularization"]),
                                             alpha=float(spec["alpha"]), iterations=int(spec["iterations"]),
                                             num_threads=self.num_threads, random_state=self.seed)
-        model.item_factors = factors
+        model.item_factors = factors.astype(np.float32)
         self.model_ = model
         self.matrix_ = _Matrix.from_arrays(X, playlists["pid"].to_numpy(np.int64), uris,
                                            [str(t) for t in playlists["title"]])
