@@ -149,8 +149,14 @@ class TwoTowerRecommender(PlaylistRecommender):
         self.fit_seconds_ = round(time.perf_counter() - t_start, 1)
         self.fingerprint_ = fingerprint
         self._cache_candidates()
-        self._to_stored(trained=self.query_tower_)
+        self.round_tables()
         self.fitted_ = True
+        return self
+
+    def round_tables(self) -> TwoTowerRecommender:
+        """Round the query tower's embedding tables and the candidate table to what a bundle keeps
+        (``towers.TABLE_DTYPE``, float16) and release the training state; ``fit`` ends with it. Returns ``self``."""
+        self._to_stored(trained=self.query_tower_)
         return self
 
     def _to_stored(self, trained=None):
