@@ -15,6 +15,7 @@ from scipy import sparse
 
 from modules.baselines.shared import _Baseline, _check_param, _Matrix
 from modules.baselines.title_popularity import _TitlePopularity
+from modules.bundle import PARQUET_COMPRESSION
 from modules.errors import BundleError, MissingInputError
 
 ALS_FORMAT = "als-arrays/1"  # ALSRecommender.save's folder
@@ -102,11 +103,13 @@ class ALSRecommender(_Baseline):
         (path / "config.json").write_text(json.dumps(config, indent=1))
         np.save(path / "item_factors.npy", np.asarray(model.item_factors).astype(FACTORS_DTYPE), allow_pickle=False)
         sparse.save_npz(path / "matrix.npz", m.X.tocsr())
-        pd.DataFrame({"track_uri": np.asarray(m.uris, dtype=object)}).to_parquet(path / "tracks.parquet", index=False)
-        pd.DataFrame({"pid": np.asarray(m.pids, np.int64), "title": m.titles}).to_parquet(
-            path / "playlists.parquet", index=False)
-        pd.DataFrame({"track_uri": [str(u) for u in self.fallback_]}).to_parquet(path / "fallback.parquet",
-                                                                                  index=False)
+
+        def parquet(frame: pd.DataFrame, name: str) -> None:
+            frame.to_parquet(path / name, index=False, compression=PARQUET_COMPRESSION)
+
+        parquet(pd.DataFrame({"track_uri": np.asarray(m.uris, dtype=object)}), "tracks.parquet")
+        parquet(pd.DataFrame({"pid": np.asarray(m.pids, np.int64), "title": m.titles}), "playlists.parquet")
+        parquet(pd.DataFrame({"track_uri": [str(u) for u in self.fallback_]}), "fallback.parquet")
         return path
 
     @classmethod

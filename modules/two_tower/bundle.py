@@ -25,7 +25,7 @@ from pathlib import Path
 import pandas as pd
 
 import modules
-from modules.bundle import PART_ENTRIES, Bundle
+from modules.bundle import PARQUET_COMPRESSION, PART_ENTRIES, Bundle
 from modules.errors import BundleError
 from modules.two_tower.config import TwoTowerConfig
 from modules.two_tower.items import ItemTable
@@ -64,7 +64,7 @@ def write_bundle(rec, bundle_dir: str | Path) -> Path:
                         ("words", rec.words_layer_.get_vocabulary(include_special_tokens=False)),
                         ("ngrams", rec.ngrams_layer_.get_vocabulary(include_special_tokens=False))):
         (root / "vocab" / f"{name}.txt").write_text("".join(f"{v}\n" for v in vocab), encoding="utf-8")
-    it.to_frame().to_parquet(root / "items.parquet", index=False)
+    it.to_frame().to_parquet(root / "items.parquet", index=False, compression=PARQUET_COMPRESSION)
     (root / "training_curve.json").write_text(json.dumps(
         {"best_epoch": rec.best_epoch_, "epochs": rec.curve_}, indent=1))
     shutil.rmtree(root / "weights", ignore_errors=True)  # a two-tower/1 bundle's copy of the tables
