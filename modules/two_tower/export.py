@@ -25,17 +25,17 @@ class ServingModule(tf.Module):
 
     def __init__(self, rec, k: int):
         super().__init__(name="two_tower_serving")
-        uris = rec.items_.uris.astype(str)
+        # every known track's URI, once: the hash table's keys, and (the candidates being the first
+        # n_candidates items) what the top-k positions are read from
+        self.uris = tf.constant(rec.items_.uris.astype(str))
         self.table = tf.lookup.StaticHashTable(
-            tf.lookup.KeyValueTensorInitializer(tf.constant(uris), tf.range(1, len(uris) + 1, dtype=tf.int32)),
+            tf.lookup.KeyValueTensorInitializer(self.uris, tf.range(1, len(rec.items_.uris) + 1, dtype=tf.int32)),
             default_value=0)
         self.words = rec.words_layer_
         self.ngrams = rec.ngrams_layer_
         self.query_tower = rec.query_tower_
         self.candidates = tf.Variable(rec.candidate_embeddings_.astype(TABLE_DTYPE), trainable=False,
                                       name="candidate_embeddings")
-        self.candidate_uris = tf.Variable(rec.candidate_uris_.astype(str), trainable=False,
-                                          name="candidate_uris")
         self.n_candidates = int(len(rec.candidate_uris_))
         self.k = int(k)
 
@@ -51,7 +51,7 @@ class ServingModule(tf.Module):
         scores = tf.tensor_scatter_nd_update(scores, tf.stack([hit[:, 0], cols], axis=1),
                                              tf.fill(tf.shape(cols), float("-inf")))
         top = tf.math.top_k(scores, k=self.k)
-        return {"track_uris": tf.gather(self.candidate_uris, top.indices), "scores": top.values}
+        return {"track_uris": tf.gather(self.uris, top.indices), "scores": top.values}
 
 
 def export_saved_model(rec, path: str | Path, k: int) -> Path:

@@ -66,8 +66,8 @@ class ItemEncoder(tf.keras.layers.Layer):
         self.artist_emb = table(len(items.artist_vocab) + cfg.artist_oov_buckets + 1, d, "artist", stored)
         self.album_emb = table(len(items.album_vocab) + cfg.album_oov_buckets + 1, d, "album", stored)
         self.use_audio = cfg.audio and items.features.shape[1] > 0
-        if self.use_audio:
-            self.features_of = tf.constant(items.features)
+        if self.use_audio:  # a bundle keeps the standardized features as it keeps the tables (``stored``)
+            self.features_of = tf.constant(items.features.astype(stored or items.features.dtype))
             self.has_features_of = tf.constant(items.has_features)
             self.audio = tf.keras.layers.Dense(d, name="audio")
             self.missing = self.add_weight(name="missing_audio", shape=(d,), initializer="zeros")
@@ -80,7 +80,7 @@ class ItemEncoder(tf.keras.layers.Layer):
         e = (self.track_emb(t) + self.artist_emb(tf.gather(self.artist_of, ids))
              + self.album_emb(tf.gather(self.album_of, ids)))
         if self.use_audio:
-            a = self.audio(tf.gather(self.features_of, ids))
+            a = self.audio(tf.cast(tf.gather(self.features_of, ids), tf.float32))
             e += tf.where(tf.gather(self.has_features_of, ids)[..., None], a, self.missing)
         return e
 
