@@ -4,7 +4,7 @@ Every fusion kind is scored by two-fold cross-fitting (each cut scored by a mode
 playlists), blended (``modules.hybrid.blend``: weights chosen on one fold, scored on the other) and scored over
 *all* cuts, about four times the official ones, so less noisy. The best linear kind is served unless the trees beat
 it by more than one standard error of the paired difference per playlist plus ``TREES_SERVING_PRICE``
-(``choose_fusion_kind``: the trees cost about a hundred tree walks per candidate, more than the rest of a request,
+(``choose_fusion_kind``: the trees cost about a hundred tree walks per candidate, over a third of a request's CPU,
 and fit noise more easily). The chosen kind is then refitted on every cut.
 """
 
@@ -69,7 +69,7 @@ def choose_fusion_kind(evals: dict, playlist_of_cut) -> tuple[str, dict]:
 
     The best linear kind, unless the gradient-boosted trees beat it by more than one standard error of the
     paired difference (per validation playlist, since a playlist's cuts are not independent) plus
-    ``TREES_SERVING_PRICE``: the trees cost more CPU per query than everything else a query does and fit noise
+    ``TREES_SERVING_PRICE``: the trees cost over a third of a query's CPU (demo bundle) and fit noise
     more easily, so a tie, or a gain too small to pay for their serving cost, goes to the linear fusion."""
     mean = {k: v["ALL_CUTS"]["ndcg"] for k, v in evals.items()}
     linear = [k for k in evals if k in LINEAR_FUSIONS]
