@@ -324,7 +324,7 @@ def test_validation_size_is_auto_by_default_and_checked():
         HybridRecommender(validation_per_category="lots")._check_params()
 
 
-def test_trees_are_chosen_only_when_they_beat_the_linear_fusion_by_a_standard_error():
+def test_trees_are_chosen_only_when_they_beat_the_linear_fusion_by_a_standard_error_and_their_price():
     rng = np.random.default_rng(0)
     playlist = np.repeat(np.arange(100), 4)  # four cuts per validation playlist
     linear = rng.uniform(0.2, 0.6, len(playlist))
@@ -338,7 +338,11 @@ def test_trees_are_chosen_only_when_they_beat_the_linear_fusion_by_a_standard_er
     assert kind == "logistic" and why["best_linear"] == "logistic" and why["trees_gain"] > 0
     assert why["trees_gain"] < why["standard_error"] and why["playlists"] == 100
     kind, why = _choose_fusion_kind(evals(0.02, 0.05), playlist)
-    assert kind == "hgb" and why["trees_gain"] > why["standard_error"]
+    assert kind == "hgb" and why["trees_gain"] > why["standard_error"] + why["serving_price"]
+    # ahead by several standard errors, but by less than their serving price: the linear fusion is served
+    kind, why = _choose_fusion_kind(evals(0.006, 0.005), playlist)
+    assert kind == "logistic" and why["trees_gain"] > 2 * why["standard_error"]
+    assert why["trees_gain"] < why["standard_error"] + why["serving_price"] == why["standard_error"] + 0.01
     only_linear = {k: v for k, v in evals(0.02, 0.05).items() if k != "hgb"}
     assert _choose_fusion_kind(only_linear, playlist)[0] == "logistic"
 

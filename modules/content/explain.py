@@ -37,20 +37,10 @@ def describe_candidates(model, q, candidate_uris, *, top: int = 2, threshold: fl
     rows = model._rows(candidate_uris)
     num, text = model._score(q, rows)
     combined = model._combine(num, text)
+    differences = _differences(model, q, rows, top, threshold)
     out = []
     for i, (uri, r) in enumerate(zip(candidate_uris, rows.tolist(), strict=True)):
-        diffs, shared = [], []
-        if r >= 0 and q.num is not None and model.has_num_[r]:
-            d = model.numeric_[r].astype(np.float64) - q.num
-            cand = [(f, d[j]) for f, j in model.feature_index_.items()
-                    if f in LISTENER_WORDS and q.weights[j] > 0 and abs(d[j]) >= threshold]
-            for f, z in sorted(cand, key=lambda x: -abs(x[1]) * q.weights[model.feature_index_[x[0]]])[:top]:
-                more, less = LISTENER_WORDS[f][:2]
-                if f == "mode":  # a track is in a major key or not: no "a bit"
-                    phrase = "in a major key" if z > 0 else "in a minor key"
-                else:
-                    phrase = ("a bit " if abs(z) < 1 else "" if abs(z) < 2 else "much ") + (more if z > 0 else less)
-                diffs.append({"feature": f, "z": round(float(z), 2), "phrase": phrase})
+        diffs, shared = differences.get(i, []), []
         if r >= 0 and q.text is not None and model.has_text_[r]:
             lo, hi = model.text_.indptr[r], model.text_.indptr[r + 1]
             cols, vals = model.text_.indices[lo:hi], model.text_.data[lo:hi] * q.text[model.text_.indices[lo:hi]]
@@ -61,6 +51,41 @@ def describe_candidates(model, q, candidate_uris, *, top: int = 2, threshold: fl
                 "differences": diffs, "shared": shared}
         item["reason"] = _sentence(item, known=r >= 0, has_num=r >= 0 and bool(model.has_num_[r]))
         out.append(item)
+    return out
+
+
+def _differences(model, q, rows: np.ndarray, top: int, threshold: float) -> dict[int, list[dict]]:
+    """Per candidate position (those with audio features), the ``top`` listener features farthest from the centre
+    ``q.num`` (by ``|z|`` times the feature's weight, ties in feature order), each at least ``threshold``: one
+    array pass for all candidates instead of a sort per candidate (an explanation per returned row)."""
+    if q.num is None:
+        return {}
+    at = np.flatnonzero(rows >= 0)
+    at = at[model.has_num_[rows[at]]]
+    if not len(at) or top <= 0:
+        return {}
+    order = sorted(model.feature_index_.items(), key=lambda x: x[1])
+    listener = np.array([f in LISTENER_WORDS for f, _ in order])
+    cols = np.array([j for _, j in order], np.int64)
+    weights = q.weights[cols]
+    d = model.numeric_[rows[at]][:, cols].astype(np.float64) - q.num[cols]
+    ok = listener & (weights > 0) & (np.abs(d) >= threshold)
+    key = np.where(ok, -np.abs(d) * weights, np.inf)
+    best = np.argsort(key, axis=1, kind="stable")[:, :top]
+    out = {}
+    for k, (i, picks) in enumerate(zip(at.tolist(), best.tolist(), strict=True)):
+        diffs = []
+        for c in picks:
+            if not ok[k, c]:
+                break
+            f, z = order[c][0], float(d[k, c])
+            more, less = LISTENER_WORDS[f][:2]
+            if f == "mode":  # a track is in a major key or not: no "a bit"
+                phrase = "in a major key" if z > 0 else "in a minor key"
+            else:
+                phrase = ("a bit " if abs(z) < 1 else "" if abs(z) < 2 else "much ") + (more if z > 0 else less)
+            diffs.append({"feature": f, "z": round(z, 2), "phrase": phrase})
+        out[i] = diffs
     return out
 
 
