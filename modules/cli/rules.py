@@ -54,9 +54,10 @@ def cmd_rules(args) -> int:
     from modules.atomic import check_output_file
     from modules.errors import InputError
     from modules.rules import apply_evidence, check_evidence, check_params, mine_rules
+    from modules.spark.session import engine_and_master
     from modules.store import open_store
 
-    engine, master = _engine(args)
+    engine, master = engine_and_master(args.engine, args.spark, default="sparse")
     check_params(args.min_support, args.min_confidence, args.max_len, engine)  # before any slow reading
     evidence = check_evidence(args.min_count, args.max_consequents, args.smoothing)
     if args.memory_budget is not None and args.memory_budget <= 0:
@@ -83,16 +84,3 @@ def cmd_rules(args) -> int:
           f"evidence {evidence.label()}: {mined:,} mined) in {m['seconds']:.1f} s -> {args.out}")
     return 0
 
-
-def _engine(args) -> tuple[str, str | None]:
-    """The engine and Spark master from ``--engine`` and ``--spark`` (``--spark`` alone means the spark engine)."""
-    from modules.errors import InputError
-    from modules.spark.session import DEFAULT_MASTER, check_master
-
-    if args.spark is not None:
-        if args.engine not in (None, "spark"):
-            raise InputError(f"--spark {args.spark} runs the spark engine, not --engine {args.engine}; drop one of "
-                             "the two.")
-        return "spark", check_master(args.spark)
-    engine = args.engine or "sparse"
-    return engine, DEFAULT_MASTER if engine == "spark" else None

@@ -83,6 +83,17 @@ def check_master(master: str) -> str:
     return master
 
 
+def engine_and_master(engine: str | None, master: str | None, *, default: str) -> tuple[str, str | None]:
+    """A command's engine and Spark master from ``--engine`` and ``--spark`` (``--spark`` alone means the spark
+    engine; ``--engine spark`` alone runs on ``local[*]``); no JVM is started here."""
+    if master is not None:
+        if engine not in (None, "spark"):
+            raise SparkError(f"--spark {master} runs the spark engine, not --engine {engine}; drop one of the two.")
+        return "spark", check_master(master)
+    engine = engine or default
+    return engine, DEFAULT_MASTER if engine == "spark" else None
+
+
 def spark_session(master: str = DEFAULT_MASTER, *, app_name: str = "playlist-engine", driver_memory: str = "2g",
                   shuffle_partitions: int | None = None, conf: dict | None = None, log_level: str = "ERROR"):
     """A ``SparkSession`` on ``master`` (reused when one on the same master is running in this process).
