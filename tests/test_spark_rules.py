@@ -66,13 +66,13 @@ def test_rule_frame_metrics_match_the_rule_table(spark, store):
                                    err_msg=col)
 
 
-def test_cli_spark_writes_the_sparse_engines_file(spark, store, tmp_path):
+def test_cli_spark_on_slices_writes_the_sparse_engines_file(spark, world_dir, tmp_path):
     from modules.cli import main
 
-    args = ["rules", "--mpd", str(store.path), "--min-support", "0.01", "--min-confidence", "0.1", "--min-count", "5",
+    args = ["rules", "--mpd", str(world_dir), "--min-support", "0.01", "--min-confidence", "0.1", "--min-count", "5",
             "--max-consequents", "3"]
     assert main([*args, "--out", str(tmp_path / "sparse.parquet")]) == 0
-    assert main([*args, "--out", str(tmp_path / "spark.parquet"), "--spark", "local[2]"]) == 0
+    assert main([*args, "--out", str(tmp_path / "spark.parquet"), "--spark", "local[2]"]) == 0  # ingest on Spark
     assert spark.sparkContext._jsc is not None  # the test's session was left running
     s, k = read_rules(tmp_path / "sparse.parquet"), read_rules(tmp_path / "spark.parquet")
     assert 0 < len(k) < k.meta["n_playlists"] * 10 and k.meta["evidence"] == s.meta["evidence"]

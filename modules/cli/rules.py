@@ -63,14 +63,17 @@ def cmd_rules(args) -> int:
     if args.memory_budget is not None and args.memory_budget <= 0:
         raise InputError(f"--memory-budget must be a positive number of GB (got {args.memory_budget}).")
     check_output_file(args.out, inputs=[args.mpd], make_parent=True)
-    store = open_store(args.mpd, show_progress=True)
     budget = args.memory_budget * 1e9 if args.memory_budget is not None else None
     with ExitStack() as stack:
         spark = None
-        if engine == "spark":
+        if engine == "spark":  # slices are ingested on Spark too
+            from modules.spark.ingest import open_store_spark
             from modules.spark.session import session_for
 
             spark = stack.enter_context(session_for(master))
+            store = open_store_spark(args.mpd, spark)
+        else:
+            store = open_store(args.mpd, show_progress=True)
         rules = mine_rules(store, engine=engine, min_support=args.min_support, min_confidence=args.min_confidence,
                            max_len=args.max_len, memory_budget=budget, n_jobs=args.jobs, show_progress=True,
                            spark=spark)

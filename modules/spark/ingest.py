@@ -16,8 +16,10 @@ that replaces ``out`` only when everything is written (``atomic_directory``).
 
 from __future__ import annotations
 
+import atexit
 import logging
 import shutil
+import tempfile
 import time
 from pathlib import Path
 from urllib.parse import unquote, urlparse
@@ -35,9 +37,11 @@ from modules.store import (
     STORE_FORMAT,
     STORE_KIND,
     TRACK_COLUMNS,
+    PlaylistStore,
     _fingerprint,
     _playlist_row,
     _track_row,
+    open_store,
 )
 
 log = logging.getLogger(__name__)
@@ -212,6 +216,18 @@ def ingest_spark(mpd_path: str | Path, out: str | Path, *, spark=None) -> dict:
         raw.unpersist()
     log.info("ingest on Spark: %d playlists from %d slices in %.1f s", n_playlists, len(files), summary["seconds"])
     return summary
+
+
+def open_store_spark(path: str | Path, spark) -> PlaylistStore:
+    """``open_store`` for the spark engine: a store directory as it is, MPD slices ingested by Spark into a
+    temporary store that lives as long as this process."""
+    path = Path(path)
+    if (path / MANIFEST).exists():
+        return open_store(path)
+    tmp = Path(tempfile.mkdtemp(prefix="playlist-store-"))
+    atexit.register(shutil.rmtree, tmp, True)
+    ingest_spark(path, tmp / "store", spark=spark)
+    return PlaylistStore(tmp / "store")
 
 
 def _nullable(col):
