@@ -12,7 +12,7 @@ DEMO_PORT ?= 8501
 DEMO_ADDRESS ?= 127.0.0.1
 PYTEST_ARGS ?=
 
-.PHONY: venv demo test test-all bench bench-small bench-worlds lint clean browser notebooks serve-load wrk
+.PHONY: venv demo test test-all bench bench-small bench-worlds lint clean browser java notebooks serve-load wrk
 
 # The venv is (re)built when a requirements file or pyproject.toml changes; `modules` is installed editable
 # (`pip install -e .`), so `import modules` finds this checkout from any folder.
@@ -29,6 +29,11 @@ venv: $(STAMP)
 browser:
 	@test -x /usr/bin/chromium || { command -v apt-get >/dev/null && (apt-get install -y chromium fonts-noto-color-emoji || (apt-get update && apt-get install -y chromium fonts-noto-color-emoji)) || echo "chromium not installed: the browser test will be skipped"; }
 
+# A Java runtime for the Spark engine (`--engine spark`; Debian's package). The local engine and the demo need none;
+# the Spark tests are skipped, with the reason, only where it cannot be installed.
+java:
+	@command -v java >/dev/null || { command -v apt-get >/dev/null && (apt-get install -y default-jre-headless || (apt-get update && apt-get install -y default-jre-headless)) || echo "java could not be installed: the Spark tests will be skipped"; }
+
 # The sample world (seconds), the model bundle trained on it (minutes, once), then the app.
 $(DEMO_WORLD)/.built: | $(STAMP)
 	$(PY) -m modules world --playlists $(DEMO_PLAYLISTS) --seed $(DEMO_SEED) --out $(DEMO_WORLD)
@@ -43,11 +48,11 @@ demo: $(STAMP) $(DEMO_MODEL)/manifest.json
 	PLAYLIST_MODEL=$(DEMO_MODEL) $(PY) -m streamlit run streamlit_app/app.py --server.headless true \
 		--server.address $(DEMO_ADDRESS) --server.port $(DEMO_PORT) --browser.gatherUsageStats false
 
-test: $(STAMP)
+test: $(STAMP) java
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 # Heavier checks (marked `slow`) as well as the default suite.
-test-all: $(STAMP)
+test-all: $(STAMP) java
 	$(PY) -m pytest -q -m "slow or not slow" $(PYTEST_ARGS)
 
 # docs/benchmarks.md: every row on the 3,000-playlist world (about 20 minutes), then the 20,000-playlist world

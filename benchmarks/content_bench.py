@@ -3,6 +3,7 @@
     python -m benchmarks.content_bench speed                       # -> benchmarks/results/content-speed.json
     python -m benchmarks.content_bench tune --playlists 3000 --per-category 30 --val-per-category 20
                                                                    # -> benchmarks/results/content-tuning-….json
+    python -m benchmarks.content_bench blend --split SPLIT_DIR     # -> benchmarks/results/content-blend-….json
 
 ``speed``: ``ContentModel.similarity`` for 1,000 candidates and a 100-track playlist (goal <= 10 ms), with
 and without listener feature weights; ``rerank``; ``explain`` of 10 tracks; a whole-catalog recommendation.
@@ -11,6 +12,12 @@ and without listener feature weights; ``rerank``; ``explain`` of 10 tracks; a wh
 store; the test playlists are not in it). ``split_store`` carves validation playlists out of those training
 playlists; the model is fitted on the rest and every setting is scored on the validation playlists only.
 The chosen setting is then run once on the test split with ``python -m benchmarks.quality --params …``.
+
+``blend``: on a challenge split (``python -m modules challenge``: ``train/``, ``challenge_set.json``,
+``truth.json``), the content model alone at every sound/tags blend of the hybrid's grid, with and without album
+tags, scored on the held-out test playlists that have seeds; and what the hybrid's tuning
+(``modules.content.tuning``) chooses on a validation split carved from the training playlists, so the two can
+be compared.
 """
 
 from __future__ import annotations
@@ -141,9 +148,44 @@ def cmd_tune(args) -> dict:
             "results": results}
 
 
+def cmd_blend(args) -> dict:
+    from modules.base import popularity_order
+    from modules.content.tuning import GRID_ALBUM_WEIGHTS, GRID_W_NUM, blend_ndcg, tune_content
+    from modules.store import open_store
+    from modules.validation import carve_validation
+
+    store = open_store(args.split / "train")
+    pids = store.playlists["pid"].to_numpy()
+    challenge = json.loads((args.split / "challenge_set.json").read_text())
+    truth = json.loads((args.split / "truth.json").read_text())
+    test = [([t["track_uri"] for t in p.get("tracks", [])], p.get("name"), truth[str(p["pid"])]["tracks"])
+            for p in challenge["playlists"]]
+    test = [t for t in test if t[0]]
+    popular = popularity_order(store, pids)
+    held_out = []
+    for aw in GRID_ALBUM_WEIGHTS:
+        ndcg = blend_ndcg(ContentModel(album_weight=aw).fit(None, store, pids), test, popular)
+        for j, w in enumerate(GRID_W_NUM):
+            held_out.append({"w_num": w, "album_weight": aw, "ndcg": round(float(ndcg[:, j].mean()), 4),
+                             "se": round(float(ndcg[:, j].std(ddof=1) / np.sqrt(len(ndcg))), 4)})
+            print(json.dumps(held_out[-1]), flush=True)
+    val = carve_validation(store, pids, seed=args.seed)
+    chosen, _, report = tune_content(
+        lambda aw: ContentModel(album_weight=aw).fit(None, store, val.split.train_pids), val.split,
+        popularity_order(store, val.split.train_pids))
+    at_choice = next(r for r in held_out
+                     if r["w_num"] == chosen["w_num"] and r["album_weight"] == chosen["album_weight"])
+    print("validation chose", json.dumps(chosen), "-> held-out NDCG", at_choice["ndcg"], flush=True)
+    return {"split": str(args.split), "test_playlists_with_seeds": len(test), "held_out": held_out,
+            "validation": report,
+            "chosen_held_out": at_choice}
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("what", choices=["speed", "tune"])
+    ap.add_argument("what", choices=["speed", "tune", "blend"])
+    ap.add_argument("--split", type=Path, help="blend: a challenge split folder (train/, challenge_set.json, "
+                    "truth.json)")
     ap.add_argument("--playlists", type=int, default=3000)
     ap.add_argument("--per-category", type=int, default=30, help="test playlists per category of the bench split")
     ap.add_argument("--seed", type=int, default=0)
@@ -159,16 +201,19 @@ def main() -> int:
     args = ap.parse_args()
     result = {"command": "python -m benchmarks.content_bench " + " ".join(sys.argv[1:]),
               "machine": {"cpus": os.cpu_count(), "load_average_start": os.getloadavg()}}
-    result.update(cmd_speed(args) if args.what == "speed" else cmd_tune(args))
+    if args.what == "blend" and args.split is None:
+        ap.error("blend needs --split SPLIT_DIR (made by python -m modules challenge)")
+    result.update({"speed": cmd_speed, "tune": cmd_tune, "blend": cmd_blend}[args.what](args))
     result["machine"]["load_average_end"] = os.getloadavg()
-    name = ("content-speed.json" if args.what == "speed"
-            else f"content-tuning-{args.playlists}-s{args.seed}-pc{args.per_category}.json")
+    name = {"speed": "content-speed.json",
+            "tune": f"content-tuning-{args.playlists}-s{args.seed}-pc{args.per_category}.json",
+            "blend": f"content-blend-{args.split.resolve().name if args.split else ''}.json"}[args.what]
     out = args.out or ROOT / "benchmarks" / "results" / name
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2))
     if args.what == "speed":
         print(json.dumps({k: v for k, v in result.items() if k not in ("command",)}, indent=2))
-    else:
+    elif args.what == "tune":
         print("default:", json.dumps(result["default"]["params"]), result["default"]["ALL"])
         for key in ("chosen", "best_without_popularity", "best_audio_only"):
             print(f"{key}:", json.dumps(result[key]["params"]), result[key]["ALL"])

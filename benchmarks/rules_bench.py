@@ -163,13 +163,13 @@ def cmd_estimate(args) -> int:
     """The mlxtend engine's go / no-go (``check_mlxtend_budget``) for the first N playlists of a store."""
     import numpy as np
 
-    from modules.rules import MemoryBudgetError, _available_memory, check_mlxtend_budget, load_transactions
+    from modules.rules import MemoryBudgetError, available_memory, check_mlxtend_budget, load_transactions
     from modules.store import PlaylistStore
 
     store = PlaylistStore(args.store)
     pids = np.sort(store.playlists["pid"].to_numpy())[: args.playlists] if args.playlists else None
     tx = load_transactions(store, pids)
-    budget = 0.8 * _available_memory()
+    budget = 0.8 * available_memory()
     result = {"store": args.store, "playlists": tx.n_playlists, "min_support": args.min_support,
               "min_confidence": args.min_confidence, "max_len": args.max_len, "budget_gb": round(budget / 1e9, 2)}
     try:

@@ -83,6 +83,7 @@ def train_bundle(mpd, out: str | Path, *, features=None, seed: int = 0, epochs: 
             "validation": _json_safe(hybrid.validation_),
             "fusion": hybrid.fusion_kind_,
             "rules_evidence": _json_safe(rules_evidence(hybrid)),
+            "content_blend": _json_safe(getattr(hybrid, "content_tuning_", None)),
             "train_seconds": round(time.perf_counter() - t0, 1),
         }
         bundle.write_manifest(manifest)

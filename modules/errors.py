@@ -87,6 +87,11 @@ class MemoryBudgetError(RulesError):
     """The mlxtend engine would need more memory than the budget allows; nothing was run (``modules.rules``)."""
 
 
+class SparkError(InputError):
+    """Spark cannot run what was asked: no Java or PySpark, a bad master, a session on another master
+    (``modules.spark``)."""
+
+
 class ContentError(InputError):
     """Input the content model cannot use (``modules.content``)."""
 

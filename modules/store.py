@@ -64,27 +64,32 @@ def _int(v, default=0):
         return default
 
 
+def _playlist_row(pl: dict) -> tuple:
+    """The values of one validated playlist in ``PLAYLIST_SCHEMA`` order (``num_tracks`` recounted; missing
+    counts filled from its tracks). Shared with the Spark ingest, so both write the same rows."""
+    tr = pl["tracks"]
+    return (pl["pid"], pl.get("name"), str(pl.get("collaborative", "false")).lower() == "true",
+            _int(pl.get("modified_at")), len(tr), _int(pl.get("num_albums"), len({t["album_uri"] for t in tr})),
+            _int(pl.get("num_followers"), 1), _int(pl.get("num_edits"), 1), _int(pl.get("duration_ms")),
+            _int(pl.get("num_artists"), len({t["artist_uri"] for t in tr})), pl.get("description"))
+
+
+def _track_row(t: dict) -> tuple:
+    """The ``TRACK_COLUMNS`` values of one validated track (its first entry's are the ones a store keeps)."""
+    return (str(t.get("track_name") or ""), t["artist_uri"], str(t.get("artist_name") or ""), t["album_uri"],
+            str(t.get("album_name") or ""), _int(t.get("duration_ms")))
+
+
 def _slice_columns(playlists: list[dict], tracks: dict) -> tuple[pa.Table, pa.Table, list[str]]:
     """Columns of one validated slice; new tracks are added to ``tracks``.
 
     Returns the playlists table, the entries table and the entries' track URIs (for counting).
     """
-    cols = {name: [] for name in PLAYLIST_SCHEMA.names}
+    rows = [_playlist_row(pl) for pl in playlists]
     e_pid, e_pos, e_uri = [], [], []
     for pl in playlists:
         pid = pl["pid"]
         tr = pl["tracks"]
-        cols["pid"].append(pid)
-        cols["name"].append(pl.get("name"))
-        cols["collaborative"].append(str(pl.get("collaborative", "false")).lower() == "true")
-        cols["modified_at"].append(_int(pl.get("modified_at")))
-        cols["num_tracks"].append(len(tr))
-        cols["num_albums"].append(_int(pl.get("num_albums"), len({t["album_uri"] for t in tr})))
-        cols["num_followers"].append(_int(pl.get("num_followers"), 1))
-        cols["num_edits"].append(_int(pl.get("num_edits"), 1))
-        cols["duration_ms"].append(_int(pl.get("duration_ms")))
-        cols["num_artists"].append(_int(pl.get("num_artists"), len({t["artist_uri"] for t in tr})))
-        cols["description"].append(pl.get("description"))
         n = len(tr)
         e_pid.extend([pid] * n)
         e_pos.extend(range(n))  # order in the file is the playlist order, whatever `pos` says
@@ -92,9 +97,9 @@ def _slice_columns(playlists: list[dict], tracks: dict) -> tuple[pa.Table, pa.Ta
             uri = t["track_uri"]
             e_uri.append(uri)
             if uri not in tracks:
-                tracks[uri] = (str(t.get("track_name") or ""), t["artist_uri"], str(t.get("artist_name") or ""),
-                               t["album_uri"], str(t.get("album_name") or ""), _int(t.get("duration_ms")))
-    ptab = pa.table(cols, schema=PLAYLIST_SCHEMA)
+                tracks[uri] = _track_row(t)
+    columns = list(zip(*rows)) if rows else [[] for _ in PLAYLIST_SCHEMA.names]
+    ptab = pa.table(dict(zip(PLAYLIST_SCHEMA.names, map(list, columns))), schema=PLAYLIST_SCHEMA)
     etab = pa.table({"pid": e_pid, "pos": e_pos, "track_uri": e_uri}, schema=ENTRY_SCHEMA)
     return ptab, etab, e_uri
 

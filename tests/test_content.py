@@ -274,3 +274,87 @@ def test_cli_fit_and_similar(store, tmp_path, capsys):
     assert all(r["reason"].startswith("sound ") and " — " in r["name"] for r in rows)
     assert main(["content", "similar", "--model", str(tmp_path / "m")]) == 2
     assert "give seed track URIs" in capsys.readouterr().err
+
+
+def test_albums_are_a_tag_group(tiny):
+    """Two tracks of one album share an ``l:`` tag; an album of one track is no tag; rows without an album URI
+    (real MPD subsets) group by artist and album name; album_weight=0 leaves albums out."""
+    cat = tiny.assign(album_name=["One", "Solo", "Other", "One", "Other", "Lone", "Lone"],
+                      album_uri=["spotify:album:1", "", "", "spotify:album:1", "", "", ""])
+    model = ContentModel(artist_weight=0.0, genre_weight=0.0).fit(cat)
+    albums = {str(v): model.labels_[i] for i, v in enumerate(model.vocab_) if str(v).startswith("l:")}
+    # "One" by URI (A, D); "Other" derived from (Gamma, Other) and (Epsilon, Other) differs by artist: no tag;
+    # "Lone" by Phi and by Gee: different artists, no tag; "Solo" has one track
+    assert sorted(albums.values()) == ["One"]
+    sim = model.similarity([uri("A")], [uri("D"), uri("B")])
+    assert sim["text"][0] == pytest.approx(1.0) and np.isnan(sim["text"][1])  # B: no tag left at all
+    assert "album One" in model.explain([uri("A")], [uri("D")])[0]
+    same_artist = cat.assign(artists=["Alpha", "Beta", "Gamma", "Alpha;Delta", "Gamma", "Phi", "Phi"],
+                             artist_name=["Alpha", "Beta", "Gamma", "Alpha", "Gamma", "Phi", "Phi"])
+    derived = ContentModel(artist_weight=0.0, genre_weight=0.0).fit(same_artist)
+    assert sorted(str(x) for x, v in zip(derived.labels_, derived.vocab_, strict=True)
+                  if str(v).startswith("l:")) == ["Lone", "One", "Other"]
+    off = ContentModel(album_weight=0.0).fit(cat)
+    assert not any(str(v).startswith("l:") for v in off.vocab_)
+
+
+def test_blend_ndcg_matches_the_model_alone(world_model, store):
+    """The tuning's fast path (cosines once, every blend combined from them) ranks exactly as ``nearest``."""
+    from modules.base import complete, popularity_order
+    from modules.content.tuning import blend_ndcg
+    from modules.metrics import score_playlist
+
+    pl = store.playlist_tracks.groupby("pid")["track_uri"].apply(list)
+    names = store.playlists.set_index("pid")["name"]
+    playlists = [(uris[:5], names[pid], uris[5:]) for pid, uris in pl.items() if len(uris) >= 10][:12]
+    popular = popularity_order(store)
+    grid = (0.0, 0.6, 1.0)
+    fast = blend_ndcg(world_model, playlists, popular, grid)
+    assert fast.shape == (12, 3) and (fast[:, 1] != fast[:, 0]).any()
+    for j, w in enumerate(grid):
+        m = ContentModel(w_num=w, w_text=1.0 - w)
+        m.__dict__.update({k: v for k, v in world_model.__dict__.items() if k.endswith("_")})
+        m.w_num, m.w_text = w, 1.0 - w
+        for i, (seeds, title, truth) in enumerate(playlists):
+            uris, scores = m.nearest(seeds, 500, title=title)
+            recs, _ = complete(uris, scores, seeds, 500, popular)
+            assert fast[i, j] == pytest.approx(score_playlist(recs, truth)["ndcg"], abs=1e-12)
+
+
+def test_tune_content_keeps_the_best_setting(catalog, train_store):
+    from modules.base import popularity_order
+    from modules.content.tuning import GRID_ALBUM_WEIGHTS, GRID_W_NUM, tune_content, tunes
+    from modules.validation import carve_validation
+
+    pids = train_store.playlists["pid"].to_numpy()
+    val = carve_validation(train_store, pids, per_category=2, seed=0)
+    fitted = []
+
+    def fit(album_weight):
+        fitted.append(album_weight)
+        return ContentModel(album_weight=album_weight).fit(catalog, train_store, val.split.train_pids)
+
+    chosen, model, report = tune_content(fit, val.split, popularity_order(train_store, val.split.train_pids))
+    assert fitted == list(GRID_ALBUM_WEIGHTS)
+    grid = report["grid"]
+    assert len(grid) == len(GRID_W_NUM) * len(GRID_ALBUM_WEIGHTS)
+    best = max(grid, key=lambda r: r["ndcg"])
+    assert report["chosen"]["ndcg"] == best["ndcg"] and chosen == {k: best[k] for k in ("w_num", "w_text",
+                                                                                          "album_weight")}
+    assert (model.w_num, model.w_text, model.album_weight) == (chosen["w_num"], chosen["w_text"],
+                                                               chosen["album_weight"])
+    assert tunes(None) and tunes({"query_title_weight": 0.5}) and not tunes({"w_num": 0.3})
+
+
+def test_hybrid_fit_content_tunes_only_when_the_user_does_not_choose(catalog, train_store):
+    from modules.hybrid.sources.content import fit_content
+    from modules.validation import carve_validation
+
+    pids = train_store.playlists["pid"].to_numpy()
+    split = carve_validation(train_store, pids, per_category=2, seed=0).split
+    mine, report = fit_content(catalog, train_store, split.train_pids, {"w_num": 0.3, "w_text": 0.7}, split)
+    assert report is None and (mine.w_num, mine.album_weight) == (0.3, 1.0)
+    given = {"chosen_params": {"w_num": 0.2, "w_text": 0.8, "album_weight": 0.0}}
+    reused, again = fit_content(catalog, train_store, pids, None, None, given)
+    assert again is given and (reused.w_num, reused.w_text, reused.album_weight) == (0.2, 0.8, 0.0)
+    assert not any(str(v).startswith("l:") for v in reused.vocab_)

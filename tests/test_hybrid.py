@@ -55,6 +55,12 @@ def test_bundle_layout_and_manifest(bundle, rec):
     assert len(ev["tuning"]["grid"]) == 30 and ev["tuning"]["max_rules"] == 5_000_000
     rules = rec.rule_model.rules
     assert rules.meta["evidence"] == ev and (rules.count >= ev["min_count"]).all()
+    # so were the content model's sound/tags blend and album weight: the best of its grid, and the model uses it
+    cb = m["content_blend"]
+    assert len(cb["grid"]) == 12 and cb["chosen"]["ndcg"] == max(r["ndcg"] for r in cb["grid"])
+    content = rec.content_model
+    assert cb["chosen_params"] == {"w_num": content.w_num, "w_text": content.w_text,
+                                   "album_weight": content.album_weight}
 
 
 def test_recommend_contract_parts_and_explanations(rec, challenge):

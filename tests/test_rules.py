@@ -272,7 +272,8 @@ def test_rule_recommender_min_count_is_exact(train_store):
     ({"min_confidence": -0.1}, r"min_confidence .* \(got -0.1\)"),
     ({"max_len": 1}, r"max_len \(--max-len\) must be an integer of at least 2 \(got 1\)"),
     ({"max_len": 4}, r"sparse engine .* use --engine mlxtend"),
-    ({"engine": "spark"}, r"engine must be one of mlxtend, sparse \(got 'spark'\)"),
+    ({"engine": "spark", "max_len": 4}, r"spark engine .* use --engine mlxtend"),
+    ({"engine": "hadoop"}, r"engine must be one of mlxtend, sparse, spark \(got 'hadoop'\)"),
 ])
 def test_bad_thresholds_say_what_to_do(kwargs, match):
     args = {"min_support": 0.1, "min_confidence": 0.1, "max_len": 3, "engine": "sparse"} | kwargs

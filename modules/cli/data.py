@@ -51,6 +51,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                        "--out must be new, empty or a store (store.json).")
     p.add_argument("mpd", type=Path, metavar="MPD_DIR", help="directory of slices, or one slice file")
     p.add_argument("--out", required=True, type=Path, metavar="STORE_DIR", help="store directory to write")
+    p.add_argument("--engine", choices=("local", "spark"),
+                   help="local (default): this process, slice by slice; spark: Spark's JSON reader and executors "
+                   "(needs Java), the same store and the same errors (docs/scale.md, \"Past one machine\")")
+    p.add_argument("--spark", metavar="MASTER",
+                   help="the spark engine's master (implies --engine spark): local[*] (default: every core here), "
+                   "local[N], or spark://HOST:PORT")
     p.set_defaults(func=cmd_ingest)
 
     p = sub.add_parser("stats", help="dataset statistics next to the MPD's published ones",
@@ -107,10 +113,20 @@ def cmd_world(args) -> int:
 
 
 def cmd_ingest(args) -> int:
+    from modules.spark.session import engine_and_master
     from modules.store import ingest
 
-    s = ingest(args.mpd, args.out)
-    print(f"ingest: {s['playlists']:,} playlists, {s['tracks']:,} tracks, {s['unique_tracks']:,} unique tracks, "
+    engine, master = engine_and_master(args.engine, args.spark, default="local")
+    if engine == "spark":
+        from modules.spark.ingest import ingest_spark
+        from modules.spark.session import session_for
+
+        with session_for(master) as spark:
+            s = ingest_spark(args.mpd, args.out, spark=spark)
+    else:
+        s = ingest(args.mpd, args.out)
+    where = f" (spark on {master})" if engine == "spark" else ""
+    print(f"ingest{where}: {s['playlists']:,} playlists, {s['tracks']:,} tracks, {s['unique_tracks']:,} unique tracks, "
           f"{s['unique_artists']:,} artists, {s['unique_albums']:,} albums in {s['seconds']:.2f} s "
           f"({s['mb_per_s']:.1f} MB/s of JSON) -> {args.out}")
     return 0

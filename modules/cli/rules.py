@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from contextlib import ExitStack
 from pathlib import Path
 
 
@@ -12,15 +13,19 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Playlists are transactions, tracks are items. Writes one row per rule: antecedents and "
         "consequents (lists of track URIs), their counts and supports, support, confidence, lift, leverage and "
         "conviction (mlxtend's definitions), sorted by lift (ties: confidence, support, then URIs), then keeps "
-        "those with evidence (--min-count, --max-consequents; --smoothing for scoring). Both engines give the same "
-        "rules; see docs/rules.md.")
+        "those with evidence (--min-count, --max-consequents; --smoothing for scoring). The engines give the same "
+        "rules; see docs/rules.md (and docs/scale.md, \"Past one machine\", for --engine spark).")
     p.add_argument("--mpd", required=True, type=Path, metavar="MPD_DIR_OR_STORE",
                    help="playlists: a directory of mpd.slice.*.json files, one slice, or a store (ingest)")
     p.add_argument("--out", required=True, type=Path, metavar="RULES.parquet", help="Parquet file to write")
-    p.add_argument("--engine", choices=("sparse", "mlxtend"), default="sparse",
+    p.add_argument("--engine", choices=("sparse", "mlxtend", "spark"),
                    help="sparse (default): exact counts with scipy.sparse, max-len 2 or 3, scales to 1M "
                    "playlists; mlxtend: fpgrowth + association_rules, any max-len, small data only (it checks "
-                   "its memory need first and refuses when it would not fit)")
+                   "its memory need first and refuses when it would not fit); spark: the sparse engine's counts "
+                   "by Spark SQL (needs Java), max-len 2 or 3, for data past one machine")
+    p.add_argument("--spark", metavar="MASTER",
+                   help="the spark engine's master (implies --engine spark): local[*] (default: every core here), "
+                   "local[N], or spark://HOST:PORT")
     p.add_argument("--min-support", type=float, default=0.005, metavar="S",
                    help="keep itemsets in at least this share of playlists, in (0, 1] (default 0.005)")
     p.add_argument("--min-confidence", type=float, default=0.1, metavar="C",
@@ -49,22 +54,36 @@ def cmd_rules(args) -> int:
     from modules.atomic import check_output_file
     from modules.errors import InputError
     from modules.rules import apply_evidence, check_evidence, check_params, mine_rules
+    from modules.spark.session import engine_and_master
     from modules.store import open_store
 
-    check_params(args.min_support, args.min_confidence, args.max_len, args.engine)  # before any slow reading
+    engine, master = engine_and_master(args.engine, args.spark, default="sparse")
+    check_params(args.min_support, args.min_confidence, args.max_len, engine)  # before any slow reading
     evidence = check_evidence(args.min_count, args.max_consequents, args.smoothing)
     if args.memory_budget is not None and args.memory_budget <= 0:
         raise InputError(f"--memory-budget must be a positive number of GB (got {args.memory_budget}).")
     check_output_file(args.out, inputs=[args.mpd], make_parent=True)
-    store = open_store(args.mpd, show_progress=True)
     budget = args.memory_budget * 1e9 if args.memory_budget is not None else None
-    rules = mine_rules(store, engine=args.engine, min_support=args.min_support, min_confidence=args.min_confidence,
-                       max_len=args.max_len, memory_budget=budget, n_jobs=args.jobs, show_progress=True)
+    with ExitStack() as stack:
+        spark = None
+        if engine == "spark":  # slices are ingested on Spark too
+            from modules.spark.ingest import open_store_spark
+            from modules.spark.session import session_for
+
+            spark = stack.enter_context(session_for(master))
+            store = open_store_spark(args.mpd, spark)
+        else:
+            store = open_store(args.mpd, show_progress=True)
+        rules = mine_rules(store, engine=engine, min_support=args.min_support, min_confidence=args.min_confidence,
+                           max_len=args.max_len, memory_budget=budget, n_jobs=args.jobs, show_progress=True,
+                           spark=spark)
     mined = len(rules)
     rules = apply_evidence(rules, evidence)  # after mining: both engines give the same filtered table
     rules.write(args.out)
     m = rules.meta
-    print(f"rules ({args.engine}): {len(rules):,} rules from {m['n_playlists']:,} playlists "
+    where = f" on {master}" if spark is not None else ""
+    print(f"rules ({engine}{where}): {len(rules):,} rules from {m['n_playlists']:,} playlists "
           f"(min support {args.min_support:g}, min confidence {args.min_confidence:g}, max len {args.max_len}; "
           f"evidence {evidence.label()}: {mined:,} mined) in {m['seconds']:.1f} s -> {args.out}")
     return 0
+

@@ -3,7 +3,7 @@
 ``describe_candidates`` (behind ``ContentModel.explanations`` and ``explain``) gives, per candidate, the two
 similarity parts, the audio features that differ most from the playlist's centre ("a bit more energetic",
 "much less acoustic") and the tags it shares with the playlist ("genre indie", "artist …", "'chill'
-playlists"). ``LISTENER_WORDS`` is the vocabulary, also used for the Explore map's cluster labels.
+playlists", "album …"). ``LISTENER_WORDS`` is the vocabulary, also used for the Explore map's cluster labels.
 """
 
 from __future__ import annotations
@@ -95,6 +95,8 @@ def _tag_label(token: str, label: str) -> str:
         return f"artist {label}"
     if kind == "g:":
         return f"genre {label}"
+    if kind == "l:":
+        return f"album {label}"
     return f"'{label}' playlists"
 
 

@@ -4,8 +4,8 @@ Two vectors per track (built by ``preparation.py``):
 
 * numeric: the audio features, standardized with a ``StandardScaler`` fitted on the catalog (one unit is one
   standard deviation of that feature across the catalog, whatever its scale: tempo in BPM, loudness in dB);
-* text: TF-IDF over the track's artists, its genres, and the words of the titles of the training playlists it
-  appears in. Title words are tags the playlists themselves teach ("chill", "workout", "rap" for hip-hop);
+* text: TF-IDF over the track's artists, its album, its genres, and the words of the titles of the training
+  playlists it appears in. Title words are tags the playlists themselves teach ("chill", "workout", "rap" for hip-hop);
   they exist for every track that appears in a playlist, including tracks without audio features.
 
 A playlist is the (weighted) mean of its seeds' vectors, its "centre" (``query.py``; plus its title's words on
@@ -37,6 +37,8 @@ from modules.features import FEATURE_COLUMNS
 
 log = logging.getLogger(__name__)
 
+ALBUM_WEIGHT = 1.0
+
 
 class ContentModel(BaseEstimator):
     """Audio-feature and text-tag similarity between tracks and playlists.
@@ -54,6 +56,9 @@ class ContentModel(BaseEstimator):
         ``feature_weights`` in ``similarity`` multiply these.
     artist_weight, genre_weight, title_weight : float, default=1.0
         Weight of each tag group in the text vector (applied after TF-IDF, before normalizing).
+    album_weight : float, default=ALBUM_WEIGHT
+        Weight of the album group (a track's album, from the catalog or the playlists' ``album_uri``/
+        ``album_name``; albums of one known track are no tag). 0 leaves albums out.
     query_title_weight : float, default=1.0
         Weight of a playlist's own title words in its text centre, relative to its seeds' mean.
     min_title_count : int, default=2
@@ -76,7 +81,7 @@ class ContentModel(BaseEstimator):
         L2-normalized TF-IDF tag vectors (empty rows where ``has_text_`` is False).
     has_text_ : ndarray of bool, shape (n_tracks,)
     vocab_ : ndarray of str, shape (n_tokens,)
-        Tokens, prefixed by group: ``a:`` artist, ``g:`` genre, ``t:`` title word.
+        Tokens, prefixed by group: ``a:`` artist, ``g:`` genre, ``t:`` title word, ``l:`` album.
     labels_ : ndarray of str, shape (n_tokens,)
         The tokens as a listener reads them (artist names in their own case).
     idf_ : ndarray of shape (n_tokens,)
@@ -94,7 +99,8 @@ class ContentModel(BaseEstimator):
     def __init__(self, *, w_num: float = 0.6, w_text: float = 0.4, features: Sequence[str] = FEATURE_COLUMNS,
                  feature_weights: Mapping[str, float] | None = None, artist_weight: float = 1.0,
                  genre_weight: float = 1.0, title_weight: float = 1.0, query_title_weight: float = 1.0,
-                 min_title_count: int = 2, title_ngrams: int = 2, clip: float = 5.0):
+                 min_title_count: int = 2, title_ngrams: int = 2, clip: float = 5.0,
+                 album_weight: float = ALBUM_WEIGHT):
         self.w_num = w_num
         self.w_text = w_text
         self.features = features
@@ -106,12 +112,13 @@ class ContentModel(BaseEstimator):
         self.min_title_count = min_title_count
         self.title_ngrams = title_ngrams
         self.clip = clip
+        self.album_weight = album_weight
 
     # -- parameters --------------------------------------------------------------------------------------------
 
     def _validate_params(self) -> None:
         for name in ("w_num", "w_text", "artist_weight", "genre_weight", "title_weight", "query_title_weight",
-                     "clip"):
+                     "clip", "album_weight"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)) or v < 0:
                 raise ContentError(f"The {name!r} parameter of ContentModel must be a number >= 0. Got {v!r} instead.")
@@ -176,7 +183,7 @@ class ContentModel(BaseEstimator):
         self.num_norm_ = np.linalg.norm(self.numeric_ * self.base_weights_.astype(np.float32), axis=1)
         tags = tag_vectors(tracks, store, pids, artist_weight=self.artist_weight, genre_weight=self.genre_weight,
                            title_weight=self.title_weight, title_ngrams=self.title_ngrams,
-                           min_title_count=self.min_title_count)
+                           min_title_count=self.min_title_count, album_weight=self.album_weight)
         self.idf_, self.text_ = tags.idf, tags.text
         self.has_text_ = np.diff(self.text_.indptr) > 0
         self.vocab_, self.labels_ = tags.vocab, tags.labels
@@ -185,7 +192,7 @@ class ContentModel(BaseEstimator):
         self.names_ = track_names(tracks, store)
         self._finish()
         log.info("content model: %d tracks (%d with audio features, %d with tags); tags: %d artists, %d genres, "
-                 "%d title words; %.1f s", n, self.has_num_.sum(), self.has_text_.sum(), *tags.sizes,
+                 "%d title words, %d albums; %.1f s", n, self.has_num_.sum(), self.has_text_.sum(), *tags.sizes,
                  time.perf_counter() - t0)
         return self
 

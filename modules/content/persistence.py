@@ -51,6 +51,7 @@ def load_model(cls, path: str | os.PathLike):
         raise ContentError(f"{path} has format {manifest.get('format')!r}; this code reads {MODEL_FORMAT!r}.")
     params = manifest["params"]
     params["features"] = tuple(params["features"])
+    params.setdefault("album_weight", 0.0)  # written before albums were a tag group: it has none
     model = cls(**params)
     arrays = np.load(path / "arrays.npz", allow_pickle=False)  # numbers only: never unpickle a file
     model.numeric_, model.has_num_, model.has_text_ = arrays["numeric"], arrays["has_num"], arrays["has_text"]

@@ -2,8 +2,8 @@
 
 ``ContentModel.fit`` calls these in order: ``track_rows`` (catalog ∪ store tracks, URI-sorted),
 ``standardize_audio`` (the numeric vectors: audio features standardized on the catalog and clipped),
-``tag_vectors`` (the text vectors: sublinear TF-IDF over artists, genres and playlist-title words, weighted by
-group and L2-normalized) and ``track_names``. ``title_tokens`` is also how a query's title is read.
+``tag_vectors`` (the text vectors: sublinear TF-IDF over artists, albums, genres and playlist-title words,
+weighted by group and L2-normalized) and ``track_names``. ``title_tokens`` is also how a query's title is read.
 """
 
 from __future__ import annotations
@@ -60,8 +60,9 @@ def _catalog_frame(catalog) -> pd.DataFrame:
 class Tracks:
     """The model's rows: catalog ∪ store tracks, URI-sorted (row ``i`` is ``uris[i]``).
 
-    ``catalog_rows[j]`` is the row of the catalog frame's ``j``-th track; ``store_uris``/``store_artists`` are the
-    store's tracks (empty without a store).
+    ``catalog_rows[j]`` is the row of the catalog frame's ``j``-th track; ``store_uris``/``store_artists``/
+    ``store_albums`` are the store's tracks (empty without a store); albums are ``(key, name)`` pairs
+    (``album_keys``).
     """
 
     catalog: pd.DataFrame
@@ -70,6 +71,7 @@ class Tracks:
     store_artists: np.ndarray
     uris: np.ndarray
     index: dict
+    store_albums: list = None
 
     @property
     def n(self) -> int:
@@ -83,12 +85,37 @@ def track_rows(catalog, store) -> Tracks:
     if store is not None:
         st = store.tracks
         st_uris, st_artists = st["track_uri"].to_numpy(dtype=object), st["artist_name"].to_numpy(dtype=object)
+        st_albums = album_keys(st)
     else:
         st_uris = st_artists = np.array([], dtype=object)
+        st_albums = []
     uris = np.unique(np.concatenate([cat_uris, st_uris]).astype(str)).astype(object)
     index = {u: i for i, u in enumerate(uris.tolist())}
     cat_rows = np.fromiter((index[u] for u in cat_uris), dtype=np.int64, count=len(cat_uris))
-    return Tracks(cat, cat_rows, st_uris, st_artists, uris, index)
+    return Tracks(cat, cat_rows, st_uris, st_artists, uris, index, st_albums)
+
+
+def album_keys(frame: pd.DataFrame) -> list[tuple[str, str] | None]:
+    """``(key, name)`` of each row's album, ``None`` where the row names none.
+
+    The key is the ``album_uri`` when the row has one, else derived from the artist and album names the way the
+    catalog derives its album URIs (``modules.catalog.derive_uri``), so real MPD subsets without album URIs still
+    group a track with its album, and an album of the catalog and the same album in the store share a key.
+    """
+    from modules.catalog import derive_uri
+
+    n = len(frame)
+    names = frame["album_name"].tolist() if "album_name" in frame.columns else [None] * n
+    uris = frame["album_uri"].tolist() if "album_uri" in frame.columns else [None] * n
+    artists = frame["artist_name"].tolist() if "artist_name" in frame.columns else [None] * n
+    out: list[tuple[str, str] | None] = []
+    for name, uri, artist in zip(names, uris, artists, strict=True):
+        name = name.strip() if isinstance(name, str) else ""
+        uri = uri.strip() if isinstance(uri, str) else ""
+        if not uri and name:
+            uri = derive_uri("album", artist if isinstance(artist, str) else "", name)
+        out.append((uri, name or uri) if uri else None)
+    return out
 
 
 def standardize_audio(tracks: Tracks, feats: list[str], clip: float):
@@ -127,12 +154,13 @@ class TagVectors:
     idf: np.ndarray
     vocab: np.ndarray
     labels: np.ndarray
-    sizes: tuple[int, int, int]
+    sizes: tuple[int, int, int, int]
 
 
 def tag_vectors(tracks: Tracks, store, pids, *, artist_weight: float, genre_weight: float, title_weight: float,
-                title_ngrams: int, min_title_count: int) -> TagVectors:
-    """Artist, genre and title-word counts -> sublinear TF × IDF -> group weights -> L2, one row per track."""
+                title_ngrams: int, min_title_count: int, album_weight: float = 0.0) -> TagVectors:
+    """Artist, genre, title-word and album counts -> sublinear TF × IDF -> group weights -> L2, one row per
+    track. The album group is built only when ``album_weight`` > 0 (a zero-weight group changes nothing)."""
     n, index, cat, cat_rows = tracks.n, tracks.index, tracks.catalog, tracks.catalog_rows
     artist_lists: list[list[str]] = [[] for _ in range(n)]
     for r, s in zip(cat_rows.tolist(), cat["artists"].tolist(), strict=True):
@@ -146,19 +174,43 @@ def tag_vectors(tracks: Tracks, store, pids, *, artist_weight: float, genre_weig
     a_counts, a_keys, a_labels = _bag(artist_lists, n, key=str.lower)
     g_counts, g_keys, g_labels = _bag(genre_lists, n, key=str.lower)
     t_counts, t_keys = title_tag_counts(store, pids, index, n, title_ngrams, min_title_count)
-    counts = sparse.hstack([a_counts, g_counts, t_counts], format="csr", dtype=np.float64)
+    l_counts, l_keys, l_labels = album_tag_counts(tracks) if album_weight > 0 else (sparse.csr_matrix((n, 0)), [], [])
+    counts = sparse.hstack([a_counts, g_counts, t_counts, l_counts], format="csr", dtype=np.float64)
     df = np.bincount(counts.indices, minlength=counts.shape[1])
     idf = np.log((1.0 + n) / (1.0 + df)) + 1.0  # scikit-learn's smooth idf
     group = np.concatenate([np.full(len(a_keys), artist_weight), np.full(len(g_keys), genre_weight),
-                            np.full(len(t_keys), title_weight)])
+                            np.full(len(t_keys), title_weight), np.full(len(l_keys), album_weight)])
     tf = counts.copy()
     tf.data = 1.0 + np.log(tf.data)  # sublinear: a tag in 100 playlists is not 100 times the tag
     text = normalize(tf @ sparse.diags(idf * group), norm="l2").astype(np.float32).tocsr()
     text.eliminate_zeros()
-    vocab = np.array([f"a:{k}" for k in a_keys] + [f"g:{k}" for k in g_keys] + [f"t:{k}" for k in t_keys],
-                     dtype=object)
-    labels = np.array(list(a_labels) + list(g_labels) + list(t_keys), dtype=object)
-    return TagVectors(text, idf, vocab, labels, (len(a_keys), len(g_keys), len(t_keys)))
+    vocab = np.array([f"a:{k}" for k in a_keys] + [f"g:{k}" for k in g_keys] + [f"t:{k}" for k in t_keys]
+                     + [f"l:{k}" for k in l_keys], dtype=object)
+    labels = np.array(list(a_labels) + list(g_labels) + list(t_keys) + list(l_labels), dtype=object)
+    return TagVectors(text, idf, vocab, labels, (len(a_keys), len(g_keys), len(t_keys), len(l_keys)))
+
+
+def album_tag_counts(tracks: Tracks) -> tuple[sparse.csr_matrix, list[str], list[str]]:
+    """``[n_tracks, n_albums]`` 0/1: each track's album (the catalog's wins over the store's; none where neither
+    names one). An album of one track is no tag: it cannot relate two tracks."""
+    album_of: list[tuple[str, str] | None] = [None] * tracks.n
+    for u, a in zip(tracks.store_uris.tolist(), tracks.store_albums or [], strict=False):
+        if a is not None:
+            album_of[tracks.index[u]] = a
+    for r, a in zip(tracks.catalog_rows.tolist(), album_keys(tracks.catalog), strict=True):
+        if a is not None:
+            album_of[r] = a
+    label: dict[str, str] = {}
+    for a in album_of:
+        if a is not None:
+            label.setdefault(a[0], a[1])
+    keys = sorted(label)
+    col = {k: i for i, k in enumerate(keys)}
+    rows = [r for r, a in enumerate(album_of) if a is not None]
+    cols = [col[album_of[r][0]] for r in rows]
+    m = sparse.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(tracks.n, len(keys)))
+    keep = np.flatnonzero(np.asarray(m.sum(axis=0)).ravel() >= 2)
+    return m[:, keep].tocsr(), [keys[i] for i in keep], [label[keys[i]] for i in keep]
 
 
 def title_tag_counts(store, pids, index: dict, n: int, ngrams: int,

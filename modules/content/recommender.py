@@ -12,7 +12,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from modules.base import PlaylistRecommender, popularity_order
-from modules.content.model import ContentModel
+from modules.content.model import ALBUM_WEIGHT, ContentModel
 
 
 class ContentRecommender(PlaylistRecommender):
@@ -21,7 +21,7 @@ class ContentRecommender(PlaylistRecommender):
     Parameters
     ----------
     w_num, w_text, query_title_weight, feature_weights, artist_weight, genre_weight, title_weight,
-    min_title_count : see ``ContentModel``.
+    min_title_count, album_weight : see ``ContentModel``.
     popularity_weight : float, default=0.0
         Adds ``popularity_weight × log-popularity`` (training playlist counts, scaled to [0, 1]) to the
         similarity; 0 is pure content.
@@ -39,7 +39,8 @@ class ContentRecommender(PlaylistRecommender):
     def __init__(self, *, w_num: float = 0.6, w_text: float = 0.4, query_title_weight: float = 1.0,
                  feature_weights: Mapping[str, float] | None = None, artist_weight: float = 1.0,
                  genre_weight: float = 1.0, title_weight: float = 1.0, min_title_count: int = 2,
-                 popularity_weight: float = 0.0, catalog: str | os.PathLike | None = None, seed: int = 0):
+                 popularity_weight: float = 0.0, catalog: str | os.PathLike | None = None, seed: int = 0,
+                 album_weight: float = ALBUM_WEIGHT):
         self.w_num = w_num
         self.w_text = w_text
         self.query_title_weight = query_title_weight
@@ -51,6 +52,7 @@ class ContentRecommender(PlaylistRecommender):
         self.popularity_weight = popularity_weight
         self.catalog = catalog
         self.seed = seed
+        self.album_weight = album_weight
 
     def fit(self, store, pids=None) -> ContentRecommender:
         """Fit the content model on the catalog and the titles of ``store``'s playlists (``pids`` if given)."""
@@ -62,7 +64,8 @@ class ContentRecommender(PlaylistRecommender):
         self.model_ = ContentModel(
             w_num=self.w_num, w_text=self.w_text, query_title_weight=self.query_title_weight,
             feature_weights=self.feature_weights, artist_weight=self.artist_weight, genre_weight=self.genre_weight,
-            title_weight=self.title_weight, min_title_count=self.min_title_count).fit(catalog, store, pids)
+            title_weight=self.title_weight, min_title_count=self.min_title_count,
+            album_weight=self.album_weight).fit(catalog, store, pids)
         inter = store.interactions(pids)
         counts = np.zeros(len(self.model_.uris_))
         rows = self.model_._rows(inter.track_uris.tolist())

@@ -61,6 +61,7 @@ def fit_validation_stage(h, store, all_pids):
     inner = split.train_pids if split is not None else all_pids
     h.parts_ = parts
     h.rules_tuning_ = None  # the evidence filter's choice on the validation playlists (fit_parts, inner stage)
+    h.content_tuning_ = None  # the content blend's choice, likewise
     h.feature_names_ = feature_names(parts, audio_features(h.content) if "content" in parts and h.audio_taste
                                      else None)
     if h.two_tower_bundle:
@@ -78,14 +79,16 @@ def fit_validation_stage(h, store, all_pids):
 
 def fit_parts(h, store, pids, split=None) -> None:
     """Fit the cheap parts (rules, content, ALS) that are switched on; with the validation ``split`` (``pids`` its
-    training playlists) the rules' evidence filter is chosen on it, and later fits reuse that choice."""
+    training playlists) the rules' evidence filter and the content blend are chosen on it, and later fits reuse
+    those choices."""
     h.rules_ = h.content_ = h.als_ = None
     h._sources_ = None
     if "rules" in h.parts_:
         h.rules_, h.rules_tuning_ = fit_rules(store, pids, h.rules, split, getattr(h, "rules_tuning_", None),
                                               h.show_progress)
     if "content" in h.parts_:
-        h.content_ = fit_content(h.features, store, pids, h.content)
+        h.content_, h.content_tuning_ = fit_content(h.features, store, pids, h.content, split,
+                                                    getattr(h, "content_tuning_", None), h.show_progress)
     if "als" in h.parts_:
         h.als_ = fit_als(store, pids, h.als, h.seed)
 

@@ -29,8 +29,8 @@ from modules.rules.evidence import Evidence, apply_evidence, check_evidence
 from modules.rules.explain import rule_reason
 from modules.rules.mining import ENGINES, check_params, mine_rules
 from modules.rules.mlxtend_engine import (
-    _available_memory,
     _mlxtend_parts,
+    available_memory,
     check_mlxtend_budget,
     estimate_mlxtend,
     mine_mlxtend,
@@ -44,7 +44,7 @@ from modules.rules.tuning import tune_evidence
 
 __all__ = [
     "AGGREGATIONS", "ENGINES", "RULES_FORMAT", "RULE_COLUMNS", "Evidence", "MemoryBudgetError", "RuleModel",
-    "RuleRecommender", "RuleScores", "RuleSet", "RulesError", "Transactions", "_available_memory", "_mlxtend_parts",
+    "RuleRecommender", "RuleScores", "RuleSet", "RulesError", "Transactions", "available_memory", "_mlxtend_parts",
     "apply_evidence", "check_evidence", "check_mlxtend_budget", "check_params", "count_itemsets", "estimate_mlxtend",
     "load_transactions", "mine_mlxtend", "mine_rules", "mine_sparse", "read_rules", "rule_metrics", "rule_reason",
     "tune_evidence",

@@ -3,8 +3,9 @@
 This is the one entry point (the ``rules`` command, ``RuleRecommender.fit``, notebooks): it validates the
 thresholds with messages that say what to change, loads the transactions, runs ``engine="sparse"``
 (``sparse_miner``, scales to a million playlists, ``max_len`` 2 or 3) or ``engine="mlxtend"``
-(``mlxtend_engine``, the reference, small data only) and records the parameters in ``RuleSet.meta``.
-Both engines give the same rules, number for number.
+(``mlxtend_engine``, the reference, small data only) or ``engine="spark"`` (``modules.spark.rules``, the sparse
+miner's counts by Spark SQL, for data past one machine; imported only then) and records the parameters in
+``RuleSet.meta``. The engines give the same rules, number for number.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from modules.rules.transactions import _as_transactions
 
 log = logging.getLogger(__name__)
 
-ENGINES = ("mlxtend", "sparse")
+ENGINES = ("mlxtend", "sparse", "spark")
 
 
 def check_params(min_support, min_confidence, max_len, engine: str = "sparse") -> None:
@@ -38,22 +39,24 @@ def check_params(min_support, min_confidence, max_len, engine: str = "sparse") -
     if max_len is not None and (isinstance(max_len, bool) or not isinstance(max_len, Integral) or max_len < 2):
         raise RulesError(f"max_len (--max-len) must be an integer of at least 2 (got {max_len!r}): a rule needs "
                          "one item on each side. Use 2 for A -> C rules, 3 to add {A, B} -> C.")
-    if engine == "sparse" and (max_len is None or max_len > 3):
-        raise RulesError(f"the sparse engine mines itemsets of at most 3 tracks (max_len 2 or 3, got {max_len!r}); "
-                         "use --engine mlxtend for longer rules (on small data), or --max-len 3.")
+    if engine in ("sparse", "spark") and (max_len is None or max_len > 3):
+        raise RulesError(f"the {engine} engine mines itemsets of at most 3 tracks (max_len 2 or 3, got "
+                         f"{max_len!r}); use --engine mlxtend for longer rules (on small data), or --max-len 3.")
 
 
 def mine_rules(data, *, engine: str = "sparse", min_support: float = 0.005, min_confidence: float = 0.1,
                max_len: int | None = 3, pids=None, memory_budget: float | None = None,
-               max_candidate_triples: float = 2e9, n_jobs: int = 1, show_progress: bool = False) -> RuleSet:
+               max_candidate_triples: float = 2e9, n_jobs: int = 1, show_progress: bool = False,
+               spark=None) -> RuleSet:
     """Association rules of playlists, from either engine.
 
     Parameters
     ----------
     data : PlaylistStore, Transactions, or path (store directory or MPD slices)
         The playlists (transactions); tracks are the items.
-    engine : {"sparse", "mlxtend"}, default="sparse"
-        ``"sparse"`` scales to a million playlists (max_len 2 or 3); ``"mlxtend"`` is the reference.
+    engine : {"sparse", "mlxtend", "spark"}, default="sparse"
+        ``"sparse"`` scales to a million playlists (max_len 2 or 3); ``"mlxtend"`` is the reference; ``"spark"``
+        counts on Spark (max_len 2 or 3), reading a store's Parquet files there.
     min_support : float in (0, 1], default=0.005
         Keep itemsets found in at least this share of the playlists.
     min_confidence : float in (0, 1], default=0.1
@@ -68,6 +71,8 @@ def mine_rules(data, *, engine: str = "sparse", min_support: float = 0.005, min_
         The sparse engine's bound on the triples it examines (its time and memory).
     n_jobs : int, default=1
         Threads for the sparse engine's products (scipy releases the GIL there).
+    spark : SparkSession or str, default=None
+        The spark engine's session, or its master (``local[*]`` when None).
 
     Returns
     -------
@@ -78,6 +83,15 @@ def mine_rules(data, *, engine: str = "sparse", min_support: float = 0.005, min_
     if isinstance(n_jobs, bool) or not isinstance(n_jobs, Integral) or n_jobs < 1:
         raise RulesError(f"n_jobs (--jobs) must be a positive integer (got {n_jobs!r}).")
     t0 = time.perf_counter()
+    if engine == "spark":  # Spark reads the store itself: nothing is loaded here
+        from modules.spark.rules import mine_spark
+
+        rs = mine_spark(data, float(min_support), float(min_confidence), int(max_len), spark=spark, pids=pids,
+                        max_candidate_triples=max_candidate_triples)
+        rs.meta = {"engine": engine, "min_support": float(min_support), "min_confidence": float(min_confidence),
+                   "max_len": max_len, "n_playlists": rs.n_playlists, "rules": len(rs), "load_seconds": 0.0,
+                   "seconds": round(time.perf_counter() - t0, 3)}
+        return rs
     tx = _as_transactions(data, pids)
     load_s = time.perf_counter() - t0
     log.info("loaded %d playlists, %d entries in %.1f s", tx.n_playlists, tx.matrix.nnz, load_s)

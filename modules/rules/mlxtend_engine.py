@@ -28,7 +28,9 @@ _ITEMSET_BYTES = 420
 _RULE_BYTES = 900
 
 
-def _available_memory() -> int:
+def available_memory() -> int:
+    """Bytes the kernel says a new allocation can use (``MemAvailable``; 8 GiB where /proc is missing): the
+    default budget of the mlxtend engine is 80 % of it."""
     try:
         with open("/proc/meminfo") as fh:
             for line in fh:
@@ -102,7 +104,7 @@ def check_mlxtend_budget(tx: Transactions, min_support: float, min_confidence: f
     n = tx.n_playlists
     if n == 0:
         raise RulesError("there are no playlists to mine; check the --mpd path (slices or a store).")
-    budget = float(memory_budget) if memory_budget is not None else 0.8 * _available_memory()
+    budget = float(memory_budget) if memory_budget is not None else 0.8 * available_memory()
     # cheap floor first (item counts only): the dense array inside fpgrowth and the FP-tree
     item_counts, items = _frequent_items(tx, min_support)
     entries = int(item_counts[items].sum())

@@ -15,10 +15,32 @@ from modules.bundle import PART_ENTRIES, Bundle
 from modules.hybrid.sources.base import Candidates, CandidateSource, Query
 
 
-def fit_content(features, store, pids, params: dict | None):
-    from modules.content import ContentModel
+def fit_content(features, store, pids, params: dict | None, validation=None, tuning: dict | None = None,
+                show_progress: bool = False):
+    """The ``ContentModel`` fitted on ``pids`` of ``store``, and the report of the blend tuning (``None`` when the
+    blend was not tuned).
 
-    return ContentModel(**(params or {})).fit(features, store, pids)
+    With ``validation`` (the hybrid's split, whose training playlists are ``pids``) and none of the blend's
+    parameters given by the user, the sound/tags blend and the album weight are chosen on its playlists
+    (``modules.content.tuning``); with ``tuning`` (that choice's report) they are applied as chosen; otherwise the
+    user's parameters (or the model's defaults) hold.
+    """
+    from modules.base import popularity_order
+    from modules.content import ContentModel
+    from modules.content.tuning import tune_content, tunes
+
+    params = dict(params or {})
+    if not tunes(params):
+        return ContentModel(**params).fit(features, store, pids), None
+    if tuning is not None:
+        return ContentModel(**params, **tuning["chosen_params"]).fit(features, store, pids), tuning
+    if validation is None:
+        return ContentModel(**params).fit(features, store, pids), None
+    chosen, model, report = tune_content(
+        lambda album_weight: ContentModel(**params, album_weight=album_weight).fit(features, store, pids),
+        validation, popularity_order(store, pids), show_progress=show_progress)
+    report["chosen_params"] = chosen
+    return model, report
 
 
 def audio_features(params: dict | None) -> tuple[str, ...]:

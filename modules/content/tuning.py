@@ -1,0 +1,110 @@
+"""Choosing the content model's sound/tags blend and album weight on validation playlists.
+
+The fixed blend of the first worlds (``w_num`` 0.6, ``w_text`` 0.4) was tuned where every track has audio
+features. On MPD-shaped data most tracks have none (the long tail is in no open catalog), tags carry the
+content side, and albums group tracks the tags cannot. So the hybrid hands its validation split (carved once,
+``modules.validation``) to ``tune_content``, which scores every ``w_num`` of ``GRID_W_NUM`` (``w_text`` is
+``1 - w_num``) for each ``album_weight`` of ``GRID_ALBUM_WEIGHTS`` by the NDCG of the content model alone (its
+nearest tracks over the whole model, the most popular tracks to fill 500) on the validation playlists that have
+seeds, and keeps the best mean (ties: the earlier setting of the grid).
+
+The blend is a query-time weight, so each playlist's two cosines are computed once per album weight and every
+blend is a cheap combination of them; each album weight is one fit of the model on the playlists outside the
+split.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+import numpy as np
+from tqdm import tqdm
+
+from modules.base import complete
+from modules.metrics import SUBMISSION_SIZE, score_playlist
+
+log = logging.getLogger(__name__)
+
+GRID_W_NUM = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
+GRID_ALBUM_WEIGHTS = (0.0, 1.0)
+TUNED_KEYS = ("w_num", "w_text", "album_weight")  # a user who sets one of these is not overruled
+
+
+def tunes(params: dict | None) -> bool:
+    """Whether the blend is chosen on validation: none of ``TUNED_KEYS`` given by the user."""
+    return not set(params or {}) & set(TUNED_KEYS)
+
+
+def validation_playlists(split) -> list[tuple[list[str], str | None, list[str]]]:
+    """(seeds, title, held-out tracks) of the validation playlists with seeds (without seeds the blend of the
+    two cosines has only the tags to blend)."""
+    out = []
+    for pl in split.challenge["playlists"]:
+        seeds = [t["track_uri"] for t in pl.get("tracks", [])]
+        if seeds:
+            out.append((seeds, pl.get("name"), list(split.truth[str(pl["pid"])]["tracks"])))
+    return out
+
+
+def blend_ndcg(model, playlists, popular: list[str], w_nums=GRID_W_NUM, k: int = SUBMISSION_SIZE) -> np.ndarray:
+    """``[n_playlists, len(w_nums)]``: each playlist's NDCG of ``model`` alone at each sound weight (tags
+    ``1 - w``): its ``k`` nearest tracks (seeds excluded), then the most popular tracks to fill."""
+    out = np.zeros((len(playlists), len(w_nums)))
+    for i, (seeds, title, truth) in enumerate(playlists):
+        q = model._query(seeds, title=title)
+        if q.num is None and q.text is None:
+            recs = complete([], np.zeros(0), seeds, k, popular)[0]
+            out[i] = score_playlist(recs, truth)["ndcg"]
+            continue
+        num, text = model._score(q)
+        seed_rows = model._rows(seeds)
+        seed_rows = seed_rows[seed_rows >= 0]
+        for j, w in enumerate(w_nums):
+            score = model._combine(num, text, w, 1.0 - w)
+            score = np.where(np.isnan(score), -np.inf, score)
+            score[seed_rows] = -np.inf
+            kk = min(k, len(score))
+            top = np.argpartition(-score, kk - 1)[:kk]
+            top = top[np.lexsort((top, -score[top]))]
+            top = top[np.isfinite(score[top])]
+            recs, _ = complete(model.uris_[top].tolist(), score[top], seeds, k, popular)
+            out[i, j] = score_playlist(recs, truth)["ndcg"]
+    return out
+
+
+def tune_content(fit: Callable[[float], object], split, popular: list[str], *, w_nums=GRID_W_NUM,
+                 album_weights=GRID_ALBUM_WEIGHTS, show_progress: bool = False) -> tuple[dict, object, dict]:
+    """Choose ``w_num``/``w_text``/``album_weight`` on ``split``'s validation playlists.
+
+    ``fit(album_weight)`` returns a ``ContentModel`` fitted on the playlists outside the split with that album
+    weight; ``popular`` fills a list the model cannot (training order of popularity). Returns the chosen
+    parameters, the model fitted with them (its ``w_num``/``w_text`` set) and the report: every setting's
+    validation NDCG and standard error, the choice and the default's NDCG.
+    """
+    t0 = time.perf_counter()
+    playlists = validation_playlists(split)
+    rows, best_model, best = [], None, None
+    for aw in tqdm(album_weights, desc="content blend", unit="album weight", disable=not show_progress):
+        model = fit(float(aw))
+        ndcg = blend_ndcg(model, playlists, popular, w_nums)
+        for j, w in enumerate(w_nums):
+            col = ndcg[:, j]
+            row = {"w_num": float(w), "w_text": round(1.0 - float(w), 6), "album_weight": float(aw),
+                   "ndcg": float(col.mean()) if len(col) else 0.0,
+                   "se": float(col.std(ddof=1) / np.sqrt(len(col))) if len(col) > 1 else 0.0}
+            rows.append(row)
+            if best is None or row["ndcg"] > best["ndcg"]:
+                best, best_model = row, model
+        if best_model is not model:
+            del model  # one spare model at a time
+    chosen = {k: best[k] for k in TUNED_KEYS}
+    best_model.w_num, best_model.w_text = chosen["w_num"], chosen["w_text"]
+    report = {"validation_playlists": len(playlists), "chosen": {**chosen, "ndcg": best["ndcg"], "se": best["se"]},
+              "rule": "the best mean validation NDCG of the content model alone (ties: the earlier setting)",
+              "grid": rows, "seconds": round(time.perf_counter() - t0, 1)}
+    log.info("content: blend sound %.1f / tags %.1f, album weight %.1f chosen (validation NDCG %.4f ± %.4f, "
+             "%d playlists) in %.0f s", chosen["w_num"], chosen["w_text"], chosen["album_weight"], best["ndcg"],
+             best["se"], len(playlists), report["seconds"])
+    return chosen, best_model, report

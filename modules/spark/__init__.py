@@ -1,0 +1,14 @@
+"""The data-heavy stages on Apache Spark (``--engine spark``): the same outputs as the local engine, past one machine.
+
+The local engine stays the default and nothing here is imported unless Spark is asked for (the demo needs no JVM).
+One file per step:
+
+* ``session.py``: ``spark_session``, a ``SparkSession`` from a master string (``local[*]``, ``spark://host:port``)
+  with bounded driver memory and quiet logs, and the checks that say what to install when Java or PySpark is
+  missing;
+* ``rules.py``: ``mine_spark``, pair and triple counts and their rules by Spark SQL, identical to the sparse miner;
+* ``ingest.py``: ``ingest_spark``, MPD slices into the same Parquet store as ``modules.store.ingest``, read with
+  Spark's JSON reader and validated by the same code.
+
+docs/scale.md ("Past one machine") has the commands and what is not done yet.
+"""
