@@ -37,6 +37,9 @@ PICKLE_FORMAT = "playlist-bundle/1"  # the previous format: fusion.joblib and al
 MANIFEST = "manifest.json"
 BUNDLE_KIND = FolderKind("model bundle", MANIFEST, "playlist-bundle/")
 TRACKS = "tracks.parquet"
+# how every Parquet file of a bundle is compressed: zstd makes the URI and rule columns a third smaller than
+# pandas' default (snappy) and reads as fast; any Parquet reader reads it, and older snappy files load the same
+PARQUET_COMPRESSION = "zstd"
 # each part's entry in the manifest's "parts" (a trailing "/" marks a folder), relative to the bundle
 PART_ENTRIES = {"two_tower": "two_tower/", "rules": "rules.parquet", "content": "content/", "als": "als/",
                 "fusion": "fusion/"}

@@ -17,7 +17,7 @@ import orjson
 import pandas as pd
 
 from modules.atomic import atomic_directory, check_output_folder
-from modules.bundle import BUNDLE_FORMAT, BUNDLE_KIND, Bundle, package_versions, rules_evidence
+from modules.bundle import BUNDLE_FORMAT, BUNDLE_KIND, PARQUET_COMPRESSION, Bundle, package_versions, rules_evidence
 from modules.errors import InputError
 
 log = logging.getLogger(__name__)
@@ -70,7 +70,7 @@ def train_bundle(mpd, out: str | Path, *, features=None, seed: int = 0, epochs: 
         parts = hybrid.save(tmp)
         tr = store.tracks
         tr[["track_uri", "track_name", "artist_name", "album_name", "artist_uri", "album_uri", "count"]].to_parquet(
-            bundle.tracks_file, index=False)
+            bundle.tracks_file, index=False, compression=PARQUET_COMPRESSION)
         manifest = {
             "format": BUNDLE_FORMAT,
             "versions": package_versions(),

@@ -67,9 +67,9 @@ class Recommender:
         self.manifest = manifest
         self.path = path
         self.bundle = Bundle(path)
-        self._meta = tracks.set_index("track_uri")
+        # one frame of the tracks: lookups go through this index of its URIs, not a second, re-indexed frame
         self._uri_keys = pd.Index(tracks["track_uri"].to_numpy(dtype=object), dtype=object)
-        self._columns = {c: self._meta[c].fillna("").astype(str).to_numpy(dtype=object)
+        self._columns = {c: tracks[c].fillna("").astype(str).to_numpy(dtype=object)
                          for c in ("track_name", "artist_name")}
         self._names = dict(zip(tracks["track_uri"], tracks["track_name"] + " by " + tracks["artist_name"]))
 
@@ -115,7 +115,7 @@ class Recommender:
 
     def is_training_track(self, uri: str) -> bool:
         """Whether ``uri`` appears in the training playlists (a hashed lookup, no set of every track built)."""
-        return uri in self._meta.index
+        return uri in self._uri_keys
 
     def unknown_seeds(self, uris: Sequence[str]) -> list[str]:
         """The URIs that are not training tracks (they add nothing to the collaborative parts as seeds)."""

@@ -45,6 +45,9 @@ def test_the_split_and_cuts_are_the_ones_fit_learns_from(stage, train_store, man
     assert len(pids) == v["playlists"] and len(data["examples"]) == v["cuts"]
     assert len(data["y"]) == v["candidates"] and int(data["y"].sum()) == v["positives"]
     assert len(data["sets"]) == len(data["labels"]) == len(data["examples"])
+    # one float32 matrix of features; each cut's rows are a view of it, not a copy
+    assert data["X"].dtype == np.float32 and len(data["X"]) == len(data["y"])
+    assert all(cs.X.base is data["X"] for cs in data["sets"] if len(cs.X))
     assert sorted(data["first"]) == list(range(len(pids)))  # one official cut per validation playlist
     rows = np.repeat([e[0] % 2 for e in data["examples"]], [len(s.uris) for s in data["sets"]])
     assert np.array_equal(data["fold"], rows)  # folds by playlist, never splitting a playlist's cuts

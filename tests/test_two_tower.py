@@ -259,8 +259,9 @@ def test_resume_from_checkpoint_equals_straight_run(fitted, train_store, feature
 def test_bundle_round_trip(fitted, bundle, train_store):
     root = Bundle(bundle).two_tower_dir
     for f in ("config.json", "training_curve.json", "items.parquet", "vocab/tracks.txt", "vocab/words.txt",
-              "saved_model/saved_model.pb", "weights/weights.index"):  # the part's own files, spelled on purpose
+              "saved_model/saved_model.pb", "saved_model/variables/variables.index"):  # spelled on purpose
         assert (root / f).exists(), f
+    assert not (root / "weights").exists()  # the tables are written once, in the SavedModel
     loaded = TwoTowerRecommender.load(bundle)
     seeds = train_store.tracks["track_uri"].tolist()[3:9]
     for title in ("chill", None):
@@ -268,6 +269,29 @@ def test_bundle_round_trip(fitted, bundle, train_store):
         u2, s2 = loaded.candidates(seeds, title, n=300)
         assert u1 == u2
         np.testing.assert_allclose(s1, s2, atol=1e-5)
+
+
+def test_bundle_keeps_tables_once_as_float16_and_refuses_the_old_format(fitted, bundle, tmp_path):
+    import shutil
+
+    import tensorflow as tf
+
+    root = Bundle(bundle).two_tower_dir
+    stored = dict(tf.train.list_variables(str(root / "saved_model" / "variables" / "variables")))
+    reader = tf.train.load_checkpoint(str(root / "saved_model" / "variables" / "variables"))
+    dtypes = reader.get_variable_to_dtype_map()
+    tables = [k for k in stored if "embeddings/.ATTRIBUTES" in k or k.startswith("candidates/")]
+    assert tables and all(dtypes[k] == tf.float16 for k in tables), {k: dtypes[k] for k in tables}
+    # the fitted model already answers with the rounded tables: it and its bundle agree exactly
+    assert fitted.candidate_embeddings_.dtype == np.float32
+    np.testing.assert_array_equal(fitted.candidate_embeddings_,
+                                  reader.get_tensor([k for k in stored if k.startswith("candidates/")][0]))
+    old = tmp_path / "old"
+    shutil.copytree(bundle, old)
+    cfg = Bundle(old).two_tower_dir / "config.json"
+    cfg.write_text(json.dumps({**json.loads(cfg.read_text()), "format": "two-tower/1"}))
+    with pytest.raises(BundleError, match=r"has format 'two-tower/1'; this code reads 'two-tower/2'. Re-train"):
+        TwoTowerRecommender.load(old)
 
 
 def test_saved_model_serves_without_project_code(fitted, bundle, train_store, tmp_path):
@@ -314,8 +338,8 @@ def test_bad_bundle_names_what_is_missing(bundle, tmp_path):
     broken = tmp_path / "broken"
     shutil.copytree(bundle, broken)
     (Bundle(broken).two_tower_dir / "vocab" / "words.txt").unlink()
-    shutil.rmtree(Bundle(broken).two_tower_dir / "weights")
-    with pytest.raises(BundleError, match=r"missing vocab/words.txt, weights/weights.index"):
+    (Bundle(broken).two_tower_dir / "saved_model" / "variables" / "variables.index").unlink()
+    with pytest.raises(BundleError, match=r"missing vocab/words.txt, saved_model/variables/variables.index"):
         TwoTowerRecommender.load(broken)
     with pytest.raises(BundleError, match="does not exist"):
         TwoTowerRecommender.load(tmp_path / "nowhere")

@@ -15,9 +15,11 @@ from scipy import sparse
 
 from modules.baselines.shared import _Baseline, _check_param, _Matrix
 from modules.baselines.title_popularity import _TitlePopularity
+from modules.bundle import PARQUET_COMPRESSION
 from modules.errors import BundleError, MissingInputError
 
 ALS_FORMAT = "als-arrays/1"  # ALSRecommender.save's folder
+FACTORS_DTYPE = np.float16  # item_factors.npy on disk (read as float32; bundles with float32 factors still load)
 ALS_PARAMS = ("factors", "regularization", "alpha", "iterations", "num_threads", "show_progress", "seed")
 
 
@@ -74,6 +76,10 @@ class ALSRecommender(_Baseline):
                                             alpha=float(self.alpha), iterations=self.iterations,
                                             num_threads=self.num_threads, random_state=self.seed)
             model.fit(self.matrix_.X, show_progress=self.show_progress)
+        # a bundle keeps the factors as float16 (half the bytes); the fitted model answers with the same
+        # rounded values, so it and the model loaded from its bundle agree exactly
+        model.item_factors = np.asarray(model.item_factors).astype(FACTORS_DTYPE).astype(np.float32)
+        model.user_factors = None  # a playlist is always folded in from its seeds
         self.model_ = model
         self._YtY = None
         self.fitted_ = True
@@ -95,13 +101,15 @@ class ALSRecommender(_Baseline):
                   "model": {"factors": int(model.factors), "regularization": float(model.regularization),
                             "alpha": float(model.alpha), "iterations": int(model.iterations)}}
         (path / "config.json").write_text(json.dumps(config, indent=1))
-        np.save(path / "item_factors.npy", np.asarray(model.item_factors), allow_pickle=False)
+        np.save(path / "item_factors.npy", np.asarray(model.item_factors).astype(FACTORS_DTYPE), allow_pickle=False)
         sparse.save_npz(path / "matrix.npz", m.X.tocsr())
-        pd.DataFrame({"track_uri": np.asarray(m.uris, dtype=object)}).to_parquet(path / "tracks.parquet", index=False)
-        pd.DataFrame({"pid": np.asarray(m.pids, np.int64), "title": m.titles}).to_parquet(
-            path / "playlists.parquet", index=False)
-        pd.DataFrame({"track_uri": [str(u) for u in self.fallback_]}).to_parquet(path / "fallback.parquet",
-                                                                                  index=False)
+
+        def parquet(frame: pd.DataFrame, name: str) -> None:
+            frame.to_parquet(path / name, index=False, compression=PARQUET_COMPRESSION)
+
+        parquet(pd.DataFrame({"track_uri": np.asarray(m.uris, dtype=object)}), "tracks.parquet")
+        parquet(pd.DataFrame({"pid": np.asarray(m.pids, np.int64), "title": m.titles}), "playlists.parquet")
+        parquet(pd.DataFrame({"track_uri": [str(u) for u in self.fallback_]}), "fallback.parquet")
         return path
 
     @classmethod
@@ -136,7 +144,7 @@ class ALSRecommender(_Baseline):
             model = AlternatingLeastSquares(factors=int(spec["factors"]), regularization=float(spec["regularization"]),
                                             alpha=float(spec["alpha"]), iterations=int(spec["iterations"]),
                                             num_threads=self.num_threads, random_state=self.seed)
-        model.item_factors = factors
+        model.item_factors = factors.astype(np.float32)
         self.model_ = model
         self.matrix_ = _Matrix.from_arrays(X, playlists["pid"].to_numpy(np.int64), uris,
                                            [str(t) for t in playlists["title"]])
@@ -157,7 +165,12 @@ class ALSRecommender(_Baseline):
         Y = np.asarray(m.item_factors)
         ytY = getattr(self, "_YtY", None)
         if ytY is None:
-            ytY = self._YtY = (Y.T.astype(np.float64) @ Y.astype(np.float64))
+            # one float64 copy of the factors, not two (Y.T.astype and Y.astype: 468 MiB for a moment at 239,645
+            # tracks, the serving peak); Y64.T is laid out as Y.T.astype(np.float64) is, so the product is the
+            # same, bit for bit
+            Y64 = Y.astype(np.float64)
+            ytY = self._YtY = Y64.T @ Y64
+            del Y64
         idx = np.unique(np.asarray(seed_index, np.int64))
         if len(idx) == 0:
             return np.zeros(Y.shape[1], Y.dtype)

@@ -15,6 +15,9 @@ import numpy as np
 from tqdm import tqdm
 
 Example = tuple[int, bool, list[str], str | None, set[str]]  # playlist index, official cut?, seeds, title, held out
+# the fusion's training matrix (every validation cut's candidates): float32 halves the largest array of training;
+# the fits read it as they read float64 (the trees and the logistic regression convert their fold's rows)
+FEATURES_DTYPE = np.float32
 
 
 def fusion_examples(split, store, fusion_cuts: int, seed: int) -> list[Example]:
@@ -50,18 +53,21 @@ def fusion_data(examples: list[Example], candidate_set: Callable, store, show_pr
     ``examples``: the fusion's training data.
 
     Keys: ``examples``; ``sets`` (one ``CandidateSet`` per cut, its ``X`` a view of ``X``); ``labels`` (per cut);
-    ``X`` and ``y`` (every cut's rows stacked); ``fold`` (0 or 1 per row, by playlist); ``first`` (playlist index →
-    its official cut); ``artist_of`` (track URI → artist name, for the metrics)."""
+    ``X`` (every cut's rows stacked, ``FEATURES_DTYPE``) and ``y``; ``fold`` (0 or 1 per row, by playlist); ``first``
+    (playlist index → its official cut); ``artist_of`` (track URI → artist name, for the metrics)."""
     sets, groups, labels = [], [], []
     for g, _official, seeds, title, held in tqdm(examples, desc="fusion features", unit="cut",
                                                  disable=not show_progress):
         cs = candidate_set(seeds, title)
+        cs.X = cs.X.astype(FEATURES_DTYPE)  # held as float32 from the start, not only once stacked
         sets.append(cs)
         labels.append(np.fromiter((u in held for u in cs.uris), bool, len(cs.uris)))
         groups.append(np.full(len(cs.uris), g))
-    X = np.concatenate([s.X for s in sets])
+    # every cut's rows stacked; each set's rows become a view of the stack: one copy of the features, not two
+    X = np.empty((sum(len(cs.X) for cs in sets), sets[0].X.shape[1] if sets else 0), FEATURES_DTYPE)
     start = 0
-    for cs in sets:  # each set's rows become a view of X: one copy of the features, not two
+    for cs in sets:
+        X[start:start + len(cs.X)] = cs.X
         cs.X = X[start:start + len(cs.X)]
         start += len(cs.X)
     return {"examples": examples, "sets": sets, "labels": labels, "X": X,

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import orjson
 
-from modules.bundle import PART_ENTRIES, Bundle
+from modules.bundle import PARQUET_COMPRESSION, PART_ENTRIES, Bundle
 from modules.errors import HybridError
 from modules.hybrid.fusion import fusion_from_arrays, fusion_to_arrays, n_features
 from modules.hybrid.sources.als import load_als, save_als
@@ -65,8 +65,10 @@ def save_fusion(h, path: str | Path) -> Path:
     pd.DataFrame({"track_uri": np.asarray(h.track_uris_, dtype=object),
                   "artist_code": np.asarray(h.artist_code_, np.int64),
                   "album_code": np.asarray(h.album_code_, np.int64),
-                  "pop_log": np.asarray(h.pop_log_, np.float32)}).to_parquet(path / "tracks.parquet", index=False)
-    pd.DataFrame({"track_uri": [str(u) for u in h.fallback_]}).to_parquet(path / "fallback.parquet", index=False)
+                  "pop_log": np.asarray(h.pop_log_, np.float32)}).to_parquet(path / "tracks.parquet", index=False,
+                                                                                compression=PARQUET_COMPRESSION)
+    pd.DataFrame({"track_uri": [str(u) for u in h.fallback_]}).to_parquet(
+        path / "fallback.parquet", index=False, compression=PARQUET_COMPRESSION)
     return path
 
 

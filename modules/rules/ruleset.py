@@ -16,6 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from modules.bundle import PARQUET_COMPRESSION
 from modules.errors import RulesError
 
 RULES_FORMAT = "playlist-rules/1"
@@ -149,7 +150,7 @@ class RuleSet:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.tmp")
-        pq.write_table(self.to_arrow(), tmp)
+        pq.write_table(self.to_arrow(), tmp, compression=PARQUET_COMPRESSION)
         tmp.replace(path)
         return path
 

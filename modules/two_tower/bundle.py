@@ -6,10 +6,11 @@ Layout (``BUNDLE_DIR/two_tower/``)::
     vocab/                tracks.txt, artists.txt, albums.txt, words.txt, ngrams.txt (one token a line)
     items.parquet         every known track: uri, candidate flag, track/artist/album index, audio features
     training_curve.json   per epoch: loss, examples/s, validation metrics
-    weights/              the chosen epoch's weights (a TensorFlow checkpoint)
     checkpoints/          the latest epoch's model + optimizer state, to resume an interrupted run (the
                           CLI removes it after a finished run unless --keep-checkpoints)
-    saved_model/          the SavedModel of ``export.py``, loadable with plain TensorFlow
+    saved_model/          the SavedModel of ``export.py``, loadable with plain TensorFlow; its variables are
+                          also what ``load`` reads: the query tower (embedding tables as float16) and the
+                          candidate table (float16), written once
 
 A bundle is JSON, text, Parquet and TensorFlow checkpoints: nothing in it can run code when read.
 """
@@ -24,15 +25,18 @@ from pathlib import Path
 import pandas as pd
 
 import modules
-from modules.bundle import PART_ENTRIES, Bundle
+from modules.bundle import PARQUET_COMPRESSION, PART_ENTRIES, Bundle
 from modules.errors import BundleError
 from modules.two_tower.config import TwoTowerConfig
 from modules.two_tower.items import ItemTable
 
 BUNDLE_SUBDIR = PART_ENTRIES["two_tower"].rstrip("/")  # the layout is modules.bundle's
-BUNDLE_FORMAT = "two-tower/1"
+# /2: no weights/ folder (the Python model reads the SavedModel's variables), float16 tables
+BUNDLE_FORMAT = "two-tower/2"
 REQUIRED_FILES = ("config.json", "items.parquet", "vocab/tracks.txt", "vocab/artists.txt", "vocab/albums.txt",
-                  "vocab/words.txt", "vocab/ngrams.txt", "weights/weights.index", "saved_model/saved_model.pb")
+                  "vocab/words.txt", "vocab/ngrams.txt", "saved_model/saved_model.pb",
+                  "saved_model/variables/variables.index")
+VARIABLES = "saved_model/variables/variables"  # the SavedModel's checkpoint, without its suffixes
 VOCABULARIES = ("tracks", "artists", "albums", "words", "ngrams")
 
 
@@ -60,11 +64,10 @@ def write_bundle(rec, bundle_dir: str | Path) -> Path:
                         ("words", rec.words_layer_.get_vocabulary(include_special_tokens=False)),
                         ("ngrams", rec.ngrams_layer_.get_vocabulary(include_special_tokens=False))):
         (root / "vocab" / f"{name}.txt").write_text("".join(f"{v}\n" for v in vocab), encoding="utf-8")
-    it.to_frame().to_parquet(root / "items.parquet", index=False)
+    it.to_frame().to_parquet(root / "items.parquet", index=False, compression=PARQUET_COMPRESSION)
     (root / "training_curve.json").write_text(json.dumps(
         {"best_epoch": rec.best_epoch_, "epochs": rec.curve_}, indent=1))
-    shutil.rmtree(root / "weights", ignore_errors=True)
-    tf.train.Checkpoint(model=rec.model_).write(str(root / "weights" / "weights"))
+    shutil.rmtree(root / "weights", ignore_errors=True)  # a two-tower/1 bundle's copy of the tables
     rec.export_saved_model(Bundle(bundle_dir).saved_model)
     meta = {"format": BUNDLE_FORMAT, "config": rec.config_.to_dict(), "seed": int(rec.seed),
             "fingerprint": rec.fingerprint_, "feature_columns": it.feature_columns,
@@ -94,8 +97,8 @@ def read_bundle(bundle_dir: str | Path) -> BundleContents:
     if (root / BUNDLE_SUBDIR).is_dir():
         root = root / BUNDLE_SUBDIR
     missing = [f for f in REQUIRED_FILES if not (root / f).exists()]
-    if not missing and not any((root / "weights").glob("weights.data-*")):
-        missing.append("weights/weights.data-*")
+    if not missing and not any((root / "saved_model" / "variables").glob("variables.data-*")):
+        missing.append(VARIABLES + ".data-*")
     if missing:
         raise BundleError(f"two-tower bundle {root} is incomplete: missing {', '.join(missing)}. Re-train "
                           "with: python -m modules train-two-tower --mpd MPD_DIR --out BUNDLE_DIR")
@@ -115,12 +118,15 @@ def read_bundle(bundle_dir: str | Path) -> BundleContents:
     return BundleContents(root=root, meta=meta, config=cfg, vocab=vocab, items=items, curve=curve)
 
 
-def restore_weights(root: Path, model) -> None:
-    """Read ``root/weights`` into ``model`` (built with every variable); ``BundleError`` when they do not match."""
+def restore_weights(root: Path, query_tower, candidates) -> None:
+    """Read the SavedModel's variables into ``query_tower`` (built by ``towers.serving_query_tower``) and the
+    ``candidates`` variable (float16, shaped as the candidate table); ``BundleError`` when they do not match."""
     import tensorflow as tf
 
-    status = tf.train.Checkpoint(model=model).read(str(root / "weights" / "weights"))
+    status = tf.train.Checkpoint(query_tower=query_tower, candidates=candidates).read(str(root / VARIABLES))
     try:
         status.assert_existing_objects_matched()
     except AssertionError as err:
-        raise BundleError(f"two-tower bundle {root}: weights do not match config.json/vocab ({err}).") from None
+        raise BundleError(f"two-tower bundle {root}: the SavedModel's variables do not match config.json/vocab "
+                          f"({err}). Re-train it.") from None
+    status.expect_partial()  # the SavedModel also holds the title layers' and the URI tables' state

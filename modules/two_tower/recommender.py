@@ -149,8 +149,29 @@ class TwoTowerRecommender(PlaylistRecommender):
         self.fit_seconds_ = round(time.perf_counter() - t_start, 1)
         self.fingerprint_ = fingerprint
         self._cache_candidates()
+        self.round_tables()
         self.fitted_ = True
         return self
+
+    def round_tables(self) -> TwoTowerRecommender:
+        """Round the query tower's embedding tables and the candidate table to what a bundle keeps
+        (``towers.TABLE_DTYPE``, float16) and release the training state; ``fit`` ends with it. Returns ``self``."""
+        self._to_stored(trained=self.query_tower_)
+        return self
+
+    def _to_stored(self, trained=None):
+        """Become the model a bundle holds: the query tower with its tables rounded to float16
+        (``towers.serving_query_tower``), the candidate table rounded the same way, and no training state
+        (the retrieval model, the candidate tower and the float32 tables are released). A fitted model and
+        the one ``load`` reads from its bundle answer the same. ``trained`` None: an empty tower to read into."""
+        from modules.two_tower.towers import TABLE_DTYPE, serving_query_tower
+
+        self.query_tower_ = serving_query_tower(self.items_, self.config_, self.words_layer_.vocabulary_size(),
+                                                self.ngrams_layer_.vocabulary_size(), trained)
+        if trained is not None:
+            self.candidate_embeddings_ = self.candidate_embeddings_.astype(TABLE_DTYPE).astype(np.float32)
+        self.model_ = self.candidate_tower_ = None
+        self._encode_fn = None
 
     def _validation_split(self, store, all_pids, cfg: TwoTowerConfig, validation):
         """(config with ``validation_per_category`` resolved, the validation split or ``None``)."""
@@ -297,9 +318,9 @@ class TwoTowerRecommender(PlaylistRecommender):
         BundleError
             When files are missing (they are named) or the bundle was written by another format version.
         """
-        from modules.two_tower.retrieval import make_model
-        from modules.two_tower.towers import make_towers
-        from modules.two_tower.training import build_variables
+        import tensorflow as tf
+
+        from modules.two_tower.towers import TABLE_DTYPE
 
         found = read_bundle(bundle_dir)
         cfg, meta = found.config, found.meta
@@ -308,17 +329,17 @@ class TwoTowerRecommender(PlaylistRecommender):
         self.items_ = found.items
         self.words_layer_, self.ngrams_layer_ = title_vectorizers(cfg, found.vocab["words"] or None,
                                                                   found.vocab["ngrams"] or None)
-        self.query_tower_, self.candidate_tower_ = make_towers(
-            self.items_, cfg, self.words_layer_.vocabulary_size(), self.ngrams_layer_.vocabulary_size())
-        self.model_ = make_model(self.query_tower_, self.candidate_tower_, cfg,
-                                 np.ones(len(self.items_.uris) + 1, np.float32))
-        build_variables(self.model_, make_optimizer(cfg), cfg)
-        restore_weights(found.root, self.model_)
+        self._to_stored()
+        n = self.items_.n_candidates
+        table = tf.Variable(tf.zeros((n, cfg.embedding_dim + int(cfg.item_bias)), TABLE_DTYPE), trainable=False)
+        restore_weights(found.root, self.query_tower_, table)
+        self.candidate_embeddings_ = table.numpy().astype(np.float32)
+        self.candidate_uris_ = self.items_.uris[:n]
+        del table
         self.fallback_ = list(meta.get("fallback", []))
         self.best_epoch_ = meta.get("best_epoch")
         self.optimizer_ = meta.get("optimizer")
         self.fingerprint_ = meta.get("fingerprint")
         self.curve_ = found.curve
-        self._cache_candidates()
         self.fitted_ = True
         return self

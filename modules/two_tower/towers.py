@@ -20,6 +20,32 @@ from modules.two_tower.config import TwoTowerConfig
 from modules.two_tower.items import ItemTable
 
 
+class StoredTable(tf.keras.layers.Layer):
+    """An embedding table kept as ``dtype`` (float16 in a bundle: half the bytes on disk and in memory) and
+    read as float32: ``ids`` [...] -> [..., dim]. Training uses Keras' ``Embedding`` (float32); the bundle's
+    towers use this layer, with the trained values rounded to ``dtype``. Its one variable is named
+    ``embeddings``, as ``Embedding``'s, so both keep the same place in a checkpoint."""
+
+    def __init__(self, rows: int, dim: int, name: str, dtype_stored: str = "float16"):
+        super().__init__(name=name)
+        self.rows, self.dim, self.dtype_stored = int(rows), int(dim), dtype_stored
+
+    def build(self, input_shape):
+        self.embeddings = self.add_weight(name="embeddings", shape=(self.rows, self.dim), initializer="zeros",
+                                          dtype=self.dtype_stored, trainable=False, experimental_autocast=False)
+        super().build(input_shape)
+
+    def call(self, ids):
+        return tf.cast(tf.gather(self.embeddings, ids), tf.float32)
+
+
+def table(rows: int, dim: int, name: str, stored: str | None):
+    """Keras' ``Embedding`` to train (``stored`` None), a ``StoredTable`` of dtype ``stored`` to serve."""
+    if stored is None:
+        return tf.keras.layers.Embedding(rows, dim, name=name)
+    return StoredTable(rows, dim, name, stored)
+
+
 def masked_mean(x, mask):
     """Mean over axis 1 of ``x`` [B, L, d] where ``mask`` [B, L] is true; zeros for an empty row."""
     m = tf.cast(mask, x.dtype)[..., None]
@@ -29,22 +55,19 @@ def masked_mean(x, mask):
 class ItemEncoder(tf.keras.layers.Layer):
     """Item ids [...] -> [..., d]: track + artist + album embeddings (+ audio, or the "missing" vector)."""
 
-    def __init__(self, items: ItemTable, cfg: TwoTowerConfig, name: str):
+    def __init__(self, items: ItemTable, cfg: TwoTowerConfig, name: str, stored: str | None = None):
         super().__init__(name=name)
         d = cfg.embedding_dim
         self.track_of = tf.constant(items.track)
         self.track_oov_of = tf.constant(items.track_oov)
         self.artist_of = tf.constant(items.artist)
         self.album_of = tf.constant(items.album)
-        self.track_emb = tf.keras.layers.Embedding(len(items.track_vocab) + cfg.track_oov_buckets + 1, d,
-                                                   name="track")
-        self.artist_emb = tf.keras.layers.Embedding(len(items.artist_vocab) + cfg.artist_oov_buckets + 1, d,
-                                                    name="artist")
-        self.album_emb = tf.keras.layers.Embedding(len(items.album_vocab) + cfg.album_oov_buckets + 1, d,
-                                                   name="album")
+        self.track_emb = table(len(items.track_vocab) + cfg.track_oov_buckets + 1, d, "track", stored)
+        self.artist_emb = table(len(items.artist_vocab) + cfg.artist_oov_buckets + 1, d, "artist", stored)
+        self.album_emb = table(len(items.album_vocab) + cfg.album_oov_buckets + 1, d, "album", stored)
         self.use_audio = cfg.audio and items.features.shape[1] > 0
-        if self.use_audio:
-            self.features_of = tf.constant(items.features)
+        if self.use_audio:  # a bundle keeps the standardized features as it keeps the tables (``stored``)
+            self.features_of = tf.constant(items.features.astype(stored or items.features.dtype))
             self.has_features_of = tf.constant(items.has_features)
             self.audio = tf.keras.layers.Dense(d, name="audio")
             self.missing = self.add_weight(name="missing_audio", shape=(d,), initializer="zeros")
@@ -57,7 +80,7 @@ class ItemEncoder(tf.keras.layers.Layer):
         e = (self.track_emb(t) + self.artist_emb(tf.gather(self.artist_of, ids))
              + self.album_emb(tf.gather(self.album_of, ids)))
         if self.use_audio:
-            a = self.audio(tf.gather(self.features_of, ids))
+            a = self.audio(tf.cast(tf.gather(self.features_of, ids), tf.float32))
             e += tf.where(tf.gather(self.has_features_of, ids)[..., None], a, self.missing)
         return e
 
@@ -65,13 +88,14 @@ class ItemEncoder(tf.keras.layers.Layer):
 class QueryTower(tf.keras.layers.Layer):
     """{"seeds": [B, S] item ids (0 = padding), "words": [B, W], "ngrams": [B, N]} -> [B, d] (+1 with a bias)."""
 
-    def __init__(self, seed_encoder: ItemEncoder, cfg: TwoTowerConfig, n_words: int, n_ngrams: int):
+    def __init__(self, seed_encoder: ItemEncoder, cfg: TwoTowerConfig, n_words: int, n_ngrams: int,
+                 stored: str | None = None):
         super().__init__(name="query_tower")
         d = cfg.embedding_dim
         self.cfg = cfg
         self.seed_encoder = seed_encoder
-        self.word_emb = tf.keras.layers.Embedding(n_words, d, name="words")
-        self.ngram_emb = tf.keras.layers.Embedding(n_ngrams, d, name="ngrams")
+        self.word_emb = table(n_words, d, "words", stored)
+        self.ngram_emb = table(n_ngrams, d, "ngrams", stored)
         self.hidden = tf.keras.layers.Dense(cfg.hidden_dim, activation="relu", name="hidden")
         self.out = tf.keras.layers.Dense(d, name="out")
 
@@ -138,3 +162,29 @@ def make_towers(items: ItemTable, cfg: TwoTowerConfig, n_words: int, n_ngrams: i
     cand_encoder = ItemEncoder(items, cfg, "candidate_items")
     seed_encoder = cand_encoder if cfg.share_item_embeddings else ItemEncoder(items, cfg, "seed_items")
     return QueryTower(seed_encoder, cfg, n_words, n_ngrams), CandidateTower(cand_encoder, items, cfg)
+
+
+TABLE_DTYPE = "float16"  # how a bundle keeps the query tower's embedding tables and the candidate table
+
+
+def serving_query_tower(items: ItemTable, cfg: TwoTowerConfig, n_words: int, n_ngrams: int,
+                        trained: QueryTower | None = None) -> QueryTower:
+    """The query tower a bundle holds: its embedding tables as ``TABLE_DTYPE``, built (every variable exists,
+    so a checkpoint can be read into it) and, given the ``trained`` tower, holding its values (the tables
+    rounded to ``TABLE_DTYPE``, the dense layers as they are)."""
+    tower = QueryTower(ItemEncoder(items, cfg, "seed_items", stored=TABLE_DTYPE), cfg, n_words, n_ngrams,
+                       stored=TABLE_DTYPE)
+    tower({"seeds": tf.zeros((1, 1), tf.int32), "words": tf.zeros((1, cfg.max_title_words), tf.int32),
+           "ngrams": tf.zeros((1, cfg.max_title_ngrams), tf.int32)})
+    if trained is not None:
+        def key(v):  # the layer and the variable: unique in a query tower, whatever its encoder is called
+            return "/".join(v.name.split("/")[-2:])
+
+        src = {key(v): v for v in trained.variables}
+        dst = {key(v): v for v in tower.variables}
+        if sorted(src) != sorted(dst) or any(tuple(src[k].shape) != tuple(dst[k].shape) for k in src):
+            raise ValueError(f"the trained query tower and its serving copy differ in variables ({sorted(src)} "
+                             f"vs {sorted(dst)})")
+        for k, d in dst.items():
+            d.assign(tf.cast(src[k], d.dtype))
+    return tower
