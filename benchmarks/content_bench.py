@@ -150,7 +150,8 @@ def cmd_tune(args) -> dict:
 
 def cmd_blend(args) -> dict:
     from modules.base import popularity_order
-    from modules.content.tuning import GRID_ALBUM_WEIGHTS, GRID_W_NUM, blend_ndcg, tune_content
+    from modules.challenge import Split
+    from modules.content.tuning import GRID_ALBUM_WEIGHTS, GRID_W_NUM, blend_ndcg, tune_content, validation_playlists
     from modules.store import open_store
     from modules.validation import carve_validation
 
@@ -158,9 +159,7 @@ def cmd_blend(args) -> dict:
     pids = store.playlists["pid"].to_numpy()
     challenge = json.loads((args.split / "challenge_set.json").read_text())
     truth = json.loads((args.split / "truth.json").read_text())
-    test = [([t["track_uri"] for t in p.get("tracks", [])], p.get("name"), truth[str(p["pid"])]["tracks"])
-            for p in challenge["playlists"]]
-    test = [t for t in test if t[0]]
+    test = validation_playlists(Split(pids, challenge, truth))  # the test playlists with seeds, read the same way
     popular = popularity_order(store, pids)
     held_out = []
     for aw in GRID_ALBUM_WEIGHTS:

@@ -333,16 +333,22 @@ class ContentModel(BaseEstimator):
         score = self._combine(*self._score(q))
         if prior is not None:
             score = score + prior
+        top, top_scores = self.top_rows(score, seed_uris, k)
+        return self.uris_[top].tolist(), top_scores
+
+    def top_rows(self, score: np.ndarray, seed_uris: Sequence[str], k: int) -> tuple[np.ndarray, np.ndarray]:
+        """The rows of the ``k`` best finite scores over the whole model (seeds and NaN excluded), best first,
+        ties by row, and their scores as float32 (what ``nearest`` ranks by, also for the blend tuning)."""
         score = np.where(np.isnan(score), -np.inf, score)
         seed_rows = self._rows(seed_uris)
         score[seed_rows[seed_rows >= 0]] = -np.inf
         k = max(0, min(int(k), len(score)))
         if k == 0:
-            return [], np.zeros(0, dtype=np.float32)
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
         top = np.argpartition(-score, k - 1)[:k]
         top = top[np.lexsort((top, -score[top]))]
         top = top[np.isfinite(score[top])]
-        return self.uris_[top].tolist(), score[top].astype(np.float32)
+        return top, score[top].astype(np.float32)
 
     def rerank(self, seed_uris: Sequence[str], candidate_uris: Sequence[str], k: int | None = None,
                **kwargs) -> tuple[list[str], np.ndarray]:

@@ -59,17 +59,9 @@ def blend_ndcg(model, playlists, popular: list[str], w_nums=GRID_W_NUM, k: int =
             out[i] = score_playlist(recs, truth)["ndcg"]
             continue
         num, text = model._score(q)
-        seed_rows = model._rows(seeds)
-        seed_rows = seed_rows[seed_rows >= 0]
         for j, w in enumerate(w_nums):
-            score = model._combine(num, text, w, 1.0 - w)
-            score = np.where(np.isnan(score), -np.inf, score)
-            score[seed_rows] = -np.inf
-            kk = min(k, len(score))
-            top = np.argpartition(-score, kk - 1)[:kk]
-            top = top[np.lexsort((top, -score[top]))]
-            top = top[np.isfinite(score[top])]
-            recs, _ = complete(model.uris_[top].tolist(), score[top], seeds, k, popular)
+            top, scores = model.top_rows(model._combine(num, text, w, 1.0 - w), seeds, k)
+            recs, _ = complete(model.uris_[top].tolist(), scores, seeds, k, popular)
             out[i, j] = score_playlist(recs, truth)["ndcg"]
     return out
 
