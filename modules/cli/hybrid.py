@@ -51,8 +51,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="the spark engine's master (implies --engine spark): local[*] (default), local[N], or "
                    "spark://HOST:PORT (the workers must see the bundle's path, or add --ship-bundle)")
     p.add_argument("--ship-bundle", action="store_true",
-                   help="spark engine: send the bundle to every executor (SparkContext.addFile) instead of reading "
-                   "it at its path")
+                   help="spark engine: send the bundle to every executor (a zip archive, SparkContext.addArchive) "
+                   "instead of reading it at its path")
     p.set_defaults(func=cmd_recommend)
 
 

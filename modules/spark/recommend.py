@@ -10,14 +10,16 @@ puts them back in the file's order and writes them with ``modules.mpd.write_subm
 ``recommend --challenge``, so the two files are equal byte for byte.
 
 The bundle is read where the executors are: in local mode and on a cluster whose workers see the same path (NFS) it
-is read in place; otherwise ``ship=True`` sends it to every executor with ``SparkContext.addFile`` (a copy per
-executor; the bundle is a folder of arrays, Parquet and a SavedModel).
+is read in place; otherwise ``ship=True`` sends it to every executor as a zip archive with
+``SparkContext.addArchive``, unpacked there (a copy per executor; ``addFile`` takes no folder on a cluster).
 """
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
+import shutil
 import time
 from functools import partial
 from pathlib import Path
@@ -37,7 +39,8 @@ _LOADS: dict[str, int] = {}
 
 
 def _worker_model(path: str, shipped: bool):
-    """The bundle at ``path`` (a name given to ``addFile`` when ``shipped``), loaded once in this Python worker."""
+    """The bundle at ``path`` (the archive's name given to ``addArchive`` when ``shipped``), loaded once in this
+    Python worker."""
     if path not in _MODELS:
         os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")  # before TensorFlow is imported by the two-tower part
         from modules.recommender import Recommender
@@ -72,16 +75,29 @@ def _answer_batches(path: str, shipped: bool, k: int):
     return partial(_answer, path=path, shipped=shipped, k=k)
 
 
-def _bundle_on_executors(spark, model: str | Path, ship: bool | None) -> tuple[str, bool]:
-    """The bundle's path as the executors will name it, and whether it was shipped (``addFile``)."""
+def _bundle_on_executors(spark, model: str | Path, ship: bool) -> tuple[str, bool]:
+    """The bundle's path as the executors will name it, and whether it was shipped: as a zip archive (stored, not
+    compressed: its arrays and Parquet are compressed already) that ``addArchive`` sends to every executor and
+    unpacks there (``addFile`` takes no folder on a cluster)."""
+    import tempfile
+    import zipfile
+
     from modules.bundle import Bundle
 
     path = Path(model).resolve()
     Bundle(path).check()  # a missing or stale bundle is named here, not in a task's traceback
     if not ship:
         return str(path), False
-    spark.sparkContext.addFile(str(path), recursive=True)
-    return path.name, True
+    folder = Path(tempfile.mkdtemp(prefix="playlist-bundle-"))
+    atexit.register(shutil.rmtree, folder, True)  # the executors fetch it while jobs run: kept until this process ends
+    archive = folder / f"{path.name}-{os.getpid()}-{time.time_ns()}.zip"  # a new name: Spark refuses a name twice
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_STORED) as zf:
+        for file in sorted(path.rglob("*")):
+            if file.is_file():
+                zf.write(file, file.relative_to(path).as_posix())
+    spark.sparkContext.addArchive(str(archive))
+    log.info("bundle %s shipped to the executors as %s (%.1f MB)", path, archive.name, archive.stat().st_size / 1e6)
+    return archive.name, True
 
 
 def recommend_frame(spark, model: str | Path, playlists, k: int = 500, *, ship: bool = False):
@@ -121,8 +137,8 @@ def recommend_spark(spark, model: str | Path, playlists: list[dict], k: int = 50
         Spark partitions (tasks) of the input; None: the session's default parallelism, at most one per 32
         playlists (the local engine's batch).
     ship : bool, default=False
-        Send the bundle to the executors (``addFile``) instead of reading it at its path (local mode, or a cluster
-        whose workers see the path).
+        Send the bundle to the executors as a zip archive (``addArchive``, unpacked on each executor) instead of
+        reading it at its path (local mode, or a cluster whose workers see the path).
 
     Returns
     -------
