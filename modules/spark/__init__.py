@@ -13,7 +13,8 @@ One file per step:
   fitted by MLlib's implicit ALS (``submit als --engine spark``);
 * ``recommend.py``: ``recommend_spark`` / ``recommend_frame``, a challenge or a table of playlists scored on the
   executors with ``mapInPandas``, the bundle loaded once per Python worker, the same answers as
-  ``recommend --challenge`` (``recommend --challenge … --engine spark``).
+  ``recommend --challenge`` (``recommend --challenge … --engine spark``);
+* ``submit.py``: spark-submit's entry point (it runs ``python -m modules``).
 
 docs/scale.md ("Past one machine") has the commands, the spark-submit line for a cluster and what is not done yet.
 """

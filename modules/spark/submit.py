@@ -2,17 +2,14 @@
 ``python -m modules <command> …`` as the Spark driver (spark-submit takes a file, not ``-m``).
 
 Give the commands the same master as spark-submit (``--spark spark://HOST:PORT``); ship the package with
-``--py-files modules.zip`` or install it on every node (docs/scale.md, "Running on a real cluster").
+``--py-files modules.zip`` or install it on every node (docs/scale.md, "Running on a real cluster"). Python puts this
+file's folder first on ``sys.path``; its files (``session``, ``rules``, ``ingest``, ``als``, ``recommend``) are
+names no dependency imports at the top level, and ``modules`` itself comes from the zip or the installation.
 """
 
-import os
 import sys
 
-if __name__ == "__main__":
-    # spark-submit puts this file's folder first on sys.path, where session.py, rules.py … would shadow top-level
-    # modules of those names: the package is found through --py-files or its installation instead
-    here = os.path.dirname(os.path.abspath(__file__))
-    sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != here]
-    from modules.cli import main
+from modules.cli import main
 
+if __name__ == "__main__":
     sys.exit(main())
