@@ -74,3 +74,12 @@ def test_spark_needs_a_challenge(tiny_bundle, capsys):
 
     assert main(["recommend", "--model", str(tiny_bundle), "--seeds", "spotify:track:x", "--engine", "spark"]) == 2
     assert "--engine spark scores a challenge file" in capsys.readouterr().err
+
+
+def test_ship_bundle_needs_spark(tmp_path, capsys):
+    from modules.cli import main
+
+    args = ["recommend", "--model", str(tmp_path / "none"), "--challenge", str(tmp_path / "c.json"), "--out",
+            str(tmp_path / "x.csv"), "--ship-bundle"]
+    assert main(args) == 2
+    assert "--ship-bundle sends the bundle to Spark's executors" in capsys.readouterr().err

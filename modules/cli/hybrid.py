@@ -134,6 +134,8 @@ def cmd_recommend(args) -> int:
     if engine == "spark" and not args.challenge:
         raise InputError("--engine spark scores a challenge file: give --challenge CHALLENGE.json --out FILE.csv "
                          "(one playlist is answered here, without Spark).")
+    if args.ship_bundle and engine != "spark":
+        raise InputError("--ship-bundle sends the bundle to Spark's executors; add --spark MASTER or drop it.")
     if args.seeds is not None:  # checked before the bundle loads
         args.seeds = [_argument_text(s, "--seeds") for s in args.seeds]
     if args.title is not None:
