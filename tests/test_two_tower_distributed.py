@@ -262,3 +262,8 @@ def test_a_worker_killed_mid_epoch_resumes_from_the_last_checkpoint(runs):
     resumed, curve = best_recall(tmp / "resumed")
     assert len(curve["epochs"]) == TINY["epochs"]
     assert abs(resumed - single) <= 0.01 * single, (single, resumed)
+    # the epoch's examples are drawn again and the steps already taken skipped: the run it would have been
+    _, straight = best_recall(tmp / "two")
+    for r1, r2 in zip(straight["epochs"], curve["epochs"], strict=True):
+        assert r2["loss"] == pytest.approx(r1["loss"], rel=1e-6)
+        assert r2["validation"]["recall"] == pytest.approx(r1["validation"]["recall"], abs=1e-6)
