@@ -267,3 +267,77 @@ def test_a_worker_killed_mid_epoch_resumes_from_the_last_checkpoint(runs):
     for r1, r2 in zip(straight["epochs"], curve["epochs"], strict=True):
         assert r2["loss"] == pytest.approx(r1["loss"], rel=1e-6)
         assert r2["validation"]["recall"] == pytest.approx(r1["validation"]["recall"], abs=1e-6)
+
+
+TWO_REPLICAS = r'''
+import json, sys
+import numpy as np
+import tensorflow as tf
+
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+from modules.store import PlaylistStore
+from modules.catalog import read_catalog
+from modules.two_tower import TwoTowerConfig
+from modules.two_tower.distributed import global_batch_loss, worker_examples
+from modules.two_tower.examples import encode_playlists, make_examples, playlist_items, sampling_probability
+from modules.two_tower.items import build_items
+from modules.two_tower.retrieval import make_model
+from modules.two_tower.text import fit_title_vectorizers
+from modules.two_tower.towers import make_towers
+
+store = PlaylistStore(sys.argv[1])
+cfg = TwoTowerConfig.from_dict(json.loads(sys.argv[2]))
+tf.keras.utils.set_random_seed(0)
+pids = store.playlists["pid"].to_numpy()[:150]
+items = build_items(store, pids, read_catalog()[["track_uri", "danceability"]], cfg)
+tracks, titles = playlist_items(store, pids, items)
+words, ngrams = fit_title_vectorizers(cfg, titles)
+pl = encode_playlists(tracks, titles, words, ngrams)
+strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+with strategy.scope():
+    q, c = make_towers(items, cfg, words.vocabulary_size(), ngrams.vocabulary_size())
+    model = make_model(q, c, cfg, sampling_probability(tracks, items, cfg))
+ex = make_examples(pl, cfg, np.random.default_rng(0), items.n_candidates)
+whole = {k: tf.constant(v) for k, v in next(iter(ex.batches(pl, cfg.batch_size))).items()}
+model.compute_loss(whole, training=True)
+variables = model.trainable_variables
+with tf.GradientTape() as tape:
+    ref = model.compute_loss(whole, training=True)
+ref_grads = [tf.convert_to_tensor(g).numpy() for g in tape.gradient(ref, variables)]
+L = cfg.batch_size // 2
+parts = [next(iter(worker_examples(ex, cfg.batch_size, 2, [r]).batches(pl, L))) for r in range(2)]
+batch = strategy.experimental_distribute_values_from_function(
+    lambda ctx: {k: tf.constant(v) for k, v in parts[ctx.replica_id_in_sync_group].items()})
+
+def replica(batch):
+    with tf.GradientTape() as tape:
+        loss = global_batch_loss(model, batch)
+    return loss, [tf.convert_to_tensor(g) for g in tape.gradient(loss, variables)]
+
+@tf.function
+def run(batch):
+    loss, grads = strategy.run(replica, args=(batch,))
+    return strategy.reduce("SUM", loss, axis=None), [strategy.reduce("SUM", g, axis=None) for g in grads]
+
+loss, grads = run(batch)
+worst = max(float(np.max(np.abs(g.numpy() - r)) / (np.max(np.abs(r)) + 1e-12)) for g, r in zip(grads, ref_grads))
+print(json.dumps({"single": float(ref), "two": float(loss), "worst_grad": worst, "n": len(grads)}))
+'''
+
+
+def test_two_replicas_compute_the_single_worker_loss_and_gradients(train_store, tmp_path):
+    """Two replicas (MirroredStrategy over two logical CPUs, in a child process) each take half of a batch: their
+    losses sum to the single-worker loss of the whole batch, and so do their gradients, negatives from the other
+    replica's half included (the all-gather's gradient reaches the replica that computed the candidates). (Not
+    with ``dropout`` > 0, off by default: each replica draws its MLP-input dropout mask from its own slice.)"""
+    cfg = {**TINY, "mixed_negatives": 2, "id_dropout": 0.2}
+    script = tmp_path / "two_replicas.py"
+    script.write_text(TWO_REPLICAS)
+    out = subprocess.run([sys.executable, str(script), str(train_store.path), json.dumps(cfg)], cwd=ROOT,
+                         env=env_for(None), capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-3000:]
+    got = json.loads(out.stdout.strip().splitlines()[-1])
+    assert got["n"] > 10 and got["single"] > 0
+    assert got["two"] == pytest.approx(got["single"], rel=1e-5)
+    assert got["worst_grad"] < 1e-4, got

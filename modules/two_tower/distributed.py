@@ -9,8 +9,9 @@ collective all-reduce over gRPC.
 The loss is the single-worker loss of the *global* batch: each worker's candidate vectors are all-gathered
 (differentiably: the gradient flows back to the worker that computed them) so every query still sees the other
 ``batch_size - 1`` targets of its batch as negatives, not only those of its own slice. Same seed, same global
-batch, same epochs: the same examples, batches, negatives and dropout as ``training.train``; only the order of
-float sums differs.
+batch, same epochs: the same examples, batches, negatives and ID dropout as ``training.train``; only the order of
+float sums differs (and, with ``dropout`` > 0, off by default, the MLP-input dropout masks: the query tower seeds
+them by the first example of the batch it is given, here each worker's slice).
 
 Checkpoints are those of ``training.train`` (``last/``, ``best/``, ``state.json``: a run on one worker and a run
 on several can resume each other's epochs) plus, every ``checkpoint_steps`` steps, a mid-epoch one (``step/``,
@@ -291,6 +292,10 @@ def train(run: Run, model, optimizer, pl: Playlists, n_candidates: int, cfg: Two
                          "set batch_size in --config.")
     L = cfg.batch_size // R
     chief = cluster.is_chief
+    if cfg.dropout > 0 and R > 1 and chief:
+        log.warning("dropout %s: each worker draws the MLP-input dropout mask of its slice of a batch (seeded by "
+                    "the slice's first example, not the batch's), so training matches one worker in distribution, "
+                    "not to float rounding", cfg.dropout)
     show_progress = show_progress and chief
     dmodel, dopt = replicate(run, model, optimizer, cfg)
     ckpt = tf.train.Checkpoint(model=dmodel, optimizer=dopt)
