@@ -12,7 +12,7 @@ import os
 import re
 from dataclasses import dataclass
 
-from modules.errors import InputError
+from modules.errors import ClusterError
 
 TF_CONFIG_EXAMPLE = ('{"cluster": {"worker": ["host0:12345", "host1:12345"]}, '
                      '"task": {"type": "worker", "index": 0}}')
@@ -51,15 +51,15 @@ class Cluster:
 
 def parse_tf_config(text: str | None = None) -> Cluster:
     """The cluster of ``TF_CONFIG`` (``text``, default the environment's), checked: a bad or missing one is an
-    ``InputError`` saying what is wrong and what to set (``TF_CONFIG_HELP``). Imports no TensorFlow."""
+    ``ClusterError`` saying what is wrong and what to set (``TF_CONFIG_HELP``). Imports no TensorFlow."""
     if text is None:
         text = os.environ.get("TF_CONFIG")
     if text is None or not text.strip():
-        raise InputError("training on several workers needs the TF_CONFIG environment variable, and it is not set. "
+        raise ClusterError("training on several workers needs the TF_CONFIG environment variable, and it is not set. "
                          + TF_CONFIG_HELP)
 
-    def bad(what: str) -> InputError:
-        return InputError(f"TF_CONFIG {what}. {TF_CONFIG_HELP}")
+    def bad(what: str) -> ClusterError:
+        return ClusterError(f"TF_CONFIG {what}. {TF_CONFIG_HELP}")
 
     try:
         doc = json.loads(text)

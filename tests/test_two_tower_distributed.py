@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from modules.cli import main
-from modules.errors import InputError
+from modules.errors import ClusterError
 from modules.tf_config import parse_tf_config
 from modules.two_tower import TwoTowerConfig
 from modules.two_tower.distributed import worker_examples
@@ -61,7 +61,7 @@ def test_tf_config_is_read():
 ])
 def test_bad_tf_config_says_what_to_set(text, says, monkeypatch):
     monkeypatch.delenv("TF_CONFIG", raising=False)
-    with pytest.raises(InputError) as err:
+    with pytest.raises(ClusterError) as err:
         parse_tf_config(text)
     msg = str(err.value)
     assert says in msg and "TF_CONFIG='{\"cluster\": {\"worker\": [" in msg, msg
@@ -248,9 +248,12 @@ def test_a_worker_killed_mid_epoch_resumes_from_the_last_checkpoint(runs):
     killed_at = json.loads(step_doc.read_text())
     procs[1].send_signal(signal.SIGKILL)
     procs[1].wait()
-    try:  # the survivor finds its peer gone (its collectives fail); if it waits on, it is stopped too
-        procs[0].wait(timeout=300)
-    except subprocess.TimeoutExpired:
+    try:  # the survivor finds its peer gone (its collectives fail) and says what to do
+        assert procs[0].wait(timeout=300) == 2
+        said = (tmp / "first-w0.log").read_text()
+        assert "error: worker 0 of 2: the cluster lost a worker during epoch 2" in said, said[-3000:]
+        assert "run the same command again on every worker" in said
+    except subprocess.TimeoutExpired:  # it waits on: stopped too (the resume is what is tested here)
         procs[0].send_signal(signal.SIGKILL)
         procs[0].wait()
     assert not (tmp / "resumed" / "two_tower" / "saved_model").exists()
@@ -341,3 +344,13 @@ def test_two_replicas_compute_the_single_worker_loss_and_gradients(train_store, 
     assert got["n"] > 10 and got["single"] > 0
     assert got["two"] == pytest.approx(got["single"], rel=1e-5)
     assert got["worst_grad"] < 1e-4, got
+
+
+def test_a_lost_worker_is_named():
+    from modules.two_tower.distributed import _why_lost
+
+    err = Exception("Graph execution error:\n\nDetected at node x\nCollective ops is aborted by: Error reported from "
+                    "/job:worker/task:1: The following tasks are unhealthy (stopped sending heartbeats):\n"
+                    "/job:worker/replica:0/task:1\nThe tasks have crashed.")
+    assert _why_lost(err) == "tasks that stopped sending heartbeats: /job:worker/replica:0/task:1"
+    assert _why_lost(Exception("Graph execution error:\n\nSocket closed")) == "Socket closed"

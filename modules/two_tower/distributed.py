@@ -37,7 +37,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from modules.errors import InputError
+from modules.errors import ClusterError, InputError
 from modules.tf_config import TF_CONFIG_HELP, Cluster, parse_tf_config  # noqa: F401  (the CLI's entry points)
 from modules.two_tower.config import TwoTowerConfig
 from modules.two_tower.examples import Examples, Playlists, make_examples
@@ -56,6 +56,17 @@ def make_strategy(cluster: Cluster):
     options = tf.distribute.experimental.CommunicationOptions(
         implementation=tf.distribute.experimental.CommunicationImplementation.RING)
     return tf.distribute.MultiWorkerMirroredStrategy(communication_options=options)
+
+
+def _why_lost(err) -> str:
+    """The telling part of TensorFlow's message for a lost worker (e.g. which tasks stopped sending heartbeats)."""
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    for i, line in enumerate(lines):
+        if "unhealthy" in line:
+            tasks = [t for t in lines[i + 1:i + 4] if t.startswith("/job:")]
+            return "tasks that stopped sending heartbeats: " + ", ".join(tasks or ["?"])
+    told = [line for line in lines if not line.endswith("execution error:")]
+    return (told[0] if told else type(err).__name__)[:300]
 
 
 # -- the run a TwoTowerRecommender.fit is part of ------------------------------------------------------------------
@@ -331,6 +342,7 @@ def train(run: Run, model, optimizer, pl: Playlists, n_candidates: int, cfg: Two
     saves = Checkpoints(ckdir, cluster)
 
     step = distributed_step_fn(strategy, dmodel, dopt)
+    lost = (tf.errors.UnavailableError, tf.errors.AbortedError, tf.errors.DeadlineExceededError)
     try:
         for epoch in range(state["epoch"] + 1, cfg.epochs + 1):
             if validate is not None and state["bad"] >= cfg.patience:
@@ -365,6 +377,12 @@ def train(run: Run, model, optimizer, pl: Playlists, n_candidates: int, cfg: Two
                     _write_json(ckdir / "state.json", state)
                     (ckdir / "step.json").unlink(missing_ok=True)
                     shutil.rmtree(ckdir / "step", ignore_errors=True)
+    except lost as err:
+        where = f"the checkpoints in {ckdir} are kept" if ckdir is not None else "no checkpoint folder was given"
+        first = _why_lost(err)
+        raise ClusterError(f"worker {cluster.rank} of {cluster.n_workers}: the cluster lost a worker during epoch "
+                              f"{state['epoch'] + 1} ({first}); {where}: run the same command again on every "
+                              "worker to resume from the last one.") from None
     finally:
         saves.close()
     if best_weights is not None:
