@@ -354,3 +354,7 @@ def test_a_lost_worker_is_named():
                     "/job:worker/replica:0/task:1\nThe tasks have crashed.")
     assert _why_lost(err) == "tasks that stopped sending heartbeats: /job:worker/replica:0/task:1"
     assert _why_lost(Exception("Graph execution error:\n\nSocket closed")) == "Socket closed"
+    stack = ("Graph execution error:\n\nDetected at node allgather/CollectiveGatherV2 defined at (most recent call "
+             "last):\n  File \"x.py\", line 3, in f\n    y = g()\nrecvmsg:Connection reset by peer\n\t "
+             "[[{{node allgather/CollectiveGatherV2}}]] [Op:__inference_step_1]")
+    assert _why_lost(Exception(stack)) == "recvmsg:Connection reset by peer"

@@ -59,14 +59,18 @@ def make_strategy(cluster: Cluster):
 
 
 def _why_lost(err) -> str:
-    """The telling part of TensorFlow's message for a lost worker (e.g. which tasks stopped sending heartbeats)."""
+    """The telling part of TensorFlow's message for a lost worker (which tasks stopped sending heartbeats, or the
+    transport's complaint), not the graph's stack."""
     lines = [line.strip() for line in str(err).splitlines() if line.strip()]
     for i, line in enumerate(lines):
         if "unhealthy" in line:
             tasks = [t for t in lines[i + 1:i + 4] if t.startswith("/job:")]
             return "tasks that stopped sending heartbeats: " + ", ".join(tasks or ["?"])
-    told = [line for line in lines if not line.endswith("execution error:")]
-    return (told[0] if told else type(err).__name__)[:300]
+    keys = ("Collective ops is aborted", "Connection reset", "Socket closed", "Failed to connect", "by peer")
+    told = [line for line in lines if any(k in line for k in keys)]
+    if not told:
+        told = [line for line in lines if not line.startswith(("File ", "Detected at node", "[[", "Graph execution"))]
+    return (told[0].split(" [[")[0] if told else type(err).__name__)[:300]
 
 
 # -- the run a TwoTowerRecommender.fit is part of ------------------------------------------------------------------
