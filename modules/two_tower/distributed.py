@@ -332,9 +332,9 @@ def train(run: Run, model, optimizer, pl: Playlists, n_candidates: int, cfg: Two
     # every worker must have read the same point before the chief changes anything in ckdir
     agreed = broadcast(strategy, [state["epoch"], step_doc["step"] if step_doc else 0], chief)
     if (int(agreed[0]), int(agreed[1])) != (state["epoch"], step_doc["step"] if step_doc else 0):
-        raise RuntimeError(f"worker {cluster.rank} found checkpoints at epoch {state['epoch']} but the chief at "
-                           f"epoch {int(agreed[0])}, step {int(agreed[1])}: the checkpoint folder "
-                           f"{ckdir} must be the same storage on every worker.")
+        raise ClusterError(f"worker {cluster.rank} found checkpoints at epoch {state['epoch']} but the chief at "
+                           f"epoch {int(agreed[0])}, step {int(agreed[1])}: the checkpoint folder {ckdir} must be "
+                           "the same storage on every worker (give every worker the same --out on shared storage).")
     if old is not None or step_doc is not None:
         log.info("resuming from %s after epoch %d%s", ckdir, state["epoch"],
                  f", step {step_doc['step']} of epoch {step_doc['epoch']}" if step_doc else "")
@@ -385,8 +385,8 @@ def train(run: Run, model, optimizer, pl: Playlists, n_candidates: int, cfg: Two
         where = f"the checkpoints in {ckdir} are kept" if ckdir is not None else "no checkpoint folder was given"
         first = _why_lost(err)
         raise ClusterError(f"worker {cluster.rank} of {cluster.n_workers}: the cluster lost a worker during epoch "
-                              f"{state['epoch'] + 1} ({first}); {where}: run the same command again on every "
-                              "worker to resume from the last one.") from None
+                           f"{state['epoch'] + 1} ({first}); {where}: run the same command again on every worker "
+                           "to resume from the last one.") from None
     finally:
         saves.close()
     if best_weights is not None:
