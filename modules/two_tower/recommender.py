@@ -112,7 +112,7 @@ class TwoTowerRecommender(PlaylistRecommender):
         cfg = self._resolved_config()
         t_start = time.perf_counter()
         self.config_ = cfg
-        self._encode_fn = None
+        self._encode_fn = self.query_encoder_ = None  # validation runs the Keras tower being trained
         tf.keras.utils.set_random_seed(int(self.seed))
         tf.config.experimental.enable_op_determinism()
         all_pids = store.playlists["pid"].to_numpy() if pids is None else np.asarray(pids, np.int64)
