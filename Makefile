@@ -12,7 +12,7 @@ DEMO_PORT ?= 8501
 DEMO_ADDRESS ?= 127.0.0.1
 PYTEST_ARGS ?=
 
-.PHONY: venv demo test test-all bench bench-small bench-worlds lint clean browser java notebooks serve-load wrk
+.PHONY: venv demo demo-model test test-all bench bench-small bench-worlds lint clean browser java notebooks serve-load wrk
 
 # The venv is (re)built when a requirements file or pyproject.toml changes; `modules` is installed editable
 # (`pip install -e .`), so `import modules` finds this checkout from any folder.
@@ -34,7 +34,9 @@ browser:
 java:
 	@command -v java >/dev/null || { command -v apt-get >/dev/null && (apt-get install -y default-jre-headless || (apt-get update && apt-get install -y default-jre-headless)) || echo "java could not be installed: the Spark tests will be skipped"; }
 
-# The sample world (seconds), the model bundle trained on it (minutes, once), then the app.
+# The sample world (seconds), then the app at once: while no bundle exists its first page trains one in the
+# background (about 10 minutes on 2 cores; modules/training_job.py) and shows the progress. `make demo-model`
+# trains the bundle in the terminal instead.
 $(DEMO_WORLD)/.built: | $(STAMP)
 	$(PY) -m modules world --playlists $(DEMO_PLAYLISTS) --seed $(DEMO_SEED) --out $(DEMO_WORLD)
 	$(PY) -m modules stats $(DEMO_WORLD)
@@ -43,9 +45,13 @@ $(DEMO_WORLD)/.built: | $(STAMP)
 $(DEMO_MODEL)/manifest.json: $(DEMO_WORLD)/.built
 	$(PY) -m modules train --mpd $(DEMO_WORLD) --out $(DEMO_MODEL) --seed $(DEMO_SEED)
 
-demo: $(STAMP) $(DEMO_MODEL)/manifest.json
+demo-model: $(DEMO_MODEL)/manifest.json
+
+demo: $(STAMP) $(DEMO_WORLD)/.built
 	@echo "Starting the demo on http://$(DEMO_ADDRESS):$(DEMO_PORT) (Ctrl-C stops it)"
-	PLAYLIST_MODEL=$(DEMO_MODEL) $(PY) -m streamlit run streamlit_app/app.py --server.headless true \
+	@test -f $(DEMO_MODEL)/manifest.json || echo "No bundle at $(DEMO_MODEL) yet: the app's first page trains it (log: $(dir $(DEMO_MODEL)).$(notdir $(DEMO_MODEL)).train.log)"
+	PLAYLIST_MODEL=$(DEMO_MODEL) PLAYLIST_TRAIN_DATA=$(DEMO_WORLD) PLAYLIST_TRAIN_SEED=$(DEMO_SEED) \
+		PLAYLIST_TRAIN_AUTOSTART=1 $(PY) -m streamlit run streamlit_app/app.py --server.headless true \
 		--server.address $(DEMO_ADDRESS) --server.port $(DEMO_PORT) --browser.gatherUsageStats false
 
 test: $(STAMP) java

@@ -3,11 +3,13 @@
     python -m benchmarks.quality --playlists 3000 --per-category 30 --methods popularity,itemknn,als
     python -m benchmarks.quality --playlists 3000 --per-category 30 --report   # table from saved results
     python -m benchmarks.quality --playlists 3000 --per-category 30 --suite    # every row of docs/benchmarks.md
+    python -m benchmarks.quality --shape mpd --playlists 20000 --per-category 100 --suite   # an MPD-shaped world
 
 Steps (each cached under data/bench/, rebuilt when missing): world → challenge split → train store; then for
 each method ``python -m modules submit`` (fit on train only) and ``python -m modules evaluate --json``. One
-result file per method lands in benchmarks/results/quality-<playlists>-s<seed>/<method>.json, so methods can
-be run separately and the table assembled afterwards.
+result file per method lands in benchmarks/results/quality-<playlists>-s<seed>-pc<per-category>/<method>.json
+(``quality-mpd-…`` for ``--shape mpd``, the world with the MPD's long tail: docs/world.md), so methods can be run
+separately and the table assembled afterwards.
 """
 
 from __future__ import annotations
@@ -32,12 +34,22 @@ def run(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(args, cwd=ROOT, check=True, capture_output=True, text=True)
 
 
-def prepare(playlists: int, per_category: int, seed: int) -> Path:
-    base = ROOT / "data" / "bench" / f"world-{playlists}-s{seed}"
+SHAPES = ("catalog", "mpd")
+
+
+def shape_prefix(shape: str) -> str:
+    """Directory-name prefix of a world shape: none for the catalog world (the paths predate shapes)."""
+    if shape not in SHAPES:
+        raise ValueError(f"unknown world shape {shape!r}: use one of {', '.join(SHAPES)}")
+    return "" if shape == "catalog" else f"{shape}-"
+
+
+def prepare(playlists: int, per_category: int, seed: int, shape: str = "catalog") -> Path:
+    base = ROOT / "data" / "bench" / f"world-{shape_prefix(shape)}{playlists}-s{seed}"
     world, split, store = base / "mpd", base / f"split-{per_category}", base / f"train-store-{per_category}"
     if not any(world.glob("mpd.slice.*.json")):
         run(PY, "-m", "modules", "-q", "world", "--playlists", str(playlists), "--seed", str(seed), "--out", str(world),
-            "--jobs", "2")
+            "--jobs", "2", "--shape", shape)
     if not (split / "truth.json").exists():
         run(PY, "-m", "modules", "-q", "challenge", str(world), "--out", str(split), "--per-category",
             str(per_category), "--seed", str(seed))
@@ -46,8 +58,8 @@ def prepare(playlists: int, per_category: int, seed: int) -> Path:
     return base
 
 
-def results_dir(playlists: int, seed: int, per_category: int) -> Path:
-    return ROOT / "benchmarks" / "results" / f"quality-{playlists}-s{seed}-pc{per_category}"
+def results_dir(playlists: int, seed: int, per_category: int, shape: str = "catalog") -> Path:
+    return ROOT / "benchmarks" / "results" / f"quality-{shape_prefix(shape)}{playlists}-s{seed}-pc{per_category}"
 
 
 def submit(method: str, base: Path, per_category: int, seed: int, params: str, label: str) -> tuple:
@@ -102,11 +114,18 @@ SUITE = {
 BASELINES = ("popularity", "itemknn", "als", "poc", "two-tower", "rules", "content", "content-tuned")
 
 
-def run_suite(base: Path, per_category: int, seed: int, out_dir: Path, force: bool = False) -> None:
-    """Every row of the suite that has no result yet (all with ``force``), two-tower trained once first."""
+def run_suite(base: Path, per_category: int, seed: int, out_dir: Path, force: bool = False,
+              rows: list[str] | None = None) -> None:
+    """Every row of the suite (or of ``rows``) that has no result yet (all with ``force``), two-tower trained once
+    first."""
+    unknown = sorted(set(rows or ()) - set(SUITE))
+    if unknown:
+        raise SystemExit(f"unknown suite rows {', '.join(unknown)}: choose from {', '.join(SUITE)}")
     tt = base / "tt"
     store = base / f"train-store-{per_category}"
     for label, (method, params) in SUITE.items():
+        if rows and label not in rows:
+            continue
         if (out_dir / f"{label}.json").exists() and not force:
             print(f"{label}: kept {out_dir / f'{label}.json'}", flush=True)
             continue
@@ -166,6 +185,8 @@ def main() -> int:
     ap.add_argument("--playlists", type=int, default=3000)
     ap.add_argument("--per-category", type=int, default=30)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--shape", choices=SHAPES, default="catalog",
+                    help="the world's shape (`modules world --shape`): catalog (default) or mpd (the MPD's long tail)")
     ap.add_argument("--methods", default="", help="comma-separated method names (see `python -m modules submit -h`)")
     ap.add_argument("--params", default="{}", help="JSON constructor parameters (applies to every method listed)")
     ap.add_argument("--label", help="name the result file (e.g. als-f128) instead of the method name")
@@ -173,19 +194,20 @@ def main() -> int:
     ap.add_argument("--suite", action="store_true",
                     help="run every row of docs/benchmarks.md that has no result yet, then print the report")
     ap.add_argument("--force", action="store_true", help="with --suite: rerun rows that already have a result")
+    ap.add_argument("--rows", default="", help="with --suite: only these comma-separated rows (e.g. hybrid,als)")
     ap.add_argument("--all-rows", action="store_true",
                     help="report every saved result (tuning runs too), not only the suite's rows")
     args = ap.parse_args()
     # the world, split and store are needed to run a method, not to report saved results
-    base = prepare(args.playlists, args.per_category, args.seed) if args.methods or args.suite else None
-    out_dir = results_dir(args.playlists, args.seed, args.per_category)
+    base = prepare(args.playlists, args.per_category, args.seed, args.shape) if args.methods or args.suite else None
+    out_dir = results_dir(args.playlists, args.seed, args.per_category, args.shape)
     for m in [m for m in args.methods.split(",") if m]:
         r = run_method(m, base, args.per_category, args.seed, args.params, out_dir, args.label)
         a = r["metrics"]["ALL"]
         print(f"{r['label']}: NDCG {a['ndcg']:.4f}  R-prec {a['r_precision']:.4f}  clicks {a['clicks']:.2f}  "
               f"recall@500 {a['recall']:.4f}  ({r['wall_seconds']} s)", flush=True)
     if args.suite:
-        run_suite(base, args.per_category, args.seed, out_dir, args.force)
+        run_suite(base, args.per_category, args.seed, out_dir, args.force, [r for r in args.rows.split(",") if r])
     if args.report or args.suite:
         print(table(out_dir, list(SUITE), only=not args.all_rows))
         print("\nThe full hybrid against every baseline (" + ", ".join(BASELINES) + "):\n")

@@ -2,6 +2,7 @@
 
     python -m benchmarks.significance --playlists 20000 --per-category 100
     python -m benchmarks.significance --playlists 3000 --per-category 30
+    python -m benchmarks.significance --shape mpd --playlists 20000 --per-category 100
 
 For one world split of ``benchmarks/quality.py``: every suite row's submission is scored per playlist (a missing
 submission is made again with the row's own ``python -m modules submit`` command; its means are checked against
@@ -28,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from benchmarks.quality import BASELINES, ROOT, prepare, results_dir, submit, suite_params
+from benchmarks.quality import BASELINES, ROOT, SHAPES, prepare, results_dir, shape_prefix, submit, suite_params
 from modules.challenge import CATEGORIES
 from modules.metrics import evaluate
 from modules.mpd import read_submission
@@ -68,15 +69,16 @@ def main() -> int:
     ap.add_argument("--per-category", type=int, default=30)
     ap.add_argument("--seed", type=int, nargs="+", default=[0],
                     help="the world's seed; several seeds pool their worlds' test playlists")
+    ap.add_argument("--shape", choices=SHAPES, default="catalog", help="the worlds' shape, as in benchmarks.quality")
     ap.add_argument("--resamples", type=int, default=10_000)
     ap.add_argument("--candidate", default="hybrid")
     args = ap.parse_args()
     seeds = list(dict.fromkeys(args.seed))
-    dirs = [results_dir(args.playlists, sd, args.per_category) for sd in seeds]
+    dirs = [results_dir(args.playlists, sd, args.per_category, args.shape) for sd in seeds]
     labels = [args.candidate] + [b for b in BASELINES if all((d / f"{b}.json").exists() for d in dirs)]
     scores, drift = {label: [] for label in labels}, {}
     for sd, out_dir in zip(seeds, dirs, strict=True):
-        base = prepare(args.playlists, args.per_category, sd)
+        base = prepare(args.playlists, args.per_category, sd, args.shape)
         for label in labels:
             key = f"{label} (seed {sd})" if len(seeds) > 1 else label
             df, drift[key] = per_playlist(label, base, args.per_category, sd, out_dir)
@@ -104,8 +106,10 @@ def main() -> int:
                           "verdict": "better" if lo > 0 else "worse" if hi < 0 else "not distinguishable"})
     out = {"command": "python -m benchmarks.significance " + " ".join(sys.argv[1:]), "resamples": args.resamples,
            "seed": seeds[0] if len(seeds) == 1 else seeds, "rows_checked_against_saved_results": drift, "cells": cells}
-    path = (dirs[0] / "significance" / "summary.json" if len(seeds) == 1 else ROOT / "benchmarks" / "results" /
-            f"significance-{args.playlists}-s{'+'.join(map(str, seeds))}-pc{args.per_category}.json")
+    worlds = "+".join(map(str, seeds))
+    pooled = f"significance-{shape_prefix(args.shape)}{args.playlists}-s{worlds}-pc{args.per_category}"
+    path = (dirs[0] / "significance" / "summary.json" if len(seeds) == 1 else
+            ROOT / "benchmarks" / "results" / f"{pooled}.json")
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(out, indent=2))
     print(f"\n| scope | metric | {args.candidate} | closest baseline | margin | 95 % interval | verdict |")

@@ -7,7 +7,10 @@ Paths (first match wins):
 * playlists to pick from: env ``PLAYLIST_DATA``, else the bundle's training data (its manifest);
 * catalog map: env ``PLAYLIST_MAP``, ``data/cache/feature_map.parquet`` (``features map``), else one is computed
   over the bundle's tracks;
-* benchmark results: env ``PLAYLIST_BENCHMARKS``, ``benchmarks/results``.
+* benchmark results: env ``PLAYLIST_BENCHMARKS``, ``benchmarks/results``;
+* playlists to train a missing bundle on (the first page offers it): env ``PLAYLIST_TRAIN_DATA``, else
+  ``data/world`` when it exists, with seed ``PLAYLIST_TRAIN_SEED`` (0); ``PLAYLIST_TRAIN_AUTOSTART=1`` (set by
+  ``make demo``) starts it at once.
 """
 
 from __future__ import annotations
@@ -48,6 +51,26 @@ def _cli_model() -> str | None:
 def bundle_path() -> Path:
     """The bundle folder: ``--model``, then ``PLAYLIST_MODEL``, then ``models/world``."""
     return Path(_cli_model() or os.environ.get("PLAYLIST_MODEL") or MODELS_DIR / "world")
+
+
+def training_source() -> Path | None:
+    """The playlists a missing bundle can be trained on from the app: ``PLAYLIST_TRAIN_DATA``, else the demo's
+    ``data/world`` when it exists."""
+    src = os.environ.get("PLAYLIST_TRAIN_DATA")
+    if src:
+        return Path(src)
+    world = DATA_DIR / "world"
+    return world if (world / "world.json").is_file() else None
+
+
+def training_seed() -> int:
+    """The seed of a training started from the app (``PLAYLIST_TRAIN_SEED``, default 0)."""
+    try:
+        return int(os.environ.get("PLAYLIST_TRAIN_SEED") or 0)
+    except ValueError:
+        log.warning("PLAYLIST_TRAIN_SEED=%r is not an integer: training with seed 0",
+                    os.environ["PLAYLIST_TRAIN_SEED"])
+        return 0
 
 
 def features_path() -> Path:

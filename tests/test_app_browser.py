@@ -6,6 +6,7 @@ Needs Debian's Chromium at /usr/bin/chromium (``make browser``); skipped with th
 from __future__ import annotations
 
 import logging
+import sys
 from pathlib import Path
 
 import pytest
@@ -78,3 +79,43 @@ def test_explore_page_draws_the_map(app_url, browser, tmp_path):
     page.screenshot(path=str(tmp_path / "explore.png"), full_page=True)
     log.warning("screenshot of the explore page: %s", tmp_path / "explore.png")
     page.close()
+
+
+# A stand-in for the background `train` (modules.training_job): it waits for `go`, then writes the tiny bundle the
+# way train does (complete folder first, then one rename).
+COPY_TRAIN = """
+import pathlib, shutil, sys, time
+src, out, go = map(pathlib.Path, sys.argv[1:4])
+print("two-tower: epoch 1 of 3", flush=True)
+while not go.exists():
+    time.sleep(0.05)
+shutil.copytree(src, out.parent / ".partial")
+(out.parent / ".partial").rename(out)
+"""
+
+
+def test_first_page_follows_the_training_then_opens_the_app(tiny_bundle, browser, tmp_path):
+    """No bundle yet (``make demo`` on a fresh machine): the first page shows the training's progress and, when
+    the bundle is written, becomes the app without a reload."""
+    from playwright.sync_api import expect
+
+    from modules import training_job
+
+    out, go, script = tmp_path / "models" / "world", tmp_path / "go", tmp_path / "copy_train.py"
+    script.write_text(COPY_TRAIN)
+    training_job.start([sys.executable, str(script), str(tiny_bundle), str(out), str(go)], out)
+    env = {"PLAYLIST_MODEL": str(out), "PLAYLIST_TRAIN_DATA": str(tmp_path / "world"),
+           "PLAYLIST_FEATURES": str(tmp_path / "no-features.sqlite"), "PLAYLIST_MAP": str(tmp_path / "no-map.parquet"),
+           "PLAYLIST_BENCHMARKS": str(tmp_path / "no-results")}
+    with e2e.serve(env, log_file=tmp_path / "streamlit.log") as url:
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(url)
+        page.get_by_text("Training the model").first.wait_for(timeout=240_000)
+        page.get_by_text("two-tower: epoch 1 of 3").first.wait_for(timeout=60_000)
+        go.touch()
+        # the progress fragment re-reads the job every 3 s and reruns the app once the bundle exists
+        page.get_by_text("Continue a playlist").first.wait_for(timeout=240_000)
+        # the progress page's elements stay (greyed) until the app's run ends, then go
+        expect(page.get_by_text("Training the model")).to_have_count(0, timeout=240_000)
+        page.screenshot(path=str(tmp_path / "after-training.png"), full_page=True)
+        page.close()
