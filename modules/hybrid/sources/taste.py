@@ -81,7 +81,7 @@ class AudioTaste:
     def features(self, seed_rows: np.ndarray, candidate_rows: np.ndarray) -> dict[str, np.ndarray]:
         """Columns ``names`` for candidates (content-model rows, -1 unknown) of a playlist with these seed rows."""
         n = len(candidate_rows)
-        out = {k: np.full(n, np.nan) for k in self.names}
+        out: dict[str, np.ndarray] = {}
         seed_rows = np.asarray(seed_rows, np.int64)
         seed_rows = seed_rows[seed_rows >= 0]
         ok = candidate_rows >= 0
@@ -107,15 +107,13 @@ class AudioTaste:
             num[ok] = self.has_num[cand]
             cb = self.bins[candidate_rows[num]].astype(np.int64)
             per = ratio[np.arange(d)[None, :], cb]  # [m, d]
-            for j, f in enumerate(self.feature_names):
-                col = np.full(n, np.nan)
-                col[num] = per[:, j]
-                out[f"fit_{f}"] = col
-            total = np.full(n, np.nan)
-            total[num] = per.sum(axis=1)
-            out["audio_fit"] = total
-        return out
-
+            fit = np.full((d + 1, n), np.nan)  # one array for the d columns and their sum (rows: contiguous)
+            fit[:d, num] = per.T
+            fit[d, num] = per.sum(axis=1)
+            out.update({f"fit_{f}": fit[j] for j, f in enumerate(self.feature_names)}, audio_fit=fit[d])
+        missing = np.full(n, np.nan)  # one read-only NaN column for every column not computed
+        missing.flags.writeable = False
+        return {k: out.get(k, missing) for k in self.names}
 
     def _genre_sums(self, rows: np.ndarray, v: np.ndarray) -> np.ndarray:
         """``self.genres[rows] @ v``: per row, the sum of ``v`` over its genres, added in the matrix's stored order
