@@ -7,8 +7,9 @@
 The load test's request mix (``serve_load.make_requests``: 0-100 seeds, titles, k = 50, every returned row
 explained, as ``POST /recommend`` asks by default) answered by ``Recommender.recommend_columns_batch`` in batches
 of ``--batch`` (16: the share of a 32-client queue each of the two recommendation processes takes), one native
-thread, as a recommendation process runs. Each stage is timed with ``time.process_time`` by wrapping the method
-that does it (nothing in ``modules`` knows it is timed); a stage includes the ones indented under it:
+thread, the loaded heap frozen (``gc.freeze``), as a recommendation process runs. Each stage is timed with
+``time.process_time`` by wrapping the method that does it (nothing in ``modules`` knows it is timed); a stage
+includes the ones indented under it:
 
 * ``retrieve``: every source's candidates for the batch (``Recommender._retrieve_each``), per source;
 * ``features``: each playlist's candidate set (``HybridRecommender.candidate_set``): pooling, the context columns
@@ -96,7 +97,7 @@ def measure(model: Path, n_requests: int, batch: int, repeats: int, cprofile: in
     import modules
     from benchmarks.serve_load import make_requests
     from modules.recommender import Recommender
-    from modules.service import limit_native_threads
+    from modules.service import freeze_loaded_heap, limit_native_threads
 
     limit_native_threads(1)
     rec = Recommender.load(model)
@@ -104,6 +105,7 @@ def measure(model: Path, n_requests: int, batch: int, repeats: int, cprofile: in
           for r in make_requests(model, n_requests, 50, 0)]
     for a in range(0, min(len(kw), 4 * batch), batch):  # warm-up: tf.function tracing, lazily built tables
         rec.recommend_columns_batch(kw[a:a + batch])
+    freeze_loaded_heap()  # as a recommendation process does once loaded: the bundle is never walked by the gc
     clock = StageClock()
     stages = instrument(rec, clock)
     profiler = None

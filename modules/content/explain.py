@@ -30,14 +30,17 @@ LISTENER_WORDS: dict[str, tuple[str, str, str, str]] = {
 }
 
 
-def describe_candidates(model, q, candidate_uris, *, top: int = 2, threshold: float = 0.5) -> list[dict]:
+def describe_candidates(model, q, candidate_uris, *, top: int = 2, threshold: float = 0.5, rows=None,
+                        parts=None) -> list[dict]:
     """Per candidate: similarity parts, the ``top`` features that differ by at least ``threshold`` catalog
     standard deviations from the centre ``q`` (a ``_Query`` of ``model``), up to 3 shared tags and the sentence.
+    ``rows`` (the candidates' rows) and ``parts`` (their ``(num, text)`` cosines to ``q``) are computed when not
+    given.
 
     See ``ContentModel.explanations`` for the keys of each dict.
     """
-    rows = rows_of(model, candidate_uris)
-    num, text = model._score(q, rows)
+    rows = rows_of(model, candidate_uris) if rows is None else np.asarray(rows, np.int64)
+    num, text = model._score(q, rows) if parts is None else parts
     combined = model._combine(num, text)
     differences = _differences(model, q, rows, top, threshold)
     shared = _shared_tags(model, q, rows)
