@@ -92,6 +92,11 @@ class SparkError(InputError):
     (``modules.spark``)."""
 
 
+class ClusterError(InputError):
+    """A training on several workers cannot go on: a bad ``TF_CONFIG`` (``modules.tf_config``), or a worker of the
+    cluster lost mid-training (``modules.two_tower.distributed``: run the same command again on every worker)."""
+
+
 class ContentError(InputError):
     """Input the content model cannot use (``modules.content``)."""
 

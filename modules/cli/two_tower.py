@@ -8,6 +8,7 @@ from pathlib import Path
 
 from modules.atomic import FolderKind
 from modules.bundle import Bundle
+from modules.tf_config import TF_CONFIG_HELP
 
 
 def _two_tower_only(folder: Path) -> bool:
@@ -42,6 +43,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--keep-checkpoints", action="store_true",
                    help="keep BUNDLE_DIR/two_tower/checkpoints/ after a finished training (default: removed "
                    "then, since the bundle holds the chosen weights; they matter only for resuming)")
+    p.add_argument("--distributed", action="store_true",
+                   help="train on several workers with tf.distribute (MultiWorkerMirroredStrategy), the cluster "
+                   "read from the TF_CONFIG environment variable: run this same command on every worker, each "
+                   "with its own TF_CONFIG (below)")
+    p.add_argument("--checkpoint-steps", type=int, metavar="N",
+                   help="with --distributed: also checkpoint every N steps within an epoch, so a worker that dies "
+                   "mid-epoch costs at most N steps (default: at the end of each epoch only)")
+    p.epilog = ("Several workers (--distributed): " + TF_CONFIG_HELP + " Every worker reads --mpd (the same data) "
+                "and BUNDLE_DIR/two_tower/checkpoints/, so BUNDLE_DIR must be the same path on storage every worker "
+                "sees; only the chief writes the bundle and checkpoints (the others write theirs to a temporary "
+                "folder and delete it). --config's batch_size is the global batch, split evenly between the "
+                "workers; same seed, batch and epochs train the same model as on one worker up to float rounding. "
+                "A worker died? Run the same command again on every worker: training resumes from the last "
+                "checkpoint. docs/scale.md, \"The two-tower on several workers\".")
     p.set_defaults(func=cmd_train_two_tower)
 
 
@@ -53,6 +68,17 @@ def cmd_train_two_tower(args) -> int:
     from modules.store import open_store
     from modules.two_tower import TwoTowerConfig, TwoTowerRecommender
 
+    cluster = strategy = None
+    if args.checkpoint_steps is not None and (not args.distributed or args.checkpoint_steps < 1):
+        raise InputError("--checkpoint-steps N needs --distributed and N >= 1 (a single worker checkpoints at the "
+                         "end of each epoch).")
+    if args.distributed:  # first: the strategy must exist before TensorFlow does anything else
+        from modules.tf_config import parse_tf_config
+        from modules.two_tower.distributed import make_strategy
+
+        cluster = parse_tf_config()
+        strategy = make_strategy(cluster)
+    chief = cluster is None or cluster.is_chief
     overrides = {}
     if args.config is not None:
         if not args.config.is_file():
@@ -69,7 +95,8 @@ def cmd_train_two_tower(args) -> int:
         config = TwoTowerConfig.from_dict(overrides)
     except (TypeError, ValueError) as err:  # from_dict only checks the fields given
         raise InputError(f"{err} (from {'--config ' + str(args.config) if args.config else '--epochs'})") from None
-    check_output_folder(args.out, TWO_TOWER_KIND, inputs=[args.mpd, args.features, args.config])
+    if chief:
+        check_output_folder(args.out, TWO_TOWER_KIND, inputs=[args.mpd, args.features, args.config])
     features = None
     if args.features is not None:
         from modules.catalog import read_catalog
@@ -77,10 +104,19 @@ def cmd_train_two_tower(args) -> int:
         features = read_catalog(args.features)
     store = open_store(args.mpd, show_progress=True)
     ckdir = Bundle(args.out).checkpoints
-    if args.restart:
+    if args.restart and chief:
         shutil.rmtree(ckdir, ignore_errors=True)
-    rec = TwoTowerRecommender(config, features=features, seed=args.seed, checkpoint_dir=ckdir, show_progress=True)
-    rec.fit(store)
+    rec = TwoTowerRecommender(config, features=features, seed=args.seed, checkpoint_dir=ckdir, show_progress=chief)
+    if cluster is None:
+        rec.fit(store)
+    else:
+        from modules.two_tower import distributed
+
+        distributed.fit(rec, store, strategy, cluster, checkpoint_steps=args.checkpoint_steps, restart=args.restart)
+        if not chief:
+            print(f"train-two-tower: worker {cluster.rank} of {cluster.n_workers} done, {len(rec.curve_)} epochs "
+                  f"in {rec.fit_seconds_:.0f} s; the chief ({cluster.addresses[0]}) writes {args.out}")
+            return 0
     root = rec.save(args.out)
     if not args.keep_checkpoints:
         shutil.rmtree(ckdir, ignore_errors=True)

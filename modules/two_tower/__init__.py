@@ -31,6 +31,7 @@ One file per part::
     optimizer.py    Adam or LazyAdam (lazy_adam.py), by vocabulary size
     examples.py     training playlists and the per-epoch example sampler
     training.py     the training loop: early stopping, checkpoints, resume
+    distributed.py  the same loop on several workers (tf.distribute, from TF_CONFIG)
     export.py       the SavedModel that serves with plain TensorFlow
     bundle.py       the bundle folder (BUNDLE_DIR/two_tower/): layout, write, read
     recommender.py  TwoTowerRecommender: fit / candidates / recommend / save / load

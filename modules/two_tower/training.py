@@ -4,6 +4,7 @@ Each epoch draws its examples from ``SeedSequence([seed, epoch, 3])``, so an epo
 run was interrupted before it or not; after each epoch the model and optimizer state go to
 ``checkpoint_dir/last`` and the best epoch's weights to ``checkpoint_dir/best``, with ``state.json`` (curve,
 best epoch, patience count and the fingerprint of data, seed and config a resumed run must match).
+Inside ``distributed.fit`` the same loop runs on several workers (``distributed.train``).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import numpy as np
 from tqdm import tqdm
 
 from modules.metrics import evaluate
+from modules.two_tower import distributed
 from modules.two_tower.config import TwoTowerConfig
 from modules.two_tower.examples import Playlists, make_examples
 from modules.two_tower.optimizer import optimizer_name
@@ -165,6 +167,10 @@ def train(model, optimizer, pl: Playlists, n_candidates: int, cfg: TwoTowerConfi
     """
     import tensorflow as tf
 
+    run = distributed.current()
+    if run is not None:  # a fit on several workers (distributed.fit): the same loop, on tf.distribute
+        return distributed.train(run, model, optimizer, pl, n_candidates, cfg, seed=seed, fingerprint=fingerprint,
+                                 validate=validate, checkpoint_dir=checkpoint_dir, show_progress=show_progress)
     ckpt = tf.train.Checkpoint(model=model, optimizer=optimizer)
     state = {"fingerprint": fingerprint, "epoch": 0, "curve": [], "best_epoch": 0, "best": -1.0, "bad": 0}
     ckdir = Path(checkpoint_dir) if checkpoint_dir else None
