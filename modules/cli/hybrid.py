@@ -44,6 +44,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--weight", action="append", default=[], metavar="FEATURE=W",
                    help="emphasize an audio feature, e.g. --weight energy=3 (repeatable)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.add_argument("--engine", choices=("local", "spark"),
+                   help="with --challenge: local (default) scores here; spark scores on Spark's executors, the bundle "
+                   "loaded once per Python worker, the same file byte for byte (docs/scale.md)")
+    p.add_argument("--spark", metavar="MASTER",
+                   help="the spark engine's master (implies --engine spark): local[*] (default), local[N], or "
+                   "spark://HOST:PORT (the workers must see the bundle's path, or add --ship-bundle)")
+    p.add_argument("--ship-bundle", action="store_true",
+                   help="spark engine: send the bundle to every executor (a zip archive, SparkContext.addArchive) "
+                   "instead of reading it at its path")
     p.set_defaults(func=cmd_recommend)
 
 
@@ -118,8 +127,15 @@ def cmd_recommend(args) -> int:
     from modules.errors import InputError
     from modules.mpd import load_json, read_challenge, validate_playlist, write_submission
     from modules.recommender import Recommender
+    from modules.spark.session import engine_and_master
 
     at_least(args.k, 1, "-k")
+    engine, master = engine_and_master(args.engine, args.spark, default="local")
+    if engine == "spark" and not args.challenge:
+        raise InputError("--engine spark scores a challenge file: give --challenge CHALLENGE.json --out FILE.csv "
+                         "(one playlist is answered here, without Spark).")
+    if args.ship_bundle and engine != "spark":
+        raise InputError("--ship-bundle sends the bundle to Spark's executors; add --spark MASTER or drop it.")
     if args.seeds is not None:  # checked before the bundle loads
         args.seeds = [_argument_text(s, "--seeds") for s in args.seeds]
     if args.title is not None:
@@ -130,6 +146,17 @@ def cmd_recommend(args) -> int:
             raise InputError("--challenge needs --out SUBMISSION.csv")
         check_output_file(args.out, inputs=[args.challenge])
         challenge = read_challenge(args.challenge)
+        if engine == "spark":
+            from modules.spark.recommend import recommend_spark
+            from modules.spark.session import session_for
+
+            with session_for(master) as spark:
+                t0 = time.perf_counter()
+                rows, done = recommend_spark(spark, args.model, challenge["playlists"], 500, ship=args.ship_bundle)
+            n = write_submission(args.out, rows)
+            print(f"recommend (spark on {master}): {n} playlists in {time.perf_counter() - t0:.1f} s by "
+                  f"{done['workers']} Python workers -> {args.out}")
+            return 0
         rec = Recommender.load(args.model)
         t0 = time.perf_counter()
         frames = rec.recommend_batch(challenge["playlists"], 500, show_progress=True)

@@ -6,6 +6,9 @@ import argparse
 import time
 from pathlib import Path
 
+# methods that --engine spark fits on Spark (the class, imported only then)
+SPARK_METHODS = {"als": "modules.spark.als:SparkALSRecommender"}
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     from modules.methods import METHODS
@@ -23,6 +26,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help='constructor parameters as JSON, e.g. \'{"factors": 64}\'; {"load": DIR} loads a model saved '
                    "by its own training command instead of fitting")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--engine", choices=("local", "spark"),
+                   help="local (default); spark: fit on Spark where it can (als: MLlib's implicit ALS, the same "
+                   "parameters and folder format; slices are ingested on Spark), recommend here; docs/scale.md")
+    p.add_argument("--spark", metavar="MASTER",
+                   help="the spark engine's master (implies --engine spark): local[*] (default), local[N], or "
+                   "spark://HOST:PORT")
     p.set_defaults(func=cmd_submit)
 
 
@@ -30,12 +39,16 @@ def cmd_submit(args) -> int:
     from modules.atomic import check_output_file
     from modules.base import recommend_challenge
     from modules.cli.options import construct, json_object
-    from modules.errors import MissingInputError
+    from modules.errors import InputError, MissingInputError
     from modules.methods import method_class
     from modules.mpd import read_challenge
+    from modules.spark.session import engine_and_master
     from modules.store import open_store
-
     params = json_object(args.params)
+    engine, master = engine_and_master(args.engine, args.spark, default="local")
+    if engine == "spark" and args.method not in SPARK_METHODS:
+        raise InputError(f"--engine spark fits {', '.join(SPARK_METHODS)} only, not {args.method!r}; drop --engine "
+                         "spark for it.")
     check_output_file(args.out, inputs=[args.challenge, args.train])
     challenge = read_challenge(args.challenge)
     t0 = time.perf_counter()
@@ -44,6 +57,18 @@ def cmd_submit(args) -> int:
             raise MissingInputError(f"--params load: {params['load']} does not exist; pass the folder or file "
                                     f"written by the {args.method} training command.")
         rec = method_class(args.method).load(params["load"])
+    elif engine == "spark":
+        import importlib
+
+        from modules.spark.ingest import open_store_spark
+        from modules.spark.session import session_for
+
+        params.setdefault("seed", args.seed)
+        module, name = SPARK_METHODS[args.method].split(":")
+        cls = getattr(importlib.import_module(module), name)
+        with session_for(master) as spark:
+            rec = construct(cls, {**params, "spark": spark})
+            rec.fit(open_store_spark(args.train, spark))
     else:
         params.setdefault("seed", args.seed)
         rec = construct(method_class(args.method), params)

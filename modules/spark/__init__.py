@@ -8,7 +8,13 @@ One file per step:
   missing;
 * ``rules.py``: ``mine_spark``, pair and triple counts and their rules by Spark SQL, identical to the sparse miner;
 * ``ingest.py``: ``ingest_spark``, MPD slices into the same Parquet store as ``modules.store.ingest``, read with
-  Spark's JSON reader and validated by the same code.
+  Spark's JSON reader and validated by the same code;
+* ``als.py``: ``SparkALSRecommender``, the ALS baseline (and the hybrid's ALS part format) with its item factors
+  fitted by MLlib's implicit ALS (``submit als --engine spark``);
+* ``recommend.py``: ``recommend_spark`` / ``recommend_frame``, a challenge or a table of playlists scored on the
+  executors with ``mapInPandas``, the bundle loaded once per Python worker, the same answers as
+  ``recommend --challenge`` (``recommend --challenge … --engine spark``);
+* ``submit.py``: spark-submit's entry point (it runs ``python -m modules``).
 
-docs/scale.md ("Past one machine") has the commands and what is not done yet.
+docs/scale.md ("Past one machine") has the commands, the spark-submit line for a cluster and what is not done yet.
 """
