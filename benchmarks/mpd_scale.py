@@ -402,7 +402,8 @@ def serve_child(bundle: Path, challenge: Path, out: Path) -> None:
 
     first, ms, cpu = _latencies(answer, playlists)
     write_atomic(out, {"load_seconds": round(load_s, 2), "rss_after_load_mib": after_load["rss_mib"],
-                       "first_ms": round(first, 1), "ms": ms, "cpu_ms": cpu, "end": _self_rss()})
+                       "first_ms": round(first, 1), "ms": ms, "cpu_ms": cpu, "end": _self_rss(),
+                       "tensorflow_imported": "tensorflow" in sys.modules})
 
 
 def als_child(store: Path, challenge: Path, out: Path, threads: int) -> None:
@@ -543,7 +544,7 @@ def run_point(n: int, args, stages: set[str]) -> dict:
         s = json.loads(out.read_text()) if out.exists() else {"ms": []}
         point["serve"] = {**{k: r[k] for k in ("command", "wall_seconds", "peak_rss_mib", "partial")},
                           "load_seconds": s.get("load_seconds"), "rss_after_load_mib": s.get("rss_after_load_mib"),
-                          "first_ms": s.get("first_ms"),
+                          "first_ms": s.get("first_ms"), "tensorflow_imported": s.get("tensorflow_imported"),
                           "k": K, "explain": False, "load_average_after": round(os.getloadavg()[0], 1),
                           **_latency_summary(s)}
         save()

@@ -47,6 +47,7 @@ PART_ENTRIES = {"two_tower": "two_tower/", "rules": "rules.parquet", "content": 
 PICKLE_ENTRIES = {"fusion": "fusion.joblib", "als": "als.joblib"}
 # packages whose version the bundle's parts were trained with (a difference is worth a warning)
 CHECKED_PACKAGES = ("tensorflow", "tensorflow_recommenders", "sklearn", "numpy", "pandas", "mlxtend")
+DISTRIBUTIONS = {"tensorflow_recommenders": "tensorflow-recommenders", "sklearn": "scikit-learn"}  # pip's names
 
 
 def rules_evidence(hybrid) -> dict | None:
@@ -57,15 +58,28 @@ def rules_evidence(hybrid) -> dict | None:
 
 
 def package_versions() -> dict[str, str]:
-    """This package's version and those of ``CHECKED_PACKAGES`` (``"missing"`` when one is not installed)."""
+    """This package's version and those of ``CHECKED_PACKAGES`` (``"missing"`` when one is not installed).
+
+    A package already imported gives its ``__version__``; one not imported is not imported for this (loading a
+    bundle to recommend does not import TensorFlow): its installed distribution's version is read instead
+    (``importlib.metadata``; the same but for TensorFlow Recommenders' leading "v", which ``Bundle.check``
+    ignores)."""
     import importlib
+    import importlib.metadata
+    import sys
 
     out = {"modules": __version__}
     for name in CHECKED_PACKAGES:
         try:
-            out[name] = importlib.import_module(name).__version__
+            if name in sys.modules:
+                out[name] = sys.modules[name].__version__
+            else:
+                out[name] = importlib.metadata.version(DISTRIBUTIONS.get(name, name))
         except Exception:  # pragma: no cover - a package that is not installed
-            out[name] = "missing"
+            try:
+                out[name] = importlib.import_module(name).__version__
+            except Exception:
+                out[name] = "missing"
     return out
 
 
@@ -183,7 +197,8 @@ class Bundle:
             raise BundleError(f"bundle {path} is incomplete: missing {', '.join(missing)}. Retrain it with "
                               f"python -m modules train, or copy the whole folder again.")
         now = package_versions()
-        stale = {k: (v, now.get(k)) for k, v in manifest.get("versions", {}).items() if now.get(k) != v}
+        stale = {k: (v, now.get(k)) for k, v in manifest.get("versions", {}).items()
+                 if str(now.get(k)).removeprefix("v") != str(v).removeprefix("v")}
         if stale:
             log.warning("bundle %s was trained with other package versions (%s); if loading or results look "
                         "wrong, retrain it", path, ", ".join(f"{k} {a} -> {b}" for k, (a, b) in stale.items()))

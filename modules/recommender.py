@@ -324,7 +324,12 @@ class Recommender:
         uris = all_uris[:n].tolist()
         content = {}
         if h.content_ is not None:
-            for e in h.content_.explanations(seeds, uris, weights, title=title):
+            # the rows and cosines the candidate set already holds (float32, as the content model gave them)
+            rows = h._ids().content[cs.ids[order[:n]]]
+            parts = None
+            if "cont_num" in cs.feature_names and "cont_text" in cs.feature_names:
+                parts = tuple(cs.column(c)[order[:n]].astype(np.float32) for c in ("cont_num", "cont_text"))
+            for e in h.content_.explanations(seeds, uris, weights, title=title, candidate_rows=rows, parts=parts):
                 content[e["track_uri"]] = e["reason"]
         # the firing rule with the most playlists behind it ("" when none has two): modules.rules.explain
         rule_says = h.rules_.explain_many(seeds, uris, self._names) if h.rules_ is not None else [""] * n

@@ -119,9 +119,10 @@ def test_a_saved_and_loaded_hybrid_scores_bit_for_bit_like_the_fitted_one(kind, 
 def test_als_folds_in_identically_after_reload(fitted, tmp_path):
     als = fitted("hgb").als_
     path = als.save(tmp_path / "als")
-    assert sorted(p.name for p in path.iterdir()) == ["config.json", "fallback.parquet", "item_factors.npy",
+    assert sorted(p.name for p in path.iterdir()) == ["config.json", "fallback.parquet", "gram.npy", "item_factors.npy",
                                                       "matrix.npz", "playlists.parquet", "tracks.parquet"]
     back = ALSRecommender.load(path)
+    assert back._YtY is not None and np.array_equal(back._YtY, als._gram())  # read, not rebuilt from the factors
     assert np.array_equal(back.model_.item_factors, als.model_.item_factors)
     assert back.model_.item_factors.dtype == np.float32 and back.model_.user_factors is None
     rng = np.random.default_rng(0)
@@ -132,6 +133,14 @@ def test_als_folds_in_identically_after_reload(fitted, tmp_path):
     for s, title in ((seeds, None), ([], "chill"), (seeds[:2], "party")):
         (u1, s1), (u2, s2) = als.recommend(s, title, k=100), back.recommend(s, title, k=100)
         assert u1 == u2 and np.array_equal(s1, s2)
+    # a folder written before gram.npy was kept: built on first use, the same numbers
+    (path / "gram.npy").unlink()
+    old = ALSRecommender.load(path)
+    assert old._YtY is None
+    assert np.array_equal(old.fold_in(idx), als.fold_in(idx))
+    np.save(path / "gram.npy", np.zeros((3, 3)))
+    with pytest.raises(BundleError, match=r"gram.npy is float64 \(3, 3\), not float64 \(\d+, \d+\)"):
+        ALSRecommender.load(path)
 
 
 def test_tree_fusion_gives_the_pipelines_numbers_with_and_without_sklearns_compiled_walk():

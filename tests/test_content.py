@@ -358,3 +358,43 @@ def test_hybrid_fit_content_tunes_only_when_the_user_does_not_choose(catalog, tr
     reused, again = fit_content(catalog, train_store, pids, None, None, given)
     assert again is given and (reused.w_num, reused.w_text, reused.album_weight) == (0.2, 0.8, 0.0)
     assert not any(str(v).startswith("l:") for v in reused.vocab_)
+
+
+def _shared_tags_one_by_one(model, q, rows):
+    """The shared tags as ``describe_candidates`` found them before ``_shared_tags``: a sort per candidate."""
+    from modules.content.explain import _tag_label
+
+    out = {}
+    for i, r in enumerate(rows.tolist()):
+        shared = []
+        if r >= 0 and q.text is not None and model.has_text_[r]:
+            lo, hi = model.text_.indptr[r], model.text_.indptr[r + 1]
+            cols, vals = model.text_.indices[lo:hi], model.text_.data[lo:hi] * q.text[model.text_.indices[lo:hi]]
+            for j in cols[np.argsort(-vals, kind="stable")][:3]:
+                if q.text[j] > 0:
+                    shared.append(_tag_label(model.vocab_[j], model.labels_[j]))
+        if shared:
+            out[i] = shared
+    return out
+
+
+def test_fast_lookups_and_shared_tags_match_the_plain_ones(world_model, store):
+    """The serving shortcuts give what the plain code gives: rows through the ``index_`` dict (short lists) equal
+    the pandas lookup, and the shared tags of every candidate at once equal a sort per candidate."""
+    from modules.content.explain import _shared_tags
+    from modules.content.query import FEW_URIS, rows_of
+
+    m = world_model
+    uris = m.uris_.tolist()
+    rng = np.random.default_rng(0)
+    asked = [uris[i] for i in rng.choice(len(uris), 40, replace=False)] + ["spotify:track:nope", uris[3], uris[3]]
+    for ask in (asked, np.array(asked, dtype=object), tuple(asked), uris[: FEW_URIS + 5], []):
+        np.testing.assert_array_equal(rows_of(m, ask), m._rows(ask))
+    with pytest.raises(TypeError, match="not one string"):
+        rows_of(m, uris[0])
+    seeds_sets = [uris[i:i + n] for i, n in ((0, 5), (100, 25), (7, 1))]
+    for seeds, title in zip(seeds_sets + [[]], ("chill", None, "rock party", "workout"), strict=True):
+        q = m._query(seeds, title=title)
+        rows = rows_of(m, asked + uris[200:260])
+        assert _shared_tags(m, q, rows) == _shared_tags_one_by_one(m, q, rows)
+        assert any(_shared_tags(m, q, rows).values()) or q.text is None

@@ -159,3 +159,24 @@ def test_public_lookups_for_apps(rec):
     assert rec.audio_features == list(rec.content_model.features) and "energy" in rec.audio_features
     with pytest.raises(InputError, match="unknown features"):
         rec.query([], "x", weights={"nope": 2.0})
+
+
+def test_explanations_from_the_candidate_set_equal_the_plain_ones(rec):
+    """``_explain`` hands the content model the rows and cosines the candidate set already holds: every returned
+    row's sentence is the one the content model (and the rules) give when asked from scratch, with and without
+    feature weights, and the content model's own answer with those given equals the one without."""
+    import json
+
+    content = rec.content_model
+    seeds = rec.tracks["track_uri"].tolist()[:6]
+    for s, title, weights in ((seeds, "chill", None), (seeds[:1], None, {"energy": 3.0}), ([], "rock", None)):
+        out = rec.recommend(s, title, 30, weights, explain=True)
+        uris = out["track_uri"].tolist()
+        plain = content.explanations(s, uris, weights, title=title)
+        rules = rec.rule_model.explain_many(s, uris, rec.track_labels)
+        want = ["; ".join(([r] if r else []) + [e["reason"]]) for r, e in zip(rules, plain, strict=True)]
+        assert out["explanation"].tolist() == want
+        sim = content.similarity(s, uris, weights, title=title)
+        fast = content.explanations(s, uris, weights, title=title, candidate_rows=content.rows_of(uris),
+                                    parts=(sim["num"], sim["text"]))
+        assert json.dumps(fast) == json.dumps(plain)

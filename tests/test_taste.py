@@ -56,3 +56,27 @@ def test_no_seeds_or_untagged_seeds_leave_the_columns_empty():
     t = AudioTaste.build(_content(), np.ones(400))
     f = t.features(np.array([], np.int64), np.array([1, 2, 3]))
     assert all(np.isnan(v).all() for v in f.values())
+
+
+def test_padded_genre_sums_equal_the_sparse_product_bit_for_bit():
+    """The candidates' genre sums read from the padded rows equal ``genres[rows] @ v`` exactly (tracks with 0 to 6
+    genres, in scrambled stored order); a track with more genres than the padding allows falls back to scipy."""
+    from modules.hybrid.sources import taste as taste_module
+
+    rng = np.random.default_rng(1)
+    n, g = 500, 40
+    rows, cols = [], []
+    for r in range(n):
+        k = rng.integers(0, 7)
+        rows += [r] * k
+        cols += rng.choice(g, k, replace=False).tolist()  # not sorted within a row: the stored order counts
+    genres = sparse.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(n, g))
+    genres.indices[:] = np.array(cols)  # keep each row's scrambled order (the constructor may sort)
+    t = AudioTaste(genres, np.ones(n), np.zeros((n, 1), np.int8), np.ones(n, bool), np.ones((g, 1, 24)) / 24,
+                   np.ones((1, 24)) / 24, ("energy",))
+    assert t.padded is not None and t.padded.shape == (n, int(np.diff(genres.indptr).max()))
+    for _ in range(5):
+        v = rng.random(g) / rng.random(g)  # wide range of magnitudes: rounding order shows
+        cand = rng.integers(0, n, 2000)
+        np.testing.assert_array_equal(t._genre_sums(cand, v), genres[cand] @ v)
+    assert taste_module._padded_columns(genres, 3) is None  # rows longer than 3: the sparse product

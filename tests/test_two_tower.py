@@ -294,6 +294,45 @@ def test_bundle_keeps_tables_once_as_float16_and_refuses_the_old_format(fitted, 
         TwoTowerRecommender.load(old)
 
 
+def test_saved_model_casts_the_candidate_table_once_and_answers_as_before(fitted, bundle, train_store, tmp_path):
+    """The SavedModel multiplies by a float32 copy of its float16 candidate table made when it is loaded: its
+    answers are those of the export that cast the table on every call (the same tracks; scores within float32
+    rounding: TensorFlow fused that cast into the product, which summed in another order), and its files hold no
+    float32 copy."""
+    import tensorflow as tf
+
+    from modules.two_tower.export import ServingModule
+
+    class CastPerCall(ServingModule):  # the export before the copy
+        @tf.function(input_signature=[tf.TensorSpec([None, None], tf.string, name="seed_track_uris"),
+                                      tf.TensorSpec([None], tf.string, name="title")])
+        def serve(self, seed_track_uris, title):
+            items = self.table.lookup(seed_track_uris)
+            q = self.query_tower({"seeds": items, "words": self.words(title), "ngrams": self.ngrams(title)})
+            scores = tf.matmul(q, tf.cast(self.candidates, tf.float32), transpose_b=True)
+            hit = tf.where((items >= 1) & (items <= self.n_candidates))
+            cols = tf.cast(tf.gather_nd(items, hit) - 1, tf.int64)
+            scores = tf.tensor_scatter_nd_update(scores, tf.stack([hit[:, 0], cols], axis=1),
+                                                 tf.fill(tf.shape(cols), float("-inf")))
+            top = tf.math.top_k(scores, k=self.k)
+            return {"track_uris": tf.gather(self.uris, top.indices), "scores": top.values}
+
+    old = CastPerCall(fitted, TINY["k"])
+    tf.saved_model.save(old, str(tmp_path / "old"), signatures={"serving_default": old.serve})
+    uris = train_store.tracks["track_uri"].tolist()
+    seeds = tf.constant([uris[3:9], uris[40:42] + [""] * 4, [""] * 6])
+    titles = tf.constant(["chill", "", "rock"])
+    before, now = (tf.saved_model.load(str(p)).signatures["serving_default"](seed_track_uris=seeds, title=titles)
+                   for p in (tmp_path / "old", Bundle(bundle).saved_model))
+    np.testing.assert_array_equal(now["track_uris"].numpy(), before["track_uris"].numpy())
+    np.testing.assert_allclose(now["scores"].numpy(), before["scores"].numpy(), rtol=0, atol=1e-6)
+    reader = tf.train.load_checkpoint(str(Bundle(bundle).saved_model / "variables" / "variables"))
+    shape = list(fitted.candidate_embeddings_.shape)
+    same_shape = {k: d for k, d in reader.get_variable_to_dtype_map().items()
+                  if reader.get_variable_to_shape_map()[k] == shape}
+    assert list(same_shape.values()) == [tf.float16], same_shape
+
+
 def test_saved_model_serves_without_project_code(fitted, bundle, train_store, tmp_path):
     seeds = train_store.tracks["track_uri"].tolist()[3:9]
     code = textwrap.dedent(f"""

@@ -88,6 +88,8 @@ class ALSRecommender(_Baseline):
     # -- persistence: arrays, Parquet and JSON (no pickle) ---------------------------------------------------
     def save(self, path: str | Path) -> Path:
         """Write the fitted model to folder ``path``: ``config.json`` (parameters), ``item_factors.npy``,
+        ``gram.npy`` (the factors' Gram matrix ``Y.T @ Y`` in float64, factors x factors, which every fold-in
+        uses: a loaded model need not build it from a float64 copy of the factors, the serving peak),
         ``matrix.npz`` (the training playlist × track matrix, scipy sparse), ``tracks.parquet`` (the matrix's
         track URIs), ``playlists.parquet`` (its playlist ids and normalized titles) and ``fallback.parquet`` (the
         popularity order). The training playlists' own factors are not written: a playlist is always folded in
@@ -102,6 +104,7 @@ class ALSRecommender(_Baseline):
                             "alpha": float(model.alpha), "iterations": int(model.iterations)}}
         (path / "config.json").write_text(json.dumps(config, indent=1))
         np.save(path / "item_factors.npy", np.asarray(model.item_factors).astype(FACTORS_DTYPE), allow_pickle=False)
+        np.save(path / "gram.npy", self._gram(), allow_pickle=False)
         sparse.save_npz(path / "matrix.npz", m.X.tocsr())
 
         def parquet(frame: pd.DataFrame, name: str) -> None:
@@ -114,7 +117,8 @@ class ALSRecommender(_Baseline):
 
     @classmethod
     def load(cls, path: str | Path) -> ALSRecommender:
-        """A model written by ``save``; reads only JSON, Parquet and arrays (``allow_pickle=False``)."""
+        """A model written by ``save``; reads only JSON, Parquet and arrays (``allow_pickle=False``). A folder
+        without ``gram.npy`` (written before it was kept) still loads: the Gram matrix is built on first use."""
         import pandas as pd
         from implicit.cpu.als import AlternatingLeastSquares
         from threadpoolctl import threadpool_limits
@@ -128,17 +132,25 @@ class ALSRecommender(_Baseline):
             raise BundleError(f"{path} holds ALS format {config.get('format')!r}; this version reads {ALS_FORMAT!r}. "
                              "Retrain the bundle with python -m modules train.")
         self = cls(**{k: v for k, v in config["params"].items() if k in ALS_PARAMS})
-        try:
-            factors = np.load(path / "item_factors.npy", allow_pickle=False)
-        except ValueError as err:  # e.g. an array of Python objects, which only the pickle loader reads
-            raise BundleError(f"{path / 'item_factors.npy'} holds more than numbers ({err}); it was not written by "
-                             "this package: retrain the bundle.") from None
+        arrays = {}
+        for name in ("item_factors", "gram"):
+            if name == "gram" and not (path / "gram.npy").exists():
+                continue
+            try:
+                arrays[name] = np.load(path / f"{name}.npy", allow_pickle=False)
+            except ValueError as err:  # e.g. an array of Python objects, which only the pickle loader reads
+                raise BundleError(f"{path / f'{name}.npy'} holds more than numbers ({err}); it was not written by "
+                                  "this package: retrain the bundle.") from None
+        factors, gram = arrays["item_factors"], arrays.get("gram")
         X = sparse.load_npz(path / "matrix.npz").tocsr()  # scipy reads it with allow_pickle=False
         uris = pd.read_parquet(path / "tracks.parquet")["track_uri"].to_numpy().astype(object)
         playlists = pd.read_parquet(path / "playlists.parquet")
         if factors.ndim != 2 or factors.shape[0] != len(uris) or X.shape != (len(playlists), len(uris)):
             raise BundleError(f"{path}: item_factors {factors.shape}, matrix {X.shape}, {len(uris)} tracks and "
                              f"{len(playlists)} playlists do not fit together; copy or retrain the bundle.")
+        if gram is not None and (gram.shape != (factors.shape[1],) * 2 or gram.dtype != np.float64):
+            raise BundleError(f"{path / 'gram.npy'} is {gram.dtype} {gram.shape}, not float64 "
+                              f"{(factors.shape[1],) * 2} (the factors' Gram matrix); copy or retrain the bundle.")
         spec = config["model"]
         with threadpool_limits(1, "blas"):  # as in fit: implicit warns about BLAS threads otherwise
             model = AlternatingLeastSquares(factors=int(spec["factors"]), regularization=float(spec["regularization"]),
@@ -150,9 +162,21 @@ class ALSRecommender(_Baseline):
                                            [str(t) for t in playlists["title"]])
         self.fallback_ = [str(u) for u in pd.read_parquet(path / "fallback.parquet")["track_uri"]]
         self.title_pop_ = _TitlePopularity(self.matrix_)
-        self._YtY = None
+        self._YtY = gram
         self.fitted_ = True
         return self
+
+    def _gram(self) -> np.ndarray:
+        """``Y.T @ Y`` of the item factors in float64 (``[factors, factors]``), built once and kept."""
+        ytY = getattr(self, "_YtY", None)
+        if ytY is None:
+            # one float64 copy of the factors, not two (Y.T.astype and Y.astype: 468 MiB for a moment at 239,645
+            # tracks); Y64.T is laid out as Y.T.astype(np.float64) is, so the product is the same, bit for bit.
+            # A saved model keeps it (gram.npy), so only fit and folders written before it pay this.
+            Y64 = np.asarray(self.model_.item_factors).astype(np.float64)
+            ytY = self._YtY = Y64.T @ Y64
+            del Y64
+        return ytY
 
     def fold_in(self, seed_index: np.ndarray) -> np.ndarray:
         """Factors of a new playlist holding the given track indices, shape ``[factors]``.
@@ -163,14 +187,7 @@ class ALSRecommender(_Baseline):
         """
         m = self.model_
         Y = np.asarray(m.item_factors)
-        ytY = getattr(self, "_YtY", None)
-        if ytY is None:
-            # one float64 copy of the factors, not two (Y.T.astype and Y.astype: 468 MiB for a moment at 239,645
-            # tracks, the serving peak); Y64.T is laid out as Y.T.astype(np.float64) is, so the product is the
-            # same, bit for bit
-            Y64 = Y.astype(np.float64)
-            ytY = self._YtY = Y64.T @ Y64
-            del Y64
+        ytY = self._gram()
         idx = np.unique(np.asarray(seed_index, np.int64))
         if len(idx) == 0:
             return np.zeros(Y.shape[1], Y.dtype)

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from modules.content.query import rows_of
+
 # How a listener says "this track has more/less of X" (explanations) and the adjectives for a cluster centre
 # far above/below the catalog's average (map labels). key and time_signature are never put in words: "a higher
 # key number" means nothing to a listener.
@@ -28,29 +30,56 @@ LISTENER_WORDS: dict[str, tuple[str, str, str, str]] = {
 }
 
 
-def describe_candidates(model, q, candidate_uris, *, top: int = 2, threshold: float = 0.5) -> list[dict]:
+def describe_candidates(model, q, candidate_uris, *, top: int = 2, threshold: float = 0.5, rows=None,
+                        parts=None) -> list[dict]:
     """Per candidate: similarity parts, the ``top`` features that differ by at least ``threshold`` catalog
     standard deviations from the centre ``q`` (a ``_Query`` of ``model``), up to 3 shared tags and the sentence.
+    ``rows`` (the candidates' rows) and ``parts`` (their ``(num, text)`` cosines to ``q``) are computed when not
+    given.
 
     See ``ContentModel.explanations`` for the keys of each dict.
     """
-    rows = model._rows(candidate_uris)
-    num, text = model._score(q, rows)
+    rows = rows_of(model, candidate_uris) if rows is None else np.asarray(rows, np.int64)
+    num, text = model._score(q, rows) if parts is None else parts
     combined = model._combine(num, text)
     differences = _differences(model, q, rows, top, threshold)
+    shared = _shared_tags(model, q, rows)
+    has_num = model.has_num_
     out = []
-    for i, (uri, r) in enumerate(zip(candidate_uris, rows.tolist(), strict=True)):
-        diffs, shared = differences.get(i, []), []
-        if r >= 0 and q.text is not None and model.has_text_[r]:
-            lo, hi = model.text_.indptr[r], model.text_.indptr[r + 1]
-            cols, vals = model.text_.indices[lo:hi], model.text_.data[lo:hi] * q.text[model.text_.indices[lo:hi]]
-            for j in cols[np.argsort(-vals, kind="stable")][:3]:
-                if q.text[j] > 0:
-                    shared.append(_tag_label(model.vocab_[j], model.labels_[j]))
-        item = {"track_uri": uri, "num": float(num[i]), "text": float(text[i]), "combined": float(combined[i]),
-                "differences": diffs, "shared": shared}
-        item["reason"] = _sentence(item, known=r >= 0, has_num=r >= 0 and bool(model.has_num_[r]))
+    for i, (uri, r, n, t, c) in enumerate(zip(candidate_uris, rows.tolist(), num.tolist(), text.tolist(),
+                                               combined.tolist(), strict=True)):
+        item = {"track_uri": uri, "num": n, "text": t, "combined": c, "differences": differences.get(i, []),
+                "shared": shared.get(i, [])}
+        item["reason"] = _sentence(item, known=r >= 0, has_num=r >= 0 and bool(has_num[r]))
         out.append(item)
+    return out
+
+
+def _shared_tags(model, q, rows: np.ndarray, most: int = 3) -> dict[int, list[str]]:
+    """Per candidate position (those with tags), the labels of its ``most`` tags that weigh most in its cosine
+    with the centre ``q.text`` (tag weight times the centre's, ties in the track's tag order), those the playlist
+    has: one pass over every candidate's tags instead of a sort per candidate."""
+    if q.text is None:
+        return {}
+    text = model.text_
+    at = np.flatnonzero(rows >= 0)
+    at = at[model.has_text_[rows[at]]]
+    if not len(at):
+        return {}
+    lo, hi = text.indptr[rows[at]], text.indptr[rows[at] + 1]
+    lengths = (hi - lo).astype(np.int64)
+    owner = np.repeat(np.arange(len(at)), lengths)
+    pos = np.repeat(lo - np.r_[0, np.cumsum(lengths)[:-1]], lengths) + np.arange(int(lengths.sum()))
+    cols = text.indices[pos]
+    vals = text.data[pos] * q.text[cols]
+    order = np.lexsort((-vals, owner))  # by candidate, then by weight (stable: ties in the track's tag order)
+    owner, cols = owner[order], cols[order]
+    rank = np.arange(len(owner)) - np.searchsorted(owner, owner)
+    keep = (rank < most) & (q.text[cols] > 0)
+    out: dict[int, list[str]] = {}
+    vocab, labels = model.vocab_, model.labels_
+    for k, j in zip(owner[keep].tolist(), cols[keep].tolist(), strict=True):
+        out.setdefault(int(at[k]), []).append(_tag_label(vocab[j], labels[j]))
     return out
 
 

@@ -363,9 +363,13 @@ class ContentModel(BaseEstimator):
 
     def explanations(self, seed_uris: Sequence[str], candidate_uris: Sequence[str], feature_weights=None, *,
                      seed_weights=None, title: str | None = None, top: int = 2,
-                     threshold: float = 0.5) -> list[dict]:
+                     threshold: float = 0.5, candidate_rows=None, parts=None) -> list[dict]:
         """Why each candidate fits (or not): similarity parts, the features that differ most from the
         playlist's centre, and the tags it shares with the playlist (``explain.py``).
+
+        ``candidate_rows`` (``rows_of(candidate_uris)``) and ``parts`` (``(num, text)``, float32, what
+        ``similarity`` gave these candidates for the same playlist) spare a caller that has them computing
+        them again (the hybrid explains the rows it has just scored).
 
         Returns
         -------
@@ -376,7 +380,8 @@ class ContentModel(BaseEstimator):
             tag labels) and ``reason`` (the sentence ``explain`` returns).
         """
         q = self._query(seed_uris, seed_weights, title, feature_weights)
-        return describe_candidates(self, q, candidate_uris, top=top, threshold=threshold)
+        return describe_candidates(self, q, candidate_uris, top=top, threshold=threshold, rows=candidate_rows,
+                                   parts=parts)
 
     def explain(self, seed_uris: Sequence[str], candidate_uris: Sequence[str], feature_weights=None,
                 **kwargs) -> list[str]:

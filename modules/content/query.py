@@ -14,6 +14,10 @@ import numpy as np
 from modules.content.preparation import title_tokens
 from modules.errors import ContentError
 
+# up to this many URIs, a dict lookup per URI (~0.1 µs each) beats building a pandas Index for one get_indexer call
+# (~50-200 µs a call on a busy machine, and a request asked for a playlist's seeds and its returned rows 4 times)
+FEW_URIS = 512
+
 
 @dataclass
 class _Query:
@@ -31,13 +35,26 @@ def _norm(v: np.ndarray) -> float:
     return float(np.sqrt(np.einsum("i,i->", v, v)))
 
 
+def rows_of(model, uris) -> np.ndarray:
+    """``model.rows_of(uris)`` (row of each URI, -1 unknown), through the model's ``index_`` dict when the list is
+    short: the same rows, without a pandas Index per call."""
+    if isinstance(uris, str):
+        raise TypeError("pass a list of track URIs, not one string; wrap it in a list.")
+    if not isinstance(uris, (list, tuple, np.ndarray)):
+        uris = list(uris)
+    if len(uris) > FEW_URIS:
+        return model._rows(uris)
+    get = model.index_.get
+    return np.fromiter((get(u, -1) for u in uris), np.int64, len(uris))
+
+
 def compute_query(model, seed_uris, seed_weights, title, feature_weights) -> _Query:
     """The centre of the playlist ``seed_uris`` (and ``title``) in a fitted ``ContentModel``.
 
     Unknown seeds are ignored; ``seed_weights`` (one finite number >= 0 per seed) weight the means;
     ``feature_weights`` multiply the model's own per-feature weights.
     """
-    rows = model._rows(seed_uris)
+    rows = rows_of(model, seed_uris)
     if seed_weights is None:
         sw = np.ones(len(rows))
     else:

@@ -33,11 +33,15 @@ One file per part::
     training.py     the training loop: early stopping, checkpoints, resume
     distributed.py  the same loop on several workers (tf.distribute, from TF_CONFIG)
     export.py       the SavedModel that serves with plain TensorFlow
+    checkpoint.py   reads the SavedModel's variables with NumPy (TensorFlow's checkpoint format)
+    title_tokens.py the title layers' word and trigram ids in pure Python
+    numpy_query.py  the query tower in NumPy: what a fitted or loaded model answers with
     bundle.py       the bundle folder (BUNDLE_DIR/two_tower/): layout, write, read
     recommender.py  TwoTowerRecommender: fit / candidates / recommend / save / load
 
 Importing the package does not import TensorFlow; the files defining TensorFlow classes (towers, retrieval,
-export, lazy_adam) are imported when a model is built or loaded.
+export, lazy_adam) are imported when a model is trained, saved or exported. Loading a bundle and answering
+queries never import it (``numpy_query.py``).
 """
 
 from modules.errors import BundleError

@@ -9,8 +9,8 @@ Layout (``BUNDLE_DIR/two_tower/``)::
     checkpoints/          the latest epoch's model + optimizer state, to resume an interrupted run (the
                           CLI removes it after a finished run unless --keep-checkpoints)
     saved_model/          the SavedModel of ``export.py``, loadable with plain TensorFlow; its variables are
-                          also what ``load`` reads: the query tower (embedding tables as float16) and the
-                          candidate table (float16), written once
+                          also what ``load`` reads, with NumPy (``checkpoint.py``): the query tower (embedding
+                          tables as float16) and the candidate table (float16), written once
 
 A bundle is JSON, text, Parquet and TensorFlow checkpoints: nothing in it can run code when read.
 """
@@ -61,8 +61,8 @@ def write_bundle(rec, bundle_dir: str | Path) -> Path:
     (root / "vocab").mkdir(parents=True, exist_ok=True)
     it = rec.items_
     for name, vocab in (("tracks", it.track_vocab), ("artists", it.artist_vocab), ("albums", it.album_vocab),
-                        ("words", rec.words_layer_.get_vocabulary(include_special_tokens=False)),
-                        ("ngrams", rec.ngrams_layer_.get_vocabulary(include_special_tokens=False))):
+                        ("words", rec.query_encoder_.tokens.word_vocab),
+                        ("ngrams", rec.query_encoder_.tokens.ngram_vocab)):
         (root / "vocab" / f"{name}.txt").write_text("".join(f"{v}\n" for v in vocab), encoding="utf-8")
     it.to_frame().to_parquet(root / "items.parquet", index=False, compression=PARQUET_COMPRESSION)
     (root / "training_curve.json").write_text(json.dumps(
@@ -116,17 +116,3 @@ def read_bundle(bundle_dir: str | Path) -> BundleContents:
     curve = json.loads((root / "training_curve.json").read_text())["epochs"] \
         if (root / "training_curve.json").exists() else []
     return BundleContents(root=root, meta=meta, config=cfg, vocab=vocab, items=items, curve=curve)
-
-
-def restore_weights(root: Path, query_tower, candidates) -> None:
-    """Read the SavedModel's variables into ``query_tower`` (built by ``towers.serving_query_tower``) and the
-    ``candidates`` variable (float16, shaped as the candidate table); ``BundleError`` when they do not match."""
-    import tensorflow as tf
-
-    status = tf.train.Checkpoint(query_tower=query_tower, candidates=candidates).read(str(root / VARIABLES))
-    try:
-        status.assert_existing_objects_matched()
-    except AssertionError as err:
-        raise BundleError(f"two-tower bundle {root}: the SavedModel's variables do not match config.json/vocab "
-                          f"({err}). Re-train it.") from None
-    status.expect_partial()  # the SavedModel also holds the title layers' and the URI tables' state

@@ -20,7 +20,7 @@ from tqdm import tqdm
 import modules  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow is imported)
 from modules.base import PlaylistRecommender, popularity_order
 from modules.challenge import SplitError, split_store, validation_per_category
-from modules.two_tower.bundle import read_bundle, restore_weights, write_bundle
+from modules.two_tower.bundle import VARIABLES, read_bundle, write_bundle
 from modules.two_tower.config import TwoTowerConfig
 from modules.two_tower.examples import encode_playlists, playlist_items, sampling_probability
 from modules.two_tower.items import build_items
@@ -112,7 +112,7 @@ class TwoTowerRecommender(PlaylistRecommender):
         cfg = self._resolved_config()
         t_start = time.perf_counter()
         self.config_ = cfg
-        self._encode_fn = None
+        self._encode_fn = self.query_encoder_ = None  # validation runs the Keras tower being trained
         tf.keras.utils.set_random_seed(int(self.seed))
         tf.config.experimental.enable_op_determinism()
         all_pids = store.playlists["pid"].to_numpy() if pids is None else np.asarray(pids, np.int64)
@@ -155,23 +155,56 @@ class TwoTowerRecommender(PlaylistRecommender):
 
     def round_tables(self) -> TwoTowerRecommender:
         """Round the query tower's embedding tables and the candidate table to what a bundle keeps
-        (``towers.TABLE_DTYPE``, float16) and release the training state; ``fit`` ends with it. Returns ``self``."""
+        (``towers.TABLE_DTYPE``, float16), answer with the NumPy query tower and release the training state (the
+        Keras tower included); ``fit`` ends with it. Returns ``self``."""
+        self._keras_parts()  # fit released its Keras tower; one built from the NumPy tower's weights instead
         self._to_stored(trained=self.query_tower_)
         return self
 
-    def _to_stored(self, trained=None):
+    def _to_stored(self, trained):
         """Become the model a bundle holds: the query tower with its tables rounded to float16
-        (``towers.serving_query_tower``), the candidate table rounded the same way, and no training state
-        (the retrieval model, the candidate tower and the float32 tables are released). A fitted model and
-        the one ``load`` reads from its bundle answer the same. ``trained`` None: an empty tower to read into."""
+        (``towers.serving_query_tower``), answering through its NumPy copy (``numpy_query.py``), the
+        candidate table rounded the same way, and no training state (the retrieval model, the candidate tower
+        and the float32 tables are released). A fitted model and the one ``load`` reads from its bundle
+        answer the same."""
+        from modules.two_tower.numpy_query import NumpyQueryTower
+        from modules.two_tower.title_tokens import TitleTokens
         from modules.two_tower.towers import TABLE_DTYPE, serving_query_tower
 
-        self.query_tower_ = serving_query_tower(self.items_, self.config_, self.words_layer_.vocabulary_size(),
+        cfg = self.config_
+        self.query_tower_ = serving_query_tower(self.items_, cfg, self.words_layer_.vocabulary_size(),
                                                 self.ngrams_layer_.vocabulary_size(), trained)
-        if trained is not None:
-            self.candidate_embeddings_ = self.candidate_embeddings_.astype(TABLE_DTYPE).astype(np.float32)
+        tokens = TitleTokens(self.words_layer_.get_vocabulary(include_special_tokens=False),
+                             self.ngrams_layer_.get_vocabulary(include_special_tokens=False),
+                             cfg.max_title_words, cfg.max_title_ngrams)
+        paths = NumpyQueryTower.weight_paths(cfg, self.items_)
+        self.query_encoder_ = NumpyQueryTower(
+            {name: _attribute(self.query_tower_, path.split("/", 1)[1]).numpy() for name, path in paths.items()},
+            self.items_, cfg, tokens)
+        self.candidate_embeddings_ = self.candidate_embeddings_.astype(TABLE_DTYPE).astype(np.float32)
+        # as after ``load``: no Keras parts until ``save`` or the export asks for them (``_keras_parts``)
+        self.query_tower_ = self.words_layer_ = self.ngrams_layer_ = None
         self.model_ = self.candidate_tower_ = None
         self._encode_fn = None
+
+    def _keras_parts(self) -> None:
+        """Build the Keras title layers and query tower from the NumPy tower's weights when this model was
+        loaded (``load`` builds none, so serving never imports TensorFlow); ``save`` and the SavedModel export
+        need them."""
+        if getattr(self, "query_tower_", None) is not None:
+            return
+        from modules.two_tower.numpy_query import NumpyQueryTower
+        from modules.two_tower.towers import serving_query_tower
+
+        cfg, enc = self.config_, self.query_encoder_
+        tokens = enc.tokens
+        self.words_layer_, self.ngrams_layer_ = title_vectorizers(cfg, tokens.word_vocab or None,
+                                                                  tokens.ngram_vocab or None)
+        tower = serving_query_tower(self.items_, cfg, tokens.n_words, tokens.n_ngrams)
+        for name, path in NumpyQueryTower.weight_paths(cfg, self.items_).items():
+            variable = _attribute(tower, path.split("/", 1)[1])
+            variable.assign(enc.w[name].astype(variable.dtype.as_numpy_dtype))
+        self.query_tower_ = tower
 
     def _validation_split(self, store, all_pids, cfg: TwoTowerConfig, validation):
         """(config with ``validation_per_category`` resolved, the validation split or ``None``)."""
@@ -211,7 +244,17 @@ class TwoTowerRecommender(PlaylistRecommender):
         self.candidate_uris_ = self.items_.uris[:n]
 
     def encode_queries(self, seed_lists: list[list[str]], titles: list[str | None]) -> np.ndarray:
-        """Query-tower outputs for playlists, ``[len(seed_lists), embedding_dim]``; unknown seeds are ignored."""
+        """Query-tower outputs for playlists, ``[len(seed_lists), embedding_dim]``; unknown seeds are ignored.
+
+        A fitted or loaded model runs its NumPy query tower (``numpy_query.py``), one playlist at a time; the
+        Keras tower (all playlists in one padded batch) only runs during training, for validation."""
+        idx = self.items_.index
+        enc = getattr(self, "query_encoder_", None)
+        if enc is not None:
+            dim = self.config_.embedding_dim + int(self.config_.item_bias)
+            rows = [enc.encode([idx[u] for u in s if u in idx], t if isinstance(t, str) else None)
+                    for s, t in zip(seed_lists, titles, strict=True)]
+            return np.stack(rows) if rows else np.zeros((0, dim), np.float32)
         import tensorflow as tf
 
         if getattr(self, "_encode_fn", None) is None:
@@ -223,7 +266,6 @@ class TwoTowerRecommender(PlaylistRecommender):
 
             # the concrete function: one signature, so calls skip tf.function's dispatch
             self._encode_fn = encode.get_concrete_function()
-        idx = self.items_.index
         ids = [[idx[u] for u in s if u in idx] for s in seed_lists]
         width = max([len(i) for i in ids] + [1])
         arr = np.zeros((len(ids), width), np.int32)
@@ -302,6 +344,7 @@ class TwoTowerRecommender(PlaylistRecommender):
         from modules.two_tower.export import export_saved_model
 
         self._check_fitted()
+        self._keras_parts()
         return export_saved_model(self, path, int(min(k or self.config_.k, len(self.candidate_uris_))))
 
     def save(self, bundle_dir: str | Path) -> Path:
@@ -313,29 +356,38 @@ class TwoTowerRecommender(PlaylistRecommender):
     def load(cls, bundle_dir: str | Path) -> TwoTowerRecommender:
         """A fitted recommender from ``bundle_dir`` (the bundle or its ``two_tower/`` folder).
 
+        Reads the SavedModel's variables with NumPy (``checkpoint.py``) into the NumPy query tower: loading
+        and recommending do not import TensorFlow (``save`` and ``export_saved_model`` do).
+
         Raises
         ------
         BundleError
             When files are missing (they are named) or the bundle was written by another format version.
         """
-        import tensorflow as tf
-
-        from modules.two_tower.towers import TABLE_DTYPE
+        from modules.errors import BundleError
+        from modules.two_tower.numpy_query import NumpyQueryTower
+        from modules.two_tower.title_tokens import TitleTokens
 
         found = read_bundle(bundle_dir)
         cfg, meta = found.config, found.meta
         self = cls(cfg, seed=meta.get("seed", 0))
         self.config_ = cfg
         self.items_ = found.items
-        self.words_layer_, self.ngrams_layer_ = title_vectorizers(cfg, found.vocab["words"] or None,
-                                                                  found.vocab["ngrams"] or None)
-        self._to_stored()
+        tokens = TitleTokens(found.vocab["words"], found.vocab["ngrams"], cfg.max_title_words, cfg.max_title_ngrams)
+        self.query_encoder_, extra = NumpyQueryTower.from_checkpoint(found.root / VARIABLES, self.items_, cfg, tokens,
+                                                                     {"candidates": "candidates"})
+        self.query_encoder_.check(f"two-tower bundle {found.root}")
         n = self.items_.n_candidates
-        table = tf.Variable(tf.zeros((n, cfg.embedding_dim + int(cfg.item_bias)), TABLE_DTYPE), trainable=False)
-        restore_weights(found.root, self.query_tower_, table)
-        self.candidate_embeddings_ = table.numpy().astype(np.float32)
+        table = extra.pop("candidates")
+        if table.shape != (n, cfg.embedding_dim + int(cfg.item_bias)):
+            raise BundleError(f"two-tower bundle {found.root}: the SavedModel's candidate table is {table.shape}, "
+                              f"config.json/items.parquet say ({n}, {cfg.embedding_dim + int(cfg.item_bias)}). "
+                              "Re-train it.")
+        self.candidate_embeddings_ = table.astype(np.float32)
         self.candidate_uris_ = self.items_.uris[:n]
         del table
+        self.query_tower_ = self.words_layer_ = self.ngrams_layer_ = None
+        self.model_ = self.candidate_tower_ = self._encode_fn = None
         self.fallback_ = list(meta.get("fallback", []))
         self.best_epoch_ = meta.get("best_epoch")
         self.optimizer_ = meta.get("optimizer")
@@ -343,3 +395,10 @@ class TwoTowerRecommender(PlaylistRecommender):
         self.curve_ = found.curve
         self.fitted_ = True
         return self
+
+
+def _attribute(obj, path: str):
+    """``obj.a.b.c`` for ``path`` "a/b/c" (a weight of a Keras tower by its object path)."""
+    for name in path.split("/"):
+        obj = getattr(obj, name)
+    return obj

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+import numpy as np
+
 from modules.hybrid.ids import IdMaps
 from modules.hybrid.sources.als import ALSSource
 from modules.hybrid.sources.base import RECENT_SEEDS, Candidates, CandidateSource, Query, Retrieved
@@ -20,6 +22,9 @@ from modules.hybrid.sources.two_tower import TwoTowerSource
 
 __all__ = ["BEST_RULE", "RECENT_SEEDS", "ALSSource", "AudioTaste", "Candidates", "CandidateSource", "ContentSource",
            "PopularitySource", "Query", "Retrieved", "RuleSource", "SourceSet", "TasteSource", "TwoTowerSource"]
+
+
+SEED_MEMO = 256  # playlists whose seed ids ``SourceSet.query`` keeps (a batch is at most 32 requests)
 
 
 class SourceSet:
@@ -52,6 +57,7 @@ class SourceSet:
         rows_of = None if content is None else lambda uris: ContentSource.rows_in(content, uris)
         self.ids = ids = IdMaps.build(track_uris, own, rows_of)
         self.sizes = dict(sizes)
+        self._seed_memo: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
         self.two_tower = TwoTowerSource(two_tower, ids.own["two_tower"])
         self.rules = None if rules is None else RuleSource(rules, ids.own["rules"], self.sizes["rules"])
         self.als = None if als is None else ALSSource(als, ids.own["als"], ids.als_row)
@@ -64,10 +70,20 @@ class SourceSet:
         self.featuring: list[CandidateSource] = [*self.pooling, *(s for s in extra if s is not None)]
 
     def query(self, seeds: list[str], title: str | None, weights=None, found=None) -> Query:
-        """The ``Query`` of a playlist (``seeds`` deduplicated, in order)."""
-        seed_ids = self.ids.of(seeds)
-        known = seed_ids[(seed_ids >= 0) & (seed_ids < self.ids.n_known)]
-        return Query(seeds, title, seed_ids, known, weights, found or {})
+        """The ``Query`` of a playlist (``seeds`` deduplicated, in order).
+
+        A request asks twice (retrieval, then its candidate set): the seeds' ids of the last ``SEED_MEMO`` playlists
+        are kept (read-only arrays), so the second time costs a dict lookup instead of a pandas Index."""
+        key = tuple(seeds)
+        hit = self._seed_memo.get(key)
+        if hit is None:
+            seed_ids = self.ids.of(seeds)
+            known = seed_ids[(seed_ids >= 0) & (seed_ids < self.ids.n_known)]
+            seed_ids.flags.writeable = known.flags.writeable = False
+            if len(self._seed_memo) >= SEED_MEMO:
+                self._seed_memo.clear()
+            self._seed_memo[key] = hit = (seed_ids, known)
+        return Query(seeds, title, hit[0], hit[1], weights, found or {})
 
     def retrieve(self, queries: list[Query]) -> list[dict[str, Retrieved]]:
         """Every pooling source's answers for a batch of playlists: per playlist, source name → answer."""

@@ -74,5 +74,7 @@ class ALSSource(CandidateSource):
             return {"als_score": np.full(n, np.nan), "als_z": np.full(n, np.nan), "als_rank_log": np.full(n, np.nan)}
         rows = self.row_of[candidates.ids]
         sc = np.where(rows >= 0, scores[np.maximum(rows, 0)], np.nan)
-        rank = np.argsort(np.argsort(-np.nan_to_num(sc, nan=-np.inf), kind="stable"), kind="stable")
+        order = np.argsort(-np.nan_to_num(sc, nan=-np.inf), kind="stable")
+        rank = np.empty_like(order)
+        rank[order] = np.arange(len(order))  # the inverse permutation: what a second stable argsort gave
         return {"als_score": sc, "als_z": zscore(sc), "als_rank_log": np.log1p(rank.astype(np.float64))}

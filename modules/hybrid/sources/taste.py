@@ -22,6 +22,7 @@ import numpy as np
 from scipy import sparse
 
 from modules.base import zscore
+from modules.content.query import rows_of
 from modules.hybrid.sources.base import Candidates, CandidateSource, Query
 
 N_BINS = 24
@@ -30,6 +31,7 @@ SMOOTH_BINS = 2.0  # Gaussian smoothing of every histogram, in bins (0.5 standar
 SHRINK = 5.0  # the seeds' histogram is shrunk toward the genres' as if by this many seeds
 COUNT_PRIOR = 0.5  # added to every track's count so unseen catalog tracks keep a small chance
 FLOOR = 1e-4
+PADDED_GENRES = 16  # up to this many genres on one track, each track's genres are also kept as a padded row
 
 
 class AudioTaste:
@@ -47,6 +49,7 @@ class AudioTaste:
         self.has_num = has_num
         self.genre_hist = genre_hist
         self.all_hist = all_hist
+        self.padded = _padded_columns(genres, PADDED_GENRES)
         self.feature_names = feature_names
 
     @classmethod
@@ -78,7 +81,7 @@ class AudioTaste:
     def features(self, seed_rows: np.ndarray, candidate_rows: np.ndarray) -> dict[str, np.ndarray]:
         """Columns ``names`` for candidates (content-model rows, -1 unknown) of a playlist with these seed rows."""
         n = len(candidate_rows)
-        out = {k: np.full(n, np.nan) for k in self.names}
+        out: dict[str, np.ndarray] = {}
         seed_rows = np.asarray(seed_rows, np.int64)
         seed_rows = seed_rows[seed_rows >= 0]
         ok = candidate_rows >= 0
@@ -89,7 +92,7 @@ class AudioTaste:
             share = np.asarray(self.genres[tagged].multiply(1.0 / self.per_track[tagged][:, None]).sum(axis=0)).ravel()
             share /= share.sum()
             taste = np.full(n, np.nan)
-            taste[ok] = self.weight[cand] * (self.genres[cand] @ (share / self.z))
+            taste[ok] = self.weight[cand] * self._genre_sums(cand, share / self.z)
             out["taste"], out["taste_z"] = taste, zscore(taste)
         sounding = seed_rows[self.has_num[seed_rows]]
         if len(sounding) and ok.any():
@@ -104,14 +107,40 @@ class AudioTaste:
             num[ok] = self.has_num[cand]
             cb = self.bins[candidate_rows[num]].astype(np.int64)
             per = ratio[np.arange(d)[None, :], cb]  # [m, d]
-            for j, f in enumerate(self.feature_names):
-                col = np.full(n, np.nan)
-                col[num] = per[:, j]
-                out[f"fit_{f}"] = col
-            total = np.full(n, np.nan)
-            total[num] = per.sum(axis=1)
-            out["audio_fit"] = total
+            fit = np.full((d + 1, n), np.nan)  # one array for the d columns and their sum (rows: contiguous)
+            fit[:d, num] = per.T
+            fit[d, num] = per.sum(axis=1)
+            out.update({f"fit_{f}": fit[j] for j, f in enumerate(self.feature_names)}, audio_fit=fit[d])
+        missing = np.full(n, np.nan)  # one read-only NaN column for every column not computed
+        missing.flags.writeable = False
+        return {k: out.get(k, missing) for k in self.names}
+
+    def _genre_sums(self, rows: np.ndarray, v: np.ndarray) -> np.ndarray:
+        """``self.genres[rows] @ v``: per row, the sum of ``v`` over its genres, added in the matrix's stored order
+        as scipy adds them, from the padded rows when there are (a gather and a few additions instead of slicing
+        the sparse matrix: ~0.05 ms against ~0.25 ms for 2,000 candidates)."""
+        if self.padded is None:
+            return self.genres[rows] @ v
+        vals = np.append(v, 0.0)[self.padded[rows]]  # the padding points at the appended 0
+        out = vals[:, 0].copy()
+        for j in range(1, vals.shape[1]):
+            out += vals[:, j]
         return out
+
+
+def _padded_columns(m: sparse.csr_matrix, most: int) -> np.ndarray | None:
+    """Each row's column indices in stored order, padded with ``m.shape[1]`` to the longest row (``[n_rows,
+    width]``); ``None`` when a row has more than ``most`` entries, no row has any, or an entry is not 1 (the
+    sums read the columns only)."""
+    lengths = np.diff(m.indptr)
+    width = int(lengths.max()) if len(lengths) else 0
+    if width == 0 or width > most or not (m.data == 1.0).all():
+        return None
+    dtype = np.int16 if m.shape[1] < np.iinfo(np.int16).max else np.int32
+    out = np.full((m.shape[0], width), m.shape[1], dtype)
+    rows = np.repeat(np.arange(m.shape[0]), lengths)
+    out[rows, np.arange(len(rows)) - np.repeat(m.indptr[:-1], lengths)] = m.indices
+    return out
 
 
 def _smooth(h: np.ndarray) -> np.ndarray:
@@ -159,4 +188,4 @@ class TasteSource(CandidateSource):
         return self._table
 
     def features(self, query: Query, candidates: Candidates) -> dict[str, np.ndarray]:
-        return self.table().features(self.content.rows_of(query.seeds), self.rows[candidates.ids])
+        return self.table().features(rows_of(self.content.model, query.seeds), self.rows[candidates.ids])

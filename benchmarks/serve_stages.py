@@ -1,0 +1,182 @@
+"""CPU per `/recommend` request, stage by stage, in one process (no HTTP): where the server's time goes.
+
+    python -m benchmarks.serve_stages --model models/world
+    python -m benchmarks.serve_stages --model models/world --code . /tmp/base --rounds 3   # two versions, one run
+    python -m benchmarks.serve_stages --model models/world --cprofile 30                  # the hottest functions
+
+The load test's request mix (``serve_load.make_requests``: 0-100 seeds, titles, k = 50, every returned row
+explained, as ``POST /recommend`` asks by default) answered by ``Recommender.recommend_columns_batch`` in batches
+of ``--batch`` (16: the share of a 32-client queue each of the two recommendation processes takes), one native
+thread, the loaded heap frozen (``gc.freeze``), as a recommendation process runs. Each stage is timed with
+``time.process_time`` by wrapping the method that does it (nothing in ``modules`` knows it is timed); a stage
+includes the ones indented under it:
+
+* ``retrieve``: every source's candidates for the batch (``Recommender._retrieve_each``), per source;
+* ``features``: each playlist's candidate set (``HybridRecommender.candidate_set``): pooling, the context columns
+  and each source's columns;
+* ``fusion``: ``HybridRecommender.score_candidates``;
+* ``explain``: the explanations of the returned rows (``Recommender._explain``), its content and rule parts;
+* ``other``: the rest of ``recommend_columns_batch`` (the order, names, building the columns).
+
+``--code DIR ...`` measures the ``modules`` of each checkout in its own child process, the versions alternating
+round by round, so a comparison shares the machine's load: e.g. the commit before a change extracted with
+``git archive BASE | tar -x -C /tmp/base``. Results are appended to benchmarks/results/serve-stages.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+
+
+class StageClock:
+    """CPU seconds per stage, summed over calls of the wrapped callables (nested stages count in both)."""
+
+    def __init__(self):
+        self.cpu: dict[str, float] = defaultdict(float)
+        self.calls: dict[str, int] = defaultdict(int)
+
+    def wrap(self, owner, attr: str, stage: str) -> bool:
+        """Time ``owner.attr`` (an instance's method or a module's function) as ``stage``; False when absent."""
+        fn = getattr(owner, attr, None)
+        if fn is None:
+            return False
+
+        @functools.wraps(fn)
+        def timed(*args, **kwargs):
+            c0 = time.process_time()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                self.cpu[stage] += time.process_time() - c0
+                self.calls[stage] += 1
+
+        setattr(owner, attr, timed)
+        return True
+
+
+def instrument(rec, clock: StageClock) -> list[str]:
+    """Wrap the stages of ``rec`` (a loaded ``Recommender`` that has answered once); returns the stages found."""
+    import modules.hybrid.features as features
+
+    h = rec.hybrid
+    found = []
+    for owner, attr, stage in ((rec, "_retrieve_each", "retrieve"), (h, "candidate_set", "features"),
+                               (h, "score_candidates", "fusion"), (rec, "_explain", "explain"),
+                               (features, "pool_candidates", "features.pool"),
+                               (features, "context_features", "features.context")):
+        if clock.wrap(owner, attr, stage):
+            found.append(stage)
+    sources = h._sources()
+    for s in sources.pooling:
+        if clock.wrap(s, "retrieve", f"retrieve.{s.name}"):
+            found.append(f"retrieve.{s.name}")
+    for s in sources.featuring:
+        if clock.wrap(s, "features", f"features.{s.name}"):
+            found.append(f"features.{s.name}")
+    if h.content_ is not None and clock.wrap(h.content_, "explanations", "explain.content"):
+        found.append("explain.content")
+    if h.rules_ is not None and clock.wrap(h.rules_, "explain_many", "explain.rules"):
+        found.append("explain.rules")
+    return found
+
+
+def measure(model: Path, n_requests: int, batch: int, repeats: int, cprofile: int) -> dict:
+    """One version's stage profile (this process's ``modules``)."""
+    import modules
+    from benchmarks.serve_load import make_requests
+    from modules.recommender import Recommender
+    from modules.service import freeze_loaded_heap, limit_native_threads
+
+    limit_native_threads(1)
+    rec = Recommender.load(model)
+    kw = [{"seed_track_uris": r["seed_track_uris"], "title": r["title"], "k": r["k"], "explain": r["k"]}
+          for r in make_requests(model, n_requests, 50, 0)]
+    for a in range(0, min(len(kw), 4 * batch), batch):  # warm-up: tf.function tracing, lazily built tables
+        rec.recommend_columns_batch(kw[a:a + batch])
+    freeze_loaded_heap()  # as a recommendation process does once loaded: the bundle is never walked by the gc
+    clock = StageClock()
+    stages = instrument(rec, clock)
+    profiler = None
+    if cprofile:
+        import cProfile
+
+        profiler = cProfile.Profile()
+        profiler.enable()
+    c0 = time.process_time()
+    for _ in range(repeats):
+        for a in range(0, len(kw), batch):
+            rec.recommend_columns_batch(kw[a:a + batch])
+    total = time.process_time() - c0
+    if profiler is not None:
+        import io
+        import pstats
+
+        profiler.disable()
+        text = io.StringIO()
+        pstats.Stats(profiler, stream=text).sort_stats("tottime").print_stats(cprofile)
+        print(text.getvalue(), file=sys.stderr)
+    done = repeats * len(kw)
+    ms = {s: round(1000 * clock.cpu[s] / done, 3) for s in stages}
+    top = [s for s in ("retrieve", "features", "fusion", "explain") if s in ms]
+    ms["other"] = round(1000 * total / done - sum(ms[s] for s in top), 3)
+    return {"modules": str(Path(modules.__file__).resolve().parent.parent), "requests": done,
+            "total_ms": round(1000 * total / done, 3), "stage_ms": ms}
+
+
+def child(code: Path, args) -> dict:
+    """``measure`` in a child process whose ``modules`` is the one in ``code``."""
+    env = {**os.environ, "PYTHONPATH": f"{code}{os.pathsep}{ROOT}", "TF_USE_LEGACY_KERAS": "1"}
+    cmd = [sys.executable, str(Path(__file__).resolve()), "_measure", "--model", str(args.model.resolve()),
+           "--requests", str(args.requests), "--batch", str(args.batch), "--repeats", str(args.repeats)]
+    done = subprocess.run(cmd, cwd=code, env=env, stdout=subprocess.PIPE, check=True)
+    return json.loads(done.stdout)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m benchmarks.serve_stages", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("mode", nargs="?", default="run", choices=["run", "_measure"], help=argparse.SUPPRESS)
+    ap.add_argument("--model", type=Path, default=Path("models/world"))
+    ap.add_argument("--requests", type=int, default=480, help="requests of the load test's mix (default 480)")
+    ap.add_argument("--batch", type=int, default=16, help="requests per recommend_columns_batch call")
+    ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--code", type=Path, nargs="+", default=None,
+                    help="checkouts whose modules to measure, each in its own process (default: this one, here)")
+    ap.add_argument("--rounds", type=int, default=1, help="with --code: measurements per checkout, alternating")
+    ap.add_argument("--cprofile", type=int, default=0, metavar="N",
+                    help="also print the N functions with the most own time (cProfile; slows the run)")
+    ap.add_argument("--label", default="")
+    ap.add_argument("--out", type=Path, default=HERE / "results" / "serve-stages.json")
+    args = ap.parse_args(argv)
+    if args.mode == "_measure":
+        print(json.dumps(measure(args.model, args.requests, args.batch, args.repeats, 0)))
+        return 0
+    result = {"label": args.label, "command": "python -m benchmarks.serve_stages " + " ".join(sys.argv[1:]),
+              "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+              "load_average_start": round(os.getloadavg()[0], 1), "batch": args.batch}
+    if args.code is None:
+        result["runs"] = [measure(args.model, args.requests, args.batch, args.repeats, args.cprofile)]
+    else:
+        result["runs"] = [child(code.resolve(), args) for _ in range(args.rounds) for code in args.code]
+    result["load_average_end"] = round(os.getloadavg()[0], 1)
+    print(json.dumps(result, indent=1))
+    runs = json.loads(args.out.read_text())["runs"] if args.out.exists() else []
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({"runs": runs + [result]}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
