@@ -69,6 +69,7 @@ class StageClock:
 def instrument(rec, clock: StageClock) -> list[str]:
     """Wrap the stages of ``rec`` (a loaded ``Recommender`` that has answered once); returns the stages found."""
     import modules.hybrid.features as features
+    from modules.hybrid.lab import source_set
 
     h = rec.hybrid
     found = []
@@ -78,7 +79,7 @@ def instrument(rec, clock: StageClock) -> list[str]:
                                (features, "context_features", "features.context")):
         if clock.wrap(owner, attr, stage):
             found.append(stage)
-    sources = h._sources()
+    sources = source_set(h)
     for s in sources.pooling:
         if clock.wrap(s, "retrieve", f"retrieve.{s.name}"):
             found.append(f"retrieve.{s.name}")

@@ -84,6 +84,12 @@ def choose_blend(h, data: dict, scores: list[np.ndarray], objective: tuple[str, 
     return blend.choose_blend(data, scores, "als" in h.parts_, objective, bucket)
 
 
+def source_set(h):
+    """The candidate sources of a fitted ``h`` (``modules.hybrid.sources.SourceSet``: ``pooling`` and
+    ``featuring`` sources over one id space), built once per fitted state."""
+    return h._sources()
+
+
 def id_maps(h):
     """The id space of the candidates of a fitted ``h`` (``modules.hybrid.ids.IdMaps``: hybrid id ↔ each part's
     rows)."""
