@@ -145,30 +145,14 @@ def global_batch_loss(model, batch):
     single-worker loss of the whole batch; with one replica it is ``compute_loss`` itself."""
     import tensorflow as tf
 
-    cfg = model.cfg
     ctx = tf.distribute.get_replica_context()
-    q = model.query_tower(batch, seed_drop=batch.get("seed_drop"), dropout_seed=batch.get("rng"))
-    ids = batch["target"]
-    drop = batch.get("target_drop")
-    if "negatives" in batch:  # mixed negative sampling: uniform extra candidates after the targets
-        neg = tf.reshape(batch["negatives"], [-1])
-        ids = tf.concat([ids, neg], axis=0)
-        if drop is not None:
-            drop = tf.concat([drop, tf.zeros_like(neg, dtype=tf.bool)], axis=0)
-    c = model.candidate_tower(ids, drop=drop)
+    q, c, ids = model.embed(batch)
     shift = -tf.cast(ctx.replica_id_in_sync_group, tf.int32) * tf.shape(ids)[0]
     with _placed():
         c = ctx.all_gather(tf.identity(c), axis=0)  # (one call per dtype: its gradient packs the list)
         ids = ctx.all_gather(tf.identity(ids), axis=0)
     c, ids = tf.roll(c, shift, axis=0), tf.roll(ids, shift, axis=0)
-    prob = None
-    if cfg.logq_weight > 0:
-        prob = tf.pow(tf.gather(model.sampling_prob, ids), float(cfg.logq_weight))
-    seeds, n_q = batch["seeds"], tf.shape(batch["target"])[0]
-    in_ctx = tf.reduce_any(seeds[:, :, None] == ids[None, None, :], axis=1)
-    mask = ~(in_ctx & ~tf.eye(n_q, tf.shape(ids)[0], dtype=tf.bool))
-    return model.task(q, c, candidate_sampling_probability=prob, candidate_ids=ids,
-                      compute_metrics=False, compute_batch_metrics=False, score_mask=mask)
+    return model.batch_loss(q, c, ids, batch)
 
 
 def _placed():

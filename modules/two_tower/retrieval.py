@@ -31,8 +31,9 @@ class TwoTowerModel(tfrs.models.Model):
         self.sampling_prob = tf.constant(sampling_prob.astype(np.float32))
         self.cfg = cfg
 
-    def compute_loss(self, batch, training=False):
-        cfg = self.cfg
+    def embed(self, batch):
+        """The batch's query vectors, candidate vectors and candidate ids (its targets, then any uniform
+        negatives)."""
         q = self.query_tower(batch, seed_drop=batch.get("seed_drop"), dropout_seed=batch.get("rng"))
         ids = batch["target"]
         drop = batch.get("target_drop")
@@ -41,7 +42,12 @@ class TwoTowerModel(tfrs.models.Model):
             ids = tf.concat([ids, neg], axis=0)
             if drop is not None:
                 drop = tf.concat([drop, tf.zeros_like(neg, dtype=tf.bool)], axis=0)
-        c = self.candidate_tower(ids, drop=drop)
+        return q, self.candidate_tower(ids, drop=drop), ids
+
+    def batch_loss(self, q, c, ids, batch):
+        """The in-batch softmax loss of queries ``q`` against candidates ``c`` (ids ``ids``, each query's own
+        target first in line), log-Q corrected, with candidates already in a query's context masked out."""
+        cfg = self.cfg
         prob = None
         if cfg.logq_weight > 0:
             # Expected number of copies of each candidate in a batch's pool (targets are drawn by
@@ -52,6 +58,10 @@ class TwoTowerModel(tfrs.models.Model):
         mask = ~(in_ctx & ~tf.eye(n_q, tf.shape(ids)[0], dtype=tf.bool))
         return self.task(q, c, candidate_sampling_probability=prob, candidate_ids=ids,
                          compute_metrics=False, compute_batch_metrics=False, score_mask=mask)
+
+    def compute_loss(self, batch, training=False):
+        q, c, ids = self.embed(batch)
+        return self.batch_loss(q, c, ids, batch)
 
 
 def make_model(query_tower, candidate_tower, cfg: TwoTowerConfig, sampling_prob: np.ndarray) -> TwoTowerModel:
