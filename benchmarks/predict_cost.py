@@ -24,6 +24,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchmarks.results_file import append_run
+
 HERE = Path(__file__).resolve().parent
 
 
@@ -106,9 +108,7 @@ def main(argv: list[str] | None = None) -> int:
               "against_first_code": {n: compare(a, answers[str(args.code[0].resolve())]) for n, a in answers.items()},
               "variables_bytes": sizes}
     print(json.dumps(result, indent=1))
-    runs = json.loads(args.out.read_text())["runs"] if args.out.exists() else []
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"runs": runs + [result]}, indent=1))
+    append_run(args.out, result)
     return 0
 
 

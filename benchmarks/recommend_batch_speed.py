@@ -20,6 +20,7 @@ import sys
 import time
 from pathlib import Path
 
+from benchmarks.results_file import append_run
 from benchmarks.serve_load import make_requests
 from modules.recommender import Recommender
 from modules.service import limit_native_threads
@@ -59,9 +60,7 @@ def main() -> int:
                 lambda items, b=b: [rec.recommend_columns_batch(items[a:a + b]) for a in range(0, len(items), b)],
                 kw, args.repeats)
     print(json.dumps(result, indent=1))
-    runs = json.loads(args.out.read_text())["runs"] if args.out.exists() else []
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"runs": runs + [result]}, indent=1))
+    append_run(args.out, result)
     return 0
 
 

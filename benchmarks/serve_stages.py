@@ -36,6 +36,8 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
+from benchmarks.results_file import append_run
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 
@@ -173,9 +175,7 @@ def main(argv: list[str] | None = None) -> int:
         result["runs"] = [child(code.resolve(), args) for _ in range(args.rounds) for code in args.code]
     result["load_average_end"] = round(os.getloadavg()[0], 1)
     print(json.dumps(result, indent=1))
-    runs = json.loads(args.out.read_text())["runs"] if args.out.exists() else []
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"runs": runs + [result]}, indent=1))
+    append_run(args.out, result)
     return 0
 
 
