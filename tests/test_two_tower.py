@@ -436,9 +436,10 @@ def _padded_examples_reference(pl, cfg, rng, n_candidates):
 
 @pytest.mark.parametrize("overrides", [{}, {"max_seeds": 7, "dropout": 0.2, "mixed_negatives": 3,
                                             "id_dropout": 0.4}])
-def test_compact_examples_give_the_padded_batches(overrides, monkeypatch):
-    """The ragged epoch yields, batch for batch, the arrays of the padded one (same draws, same order), also with
-    contexts longer than max_seeds, dropout seeds and mixed negatives, and with the dropout draws chunked."""
+def test_compact_examples_give_the_padded_batches(overrides, monkeypatch, tmp_path):
+    """The ragged epoch, and the epoch written to disk and read back (what training streams), yield batch for
+    batch the arrays of the padded one (same draws, same order), also with contexts longer than max_seeds,
+    dropout seeds and mixed negatives, and with the draws after the shuffle taken in blocks."""
     from modules.two_tower import examples as tt
 
     gen = np.random.default_rng(5)
@@ -459,3 +460,62 @@ def test_compact_examples_give_the_padded_batches(overrides, monkeypatch):
             want = ref[key][i * cfg.batch_size:(i + 1) * cfg.batch_size]
             assert value.dtype == want.dtype and np.array_equal(value, want), (i, key)
     assert ex.seed_drop.any() and (ex.offsets[1:] - ex.offsets[:-1]).max() == cfg.max_seeds
+    disk = tt.write_examples(pl, cfg, np.random.default_rng(11), 399, tmp_path)
+    assert len(disk) == len(ex) and disk.n_batches(cfg.batch_size) == len(batches)
+    for i, batch in enumerate(disk.batches(pl, cfg.batch_size)):
+        assert set(batch) == set(ref)
+        for key, value in batch.items():
+            want = ref[key][i * cfg.batch_size:(i + 1) * cfg.batch_size]
+            assert value.dtype == want.dtype and value.shape == want.shape and np.array_equal(value, want), (i, key)
+    assert disk.dataset(pl, cfg.batch_size).element_spec["seeds"].shape == (cfg.batch_size, cfg.max_seeds)
+    disk.close()
+
+
+def test_the_epoch_on_disk_is_not_held_in_memory(tmp_path, monkeypatch):
+    """Writing an epoch to disk and reading it back a batch at a time holds the shuffle's order (8 bytes an
+    example) and a batch, not the examples: its peak (tracemalloc) is a small part of the in-memory epoch's, and
+    the epoch's temporary folder goes when training is done with it."""
+    import tracemalloc
+
+    from modules.two_tower import examples as tt
+
+    gen = np.random.default_rng(3)
+    n_pl = 400
+    monkeypatch.setattr(tt, "DROP_CHUNK", 1024)  # the dropout draws' block ([rows, max_seeds] float64) is transient
+    tracks = [gen.permutation(np.arange(1, 3000, dtype=np.int32))[: int(n)] for n in gen.integers(20, 200, n_pl)]
+    pl = tt.Playlists(tracks=tracks, has_title=gen.random(n_pl) < 0.7,
+                      words=gen.integers(0, 50, (n_pl, 8)).astype(np.int32),
+                      ngrams=gen.integers(0, 90, (n_pl, 48)).astype(np.int32))
+    cfg = TwoTowerConfig.from_dict({**TINY, "examples_per_track": 1.0, "batch_size": 64})
+
+    def peak(fn):
+        tracemalloc.start()
+        try:
+            fn()
+            return tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+
+    def in_memory():
+        for _ in tt.make_examples(pl, cfg, np.random.default_rng(0), 2999).batches(pl, cfg.batch_size):
+            pass
+
+    seen = []
+
+    def on_disk():
+        with tt.epoch_on_disk(pl, cfg, np.random.default_rng(0), 2999, tmp_path) as ex:
+            seen.append((len(ex), ex.folder))
+            gen = ex.batches(pl, cfg.batch_size)
+            first = next(gen)  # a generator of batches, no array of the epoch behind it but the order
+            assert len(first["target"]) == cfg.batch_size
+            held = [v.nbytes for v in vars(ex).values() if isinstance(v, np.ndarray)]
+            assert held == [8 * len(ex)]
+            for _ in gen:
+                pass
+
+    memory, disk = peak(in_memory), peak(on_disk)
+    n_ex, folder = seen[0]
+    assert n_ex > 300 * cfg.batch_size
+    assert disk < memory / 4, (disk, memory)
+    assert disk < 8 * n_ex + 4 * 1024 * 1024, (disk, n_ex)  # the order and a few batches
+    assert not folder.exists() and not list(tmp_path.iterdir())

@@ -17,7 +17,6 @@ from modules.cli import main
 from modules.errors import ClusterError
 from modules.tf_config import parse_tf_config
 from modules.two_tower import TwoTowerConfig
-from modules.two_tower.distributed import worker_examples
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = {"embedding_dim": 16, "hidden_dim": 32, "epochs": 3, "batch_size": 64, "validation_per_category": 4,
@@ -90,7 +89,9 @@ def test_help_explains_tf_config(capsys):
 # -- each worker's part of the batches -------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("n_replicas, start", [(2, 0), (4, 3), (1, 1)])
-def test_the_workers_slices_make_up_the_single_worker_batches(n_replicas, start):
+def test_the_workers_slices_make_up_the_single_worker_batches(n_replicas, start, tmp_path):
+    """Each worker reads its replicas' slices of every global batch from the epoch on disk; together they are the
+    single-worker batches of the in-memory epoch, from the resumed batch on."""
     from modules.two_tower import examples as tt
 
     gen = np.random.default_rng(2)
@@ -103,8 +104,10 @@ def test_the_workers_slices_make_up_the_single_worker_batches(n_replicas, start)
     whole = list(ex.batches(pl, cfg.batch_size))[start:]
     assert len(whole) > 5
     L = cfg.batch_size // n_replicas
-    parts = [list(worker_examples(ex, cfg.batch_size, n_replicas, [r], start).batches(pl, L))
+    disk = tt.write_examples(pl, cfg, np.random.default_rng(4), 299, tmp_path)
+    parts = [list(disk.batches(pl, cfg.batch_size, n_replicas=n_replicas, replicas=[r], start_batch=start))
              for r in range(n_replicas)]
+    assert all(len(b["target"]) == L for p in parts for b in p)
     assert all(len(p) == len(whole) for p in parts)
     for i, batch in enumerate(whole):
         for key, value in batch.items():
@@ -112,7 +115,7 @@ def test_the_workers_slices_make_up_the_single_worker_batches(n_replicas, start)
             assert np.array_equal(joined, value), (i, key)
     # two replicas on one worker: their slices in turn, as tf.distribute hands a worker's batches to its replicas
     if n_replicas == 4:
-        both = list(worker_examples(ex, cfg.batch_size, 4, [2, 3], start).batches(pl, L))
+        both = list(disk.batches(pl, cfg.batch_size, n_replicas=4, replicas=[2, 3], start_batch=start))
         assert np.array_equal(both[0]["target"], parts[2][0]["target"])
         assert np.array_equal(both[1]["target"], parts[3][0]["target"])
 
@@ -282,8 +285,10 @@ tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfigur
 from modules.store import PlaylistStore
 from modules.catalog import read_catalog
 from modules.two_tower import TwoTowerConfig
-from modules.two_tower.distributed import global_batch_loss, worker_examples
-from modules.two_tower.examples import encode_playlists, make_examples, playlist_items, sampling_probability
+import tempfile
+from modules.two_tower.distributed import global_batch_loss
+from modules.two_tower.examples import (encode_playlists, make_examples, playlist_items, sampling_probability,
+                                        write_examples)
 from modules.two_tower.items import build_items
 from modules.two_tower.retrieval import make_model
 from modules.two_tower.text import fit_title_vectorizers
@@ -308,8 +313,8 @@ variables = model.trainable_variables
 with tf.GradientTape() as tape:
     ref = model.compute_loss(whole, training=True)
 ref_grads = [tf.convert_to_tensor(g).numpy() for g in tape.gradient(ref, variables)]
-L = cfg.batch_size // 2
-parts = [next(iter(worker_examples(ex, cfg.batch_size, 2, [r]).batches(pl, L))) for r in range(2)]
+disk = write_examples(pl, cfg, np.random.default_rng(0), items.n_candidates, tempfile.mkdtemp())
+parts = [next(iter(disk.batches(pl, cfg.batch_size, n_replicas=2, replicas=[r]))) for r in range(2)]
 batch = strategy.experimental_distribute_values_from_function(
     lambda ctx: {k: tf.constant(v) for k, v in parts[ctx.replica_id_in_sync_group].items()})
 

@@ -40,7 +40,7 @@ from tqdm import tqdm
 from modules.errors import ClusterError, InputError
 from modules.tf_config import TF_CONFIG_HELP, Cluster, parse_tf_config  # noqa: F401  (the CLI's entry points)
 from modules.two_tower.config import TwoTowerConfig
-from modules.two_tower.examples import Examples, Playlists, make_examples
+from modules.two_tower.examples import Playlists, epoch_on_disk, remove_stale_epochs
 
 log = logging.getLogger(__name__)
 
@@ -113,27 +113,6 @@ def fit(rec, store, strategy, cluster: Cluster, *, checkpoint_steps: int | None 
         raise InputError(f"checkpoint_steps must be a positive int or None, got {checkpoint_steps!r}.")
     with _active(Run(strategy, cluster, rec, checkpoint_steps, restart)):
         return rec.fit(store)
-
-
-# -- the per-worker data -------------------------------------------------------------------------------------------
-
-def worker_examples(ex: Examples, batch_size: int, n_replicas: int, replicas: list[int],
-                    start_batch: int = 0) -> Examples:
-    """The examples replicas ``replicas`` (global replica ids, those of this worker) train on, from batch
-    ``start_batch`` on: for each full global batch ``i``, the rows ``[i * B + r * L, i * B + (r + 1) * L)`` of each
-    replica ``r`` in turn (``L = B / n_replicas``), so that ``.batches(pl, L)`` yields this worker's per-replica
-    batches in training order and the replicas' slices together are exactly the single-worker batch."""
-    L = batch_size // n_replicas
-    batches = np.arange(start_batch, ex.n_batches(batch_size), dtype=np.int64)
-    starts = (batches[:, None] * batch_size + np.asarray(replicas, np.int64)[None, :] * L).reshape(-1)
-    rows = (starts[:, None] + np.arange(L)[None, :]).reshape(-1)
-    lengths = np.diff(ex.offsets)[rows]
-    offsets = np.zeros(len(rows) + 1, np.int64)
-    np.cumsum(lengths, out=offsets[1:])
-    cells = np.repeat(ex.offsets[rows] - offsets[:-1], lengths) + np.arange(offsets[-1])
-    return Examples(context=ex.context[cells], offsets=offsets, seed_drop=ex.seed_drop[cells],
-                    target=ex.target[rows], title_row=ex.title_row[rows], target_drop=ex.target_drop[rows],
-                    extra={k: v[rows] for k, v in ex.extra.items()}, max_seeds=ex.max_seeds)
 
 
 # -- the loss of the global batch ----------------------------------------------------------------------------------
@@ -289,7 +268,6 @@ def train(run: Run, model, optimizer, pl: Playlists, n_candidates: int, cfg: Two
         raise InputError(f"batch_size {cfg.batch_size} must be a multiple of the number of replicas ({R}: "
                          f"{cluster.n_workers} workers) so that every worker takes an equal part of each batch; "
                          "set batch_size in --config.")
-    L = cfg.batch_size // R
     chief = cluster.is_chief
     if cfg.dropout > 0 and R > 1 and chief:
         log.warning("dropout %s: each worker draws the MLP-input dropout mask of its slice of a batch (seeded by "
@@ -327,6 +305,7 @@ def train(run: Run, model, optimizer, pl: Playlists, n_candidates: int, cfg: Two
         shutil.rmtree(ckdir, ignore_errors=True)
     if chief and ckdir is not None:
         ckdir.mkdir(parents=True, exist_ok=True)
+        remove_stale_epochs(ckdir)
     saves = Checkpoints(ckdir, cluster)
 
     step = distributed_step_fn(strategy, dmodel, dopt)
@@ -337,7 +316,7 @@ def train(run: Run, model, optimizer, pl: Playlists, n_candidates: int, cfg: Two
                 break
             t0 = time.perf_counter()
             resume_at = step_doc if step_doc is not None and step_doc["epoch"] == epoch else None
-            row = _train_epoch(run, step, dmodel, dopt, ckpt, saves, pl, n_candidates, cfg, seed, epoch, L, R,
+            row = _train_epoch(run, step, dmodel, dopt, ckpt, saves, pl, n_candidates, cfg, seed, epoch, R,
                                fingerprint, resume_at, show_progress)
             step_doc = None
             model.set_weights(dmodel.get_weights())
@@ -379,7 +358,7 @@ def train(run: Run, model, optimizer, pl: Playlists, n_candidates: int, cfg: Two
 
 
 def _train_epoch(run: Run, step, dmodel, dopt, ckpt, saves: Checkpoints, pl: Playlists, n_candidates: int,
-                 cfg: TwoTowerConfig, seed: int, epoch: int, L: int, R: int, fingerprint: str,
+                 cfg: TwoTowerConfig, seed: int, epoch: int, R: int, fingerprint: str,
                  resume_at: dict | None, show_progress: bool) -> dict:
     """``training._train_epoch`` on the workers: the same examples (drawn from the seed on every worker), each
     worker padding and training its slices; a mid-epoch checkpoint every ``run.checkpoint_steps`` steps."""
@@ -388,40 +367,42 @@ def _train_epoch(run: Run, step, dmodel, dopt, ckpt, saves: Checkpoints, pl: Pla
     strategy, cluster = run.strategy, run.cluster
     rng = np.random.default_rng(np.random.SeedSequence([int(seed), epoch, 3]))
     t0 = time.perf_counter()
-    ex = make_examples(pl, cfg, rng, n_candidates)
-    n_batches = ex.n_batches(cfg.batch_size)
     start = int(resume_at["step"]) if resume_at else 0
     losses = list(resume_at["losses"]) if resume_at else []
-
-    def dataset_fn(ctx: tf.distribute.InputContext):
-        k = R // ctx.num_input_pipelines
-        mine = worker_examples(ex, cfg.batch_size, R, [ctx.input_pipeline_id * k + j for j in range(k)], start)
-        ds = mine.dataset(pl, L)
-        opts = tf.data.Options()
-        opts.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF  # sliced above
-        return ds.with_options(opts)
-
-    ds = strategy.distribute_datasets_from_function(dataset_fn)
-    bar = tqdm(ds, total=n_batches, initial=start, desc=f"epoch {epoch}/{cfg.epochs}", unit="batch",
-               disable=not show_progress, leave=False)
     every = run.checkpoint_steps
-    for i, batch in enumerate(bar, start=start + 1):
-        losses.append(float(step(batch)))
-        if len(losses) % 20 == 0:
-            bar.set_postfix(loss=f"{np.mean(losses[-20:]) / cfg.batch_size:.3f}")
-        if every and saves.ckdir is not None and i % every == 0 and i < n_batches:
-            name = f"step/state-{epoch}-{i}"
-            saves.write(ckpt, name)
-            if saves.chief:  # the new checkpoint is complete before step.json names it; then the older goes
-                doc = saves.ckdir / "step.json"
-                old = json.loads(doc.read_text()).get("name") if doc.exists() else None
-                _write_json(doc, {"fingerprint": fingerprint, "epoch": epoch, "step": i, "name": name,
-                                  "losses": losses, "workers": cluster.n_workers})
-                if old and old != name:
-                    for f in (saves.ckdir / old).parent.glob(Path(old).name + ".*"):
-                        f.unlink(missing_ok=True)
-            log.info("epoch %d: checkpoint after step %d of %d", epoch, i, n_batches)
-    bar.close()
+    # the chief's epoch files go beside its checkpoints; the others', which must not race the chief's clean-up
+    # there, to their own temporary folder
+    with epoch_on_disk(pl, cfg, rng, n_candidates, saves.ckdir if saves.chief else None) as ex:
+        n_batches = ex.n_batches(cfg.batch_size)
+
+        def dataset_fn(ctx: tf.distribute.InputContext):
+            k = R // ctx.num_input_pipelines
+            ds = ex.dataset(pl, cfg.batch_size, n_replicas=R, start_batch=start,
+                            replicas=[ctx.input_pipeline_id * k + j for j in range(k)])
+            opts = tf.data.Options()
+            opts.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF  # sliced
+            return ds.with_options(opts)
+
+        ds = strategy.distribute_datasets_from_function(dataset_fn)
+        bar = tqdm(ds, total=n_batches, initial=start, desc=f"epoch {epoch}/{cfg.epochs}", unit="batch",
+                   disable=not show_progress, leave=False)
+        for i, batch in enumerate(bar, start=start + 1):
+            losses.append(float(step(batch)))
+            if len(losses) % 20 == 0:
+                bar.set_postfix(loss=f"{np.mean(losses[-20:]) / cfg.batch_size:.3f}")
+            if every and saves.ckdir is not None and i % every == 0 and i < n_batches:
+                name = f"step/state-{epoch}-{i}"
+                saves.write(ckpt, name)
+                if saves.chief:  # the new checkpoint is complete before step.json names it; then the older goes
+                    doc = saves.ckdir / "step.json"
+                    old = json.loads(doc.read_text()).get("name") if doc.exists() else None
+                    _write_json(doc, {"fingerprint": fingerprint, "epoch": epoch, "step": i, "name": name,
+                                      "losses": losses, "workers": cluster.n_workers})
+                    if old and old != name:
+                        for f in (saves.ckdir / old).parent.glob(Path(old).name + ".*"):
+                            f.unlink(missing_ok=True)
+                log.info("epoch %d: checkpoint after step %d of %d", epoch, i, n_batches)
+        bar.close()
     if hasattr(dopt, "catch_up"):
         dopt.catch_up(dmodel.trainable_variables)
     train_s = time.perf_counter() - t0

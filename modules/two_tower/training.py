@@ -23,7 +23,7 @@ from tqdm import tqdm
 from modules.metrics import evaluate
 from modules.two_tower import distributed
 from modules.two_tower.config import TwoTowerConfig
-from modules.two_tower.examples import Playlists, make_examples
+from modules.two_tower.examples import Playlists, epoch_on_disk, remove_stale_epochs
 from modules.two_tower.optimizer import optimizer_name
 
 log = logging.getLogger(__name__)
@@ -106,6 +106,7 @@ def resume(ckdir: Path, ckpt, state: dict, model):
             log.warning("checkpoints in %s are from other data or another config; starting afresh", ckdir)
             shutil.rmtree(ckdir, ignore_errors=True)
     ckdir.mkdir(parents=True, exist_ok=True)
+    remove_stale_epochs(ckdir)
     return state, best_weights
 
 
@@ -122,21 +123,21 @@ def validation_summary(rec, split, store) -> dict:
 
 
 def _train_epoch(step, model, optimizer, pl: Playlists, n_candidates: int, cfg: TwoTowerConfig, seed: int,
-                 epoch: int, show_progress: bool) -> dict:
-    """Sample epoch ``epoch``'s examples and take a step per full batch; the curve row (without validation)."""
+                 epoch: int, show_progress: bool, scratch: Path | None = None) -> dict:
+    """Sample epoch ``epoch``'s examples to disk (in ``scratch``, ``examples.epoch_on_disk``) and take a step per
+    full batch read back from there; the curve row (without validation)."""
     rng = np.random.default_rng(np.random.SeedSequence([int(seed), epoch, 3]))
     t0 = time.perf_counter()
-    ex = make_examples(pl, cfg, rng, n_candidates)
-    n_batches = ex.n_batches(cfg.batch_size)
-    ds = ex.dataset(pl, cfg.batch_size)
     losses = []
-    bar = tqdm(ds, total=n_batches, desc=f"epoch {epoch}/{cfg.epochs}", unit="batch",
-               disable=not show_progress, leave=False)
-    for batch in bar:
-        losses.append(float(step(batch)))
-        if len(losses) % 20 == 0:
-            bar.set_postfix(loss=f"{np.mean(losses[-20:]) / cfg.batch_size:.3f}")
-    bar.close()
+    with epoch_on_disk(pl, cfg, rng, n_candidates, scratch) as ex:
+        n_batches = ex.n_batches(cfg.batch_size)
+        bar = tqdm(ex.dataset(pl, cfg.batch_size), total=n_batches, desc=f"epoch {epoch}/{cfg.epochs}",
+                   unit="batch", disable=not show_progress, leave=False)
+        for batch in bar:
+            losses.append(float(step(batch)))
+            if len(losses) % 20 == 0:
+                bar.set_postfix(loss=f"{np.mean(losses[-20:]) / cfg.batch_size:.3f}")
+        bar.close()
     if hasattr(optimizer, "catch_up"):
         optimizer.catch_up(model.trainable_variables)
     train_s = time.perf_counter() - t0
@@ -183,7 +184,7 @@ def train(model, optimizer, pl: Playlists, n_candidates: int, cfg: TwoTowerConfi
         if validate is not None and state["bad"] >= cfg.patience:
             break
         t0 = time.perf_counter()
-        row = _train_epoch(step, model, optimizer, pl, n_candidates, cfg, seed, epoch, show_progress)
+        row = _train_epoch(step, model, optimizer, pl, n_candidates, cfg, seed, epoch, show_progress, ckdir)
         if validate is not None:
             summary = validate()
             row["validation"] = {k: round(v, 6) for k, v in summary["ALL"].items() if k != "count"}
