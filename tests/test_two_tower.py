@@ -472,7 +472,7 @@ def test_compact_examples_give_the_padded_batches(overrides, monkeypatch, tmp_pa
 
 
 def test_the_epoch_on_disk_is_not_held_in_memory(tmp_path, monkeypatch):
-    """Writing an epoch to disk and reading it back a batch at a time holds the shuffle's order (8 bytes an
+    """Writing an epoch to disk and reading it back a batch at a time holds the shuffle's order (4 bytes an
     example) and a batch, not the examples: its peak (tracemalloc) is a small part of the in-memory epoch's, and
     the epoch's temporary folder goes when training is done with it."""
     import tracemalloc
@@ -509,7 +509,7 @@ def test_the_epoch_on_disk_is_not_held_in_memory(tmp_path, monkeypatch):
             first = next(gen)  # a generator of batches, no array of the epoch behind it but the order
             assert len(first["target"]) == cfg.batch_size
             held = [v.nbytes for v in vars(ex).values() if isinstance(v, np.ndarray)]
-            assert held == [8 * len(ex)]
+            assert held == [4 * len(ex)]
             for _ in gen:
                 pass
 
@@ -517,5 +517,5 @@ def test_the_epoch_on_disk_is_not_held_in_memory(tmp_path, monkeypatch):
     n_ex, folder = seen[0]
     assert n_ex > 300 * cfg.batch_size
     assert disk < memory / 4, (disk, memory)
-    assert disk < 8 * n_ex + 4 * 1024 * 1024, (disk, n_ex)  # the order and a few batches
+    assert disk < 4 * n_ex + 4 * 1024 * 1024, (disk, n_ex)  # the order and a few batches
     assert not folder.exists() and not list(tmp_path.iterdir())
