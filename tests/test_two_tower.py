@@ -519,3 +519,25 @@ def test_the_epoch_on_disk_is_not_held_in_memory(tmp_path, monkeypatch):
     assert disk < memory / 4, (disk, memory)
     assert disk < 4 * n_ex + 4 * 1024 * 1024, (disk, n_ex)  # the order and a few batches
     assert not folder.exists() and not list(tmp_path.iterdir())
+
+
+def test_validation_scores_the_playlists_in_chunks_with_the_same_result(fitted, train_store, monkeypatch):
+    """The validation summary scores a chunk of playlists per catalog scan (bounded [chunk, tracks] scores, not
+    [all validation playlists, tracks]) and gets what scoring them all at once gets."""
+    from modules.challenge import split_store
+    from modules.two_tower import training
+
+    split = split_store(train_store, per_category=2, seed=3)
+    sizes = []
+    real = fitted._candidates_batch
+
+    def counting(seeds, titles, n):
+        sizes.append(len(seeds))
+        return real(seeds, titles, n)
+
+    monkeypatch.setattr(fitted, "_candidates_batch", counting)
+    monkeypatch.setattr(training, "VALIDATION_CHUNK", 3)
+    chunked = training.validation_summary(fitted, split, train_store)
+    assert max(sizes) == 3 and sum(sizes) == len(split.challenge["playlists"]) > 3
+    monkeypatch.setattr(training, "VALIDATION_CHUNK", 10_000)
+    assert training.validation_summary(fitted, split, train_store) == chunked
