@@ -2,8 +2,11 @@
 
 Examples mimic the task: from each training playlist several (context = a random subset or a prefix of its
 tracks, its title hidden sometimes -> target = one of its other tracks). An epoch is drawn from a seeded numpy
-generator (same seed and epoch, same examples, which resuming relies on) and kept ragged, padded one batch at a
-time. ``sampling_probability`` is how often each item lands in a batch's candidate pool (the logQ correction).
+generator (same seed and epoch, same examples, which resuming relies on). Training writes it to disk as it is
+drawn and reads it back a batch at a time (``write_examples``, ``EpochFiles``), so memory does not grow with the
+examples; ``make_examples`` builds the same epoch in memory (kept ragged, padded one batch at a time), the
+reference the tests compare with. ``sampling_probability`` is how often each item lands in a batch's candidate
+pool (the logQ correction).
 """
 
 from __future__ import annotations
