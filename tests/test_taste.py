@@ -58,13 +58,8 @@ def test_no_seeds_or_untagged_seeds_leave_the_columns_empty():
     assert all(np.isnan(v).all() for v in f.values())
 
 
-def test_padded_genre_sums_equal_the_sparse_product_bit_for_bit():
-    """The candidates' genre sums read from the padded rows equal ``genres[rows] @ v`` exactly (tracks with 0 to 6
-    genres, in scrambled stored order); a track with more genres than the padding allows falls back to scipy."""
-    from modules.hybrid.sources import taste as taste_module
-
-    rng = np.random.default_rng(1)
-    n, g = 500, 40
+def _scrambled_genres(rng, n: int, g: int) -> sparse.csr_matrix:
+    """``n`` tracks with 0 to 6 of ``g`` genres each, stored in scrambled order within a row."""
     rows, cols = [], []
     for r in range(n):
         k = rng.integers(0, 7)
@@ -72,6 +67,17 @@ def test_padded_genre_sums_equal_the_sparse_product_bit_for_bit():
         cols += rng.choice(g, k, replace=False).tolist()  # not sorted within a row: the stored order counts
     genres = sparse.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(n, g))
     genres.indices[:] = np.array(cols)  # keep each row's scrambled order (the constructor may sort)
+    return genres
+
+
+def test_padded_genre_sums_equal_the_sparse_product_bit_for_bit():
+    """The candidates' genre sums read from the padded rows equal ``genres[rows] @ v`` exactly (tracks with 0 to 6
+    genres, in scrambled stored order); a track with more genres than the padding allows falls back to scipy."""
+    from modules.hybrid.sources import taste as taste_module
+
+    rng = np.random.default_rng(1)
+    n, g = 500, 40
+    genres = _scrambled_genres(rng, n, g)
     t = AudioTaste(genres, np.ones(n), np.zeros((n, 1), np.int8), np.ones(n, bool), np.ones((g, 1, 24)) / 24,
                    np.ones((1, 24)) / 24, ("energy",))
     assert t.padded is not None and t.padded.shape == (n, int(np.diff(genres.indptr).max()))
@@ -125,13 +131,7 @@ def test_shares_and_fit_from_padded_rows_and_flat_bins_equal_the_plain_computati
     shows, and the fallback to scipy when a track has too many genres."""
     rng = np.random.default_rng(5)
     n, g = 600, 30
-    rows, cols = [], []
-    for r in range(n):
-        k = rng.integers(0, 7)
-        rows += [r] * k
-        cols += rng.choice(g, k, replace=False).tolist()
-    genres = sparse.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(n, g))
-    genres.indices[:] = np.array(cols)
+    genres = _scrambled_genres(rng, n, g)
     numeric = rng.normal(size=(n, 3)).astype(np.float32)
     content = SimpleNamespace(vocab_=np.array([f"g:{i}" for i in range(g)], dtype=object), text_=genres,
                               numeric_=numeric, has_num_=rng.random(n) > 0.1, features=("a", "b", "c"))
