@@ -398,4 +398,3 @@ def test_fast_lookups_and_shared_tags_match_the_plain_ones(world_model, store):
         rows = rows_of(m, asked + uris[200:260])
         assert _shared_tags(m, q, rows) == _shared_tags_one_by_one(m, q, rows)
         assert any(_shared_tags(m, q, rows).values()) or q.text is None
-
