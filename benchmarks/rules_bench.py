@@ -66,7 +66,7 @@ def run_measured(args: list[str], timeout: float | None = None) -> dict:
         err.seek(0)
         stdout, stderr = out.read(), err.read()
     log = [line.split("\r")[-1] for line in stderr.splitlines() if "INFO" in line or "WARNING" in line
-           or "error" in line]
+           or "error" in line or line.startswith('{"step"')]
     return {"returncode": proc.returncode, "seconds": round(seconds, 2),
             "timed_out": bool(timeout and proc.returncode < 0 and seconds >= timeout),
             "cpu_seconds": round(usage.ru_utime + usage.ru_stime, 2), "peak_rss_gb": round(usage.ru_maxrss / 1e6, 3),
@@ -253,6 +253,7 @@ PAIR_MODES = {"memory": 0, "chunked": None, "auto": None}  # chunked: --chunk-pa
 def cmd_pairs_child(args) -> int:
     """One mode of ``pairs`` in this process: the evidence grid's rule counts, then the rules mined at the min
     count the tuning would mine at (``tuning.plan_grid``), as ``train`` does; a JSON line of steps."""
+    import logging
     import resource
 
     import numpy as np
@@ -262,6 +263,7 @@ def cmd_pairs_child(args) -> int:
     from modules.rules.tuning import DEFAULT_MAX_RULES, grid_rule_counts, plan_grid
     from modules.store import PlaylistStore
 
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     chunk = {"memory": 0, "auto": None}.get(args.mode, args.chunk_pairs or DEFAULT_CHUNK_PAIRS)
     steps = []
 
@@ -287,10 +289,18 @@ def cmd_pairs_child(args) -> int:
     return 0
 
 
-def cmd_pairs(args) -> int:
-    """In-memory vs chunked pair counting on each store, each mode in a child process of its own."""
+def cmd_pairs_compare(args) -> int:
     import pandas as pd
 
+    frames = [pd.read_parquet(f) for f in args.files]
+    print(json.dumps({"rules_file_equal": all(f.equals(frames[0]) for f in frames[1:]), "rules": len(frames[0])}))
+    return 0
+
+
+def cmd_pairs(args) -> int:
+    """In-memory vs chunked pair counting on each store, each mode in a child process of its own (a child's
+    ``ru_maxrss`` starts from its parent's peak, which stays small here: the rule files are compared in a child
+    too)."""
     points = []
     for store in args.stores:
         point = {"store": store}
@@ -302,21 +312,25 @@ def cmd_pairs(args) -> int:
                 cmd += ["--max-rules", str(args.max_rules)] if args.max_rules else []
                 cmd += ["--chunk-pairs", str(args.chunk_pairs)] if args.chunk_pairs else []
                 cmd += ["--spill-dir", tmp]
-                r = run_measured(cmd, timeout=args.timeout)
+                r = run_measured(cmd, timeout=args.memory_timeout if mode == "memory" and args.memory_timeout
+                                 else args.timeout)
                 r.pop("stdout", None)
-                r["log"] = r["log"][-12:]
+                r["log"] = r["log"][-20:]
                 if out.exists():
                     r.update(json.loads(out.read_text()))
+                else:  # killed: the steps it finished
+                    r["steps"] = [json.loads(line) for line in r["log"] if line.startswith('{"step"')]
                 point[mode] = r
                 print(f"{Path(store).parent.parent.name} {mode}: {r['seconds']} s, peak {r['peak_rss_gb']} GB, "
                       f"exit {r['returncode']}{' (timed out)' if r['timed_out'] else ''}", flush=True)
             done = [m for m in args.modes if point[m]["returncode"] == 0]
-            if len(done) > 1:
-                frames = [pd.read_parquet(Path(tmp) / f"{m}.parquet") for m in done]
+            if len(done) > 1:  # in a child: a large read here would count in the next children's peak
+                res = subprocess.run([PY, "-m", "benchmarks.rules_bench", "_pairs_compare",
+                                      *[str(Path(tmp) / f"{m}.parquet") for m in done]],
+                                     cwd=ROOT, capture_output=True, text=True, check=True)
                 grids = [point[m]["steps"][1]["grid"] for m in done]
-                point["identical"] = {"rules_file_equal": all(f.equals(frames[0]) for f in frames[1:]),
-                                      "grid_counts_equal": all(g == grids[0] for g in grids[1:]),
-                                      "modes": done, "rules": len(frames[0])}
+                point["identical"] = {**json.loads(res.stdout), "grid_counts_equal": all(g == grids[0] for g in grids),
+                                      "modes": done}
                 print(point["identical"], flush=True)
         points.append(point)
     save("pairs", args.label, {"min_confidence": args.min_confidence, "modes": args.modes, "points": points})
@@ -387,6 +401,7 @@ def main() -> int:
                    help=f"of {', '.join(PAIR_MODES)} (default memory,chunked)")
     p.add_argument("--label", required=True)
     p.add_argument("--timeout", type=float, default=3600, help="seconds before a mode is killed (partial)")
+    p.add_argument("--memory-timeout", type=float, help="the in-memory mode's timeout (default --timeout)")
     p.add_argument("--nice", type=int, default=10)
     pairs_options(p)
     p.set_defaults(func=cmd_pairs)
@@ -398,6 +413,10 @@ def main() -> int:
     p.add_argument("rules_out")
     pairs_options(p)
     p.set_defaults(func=cmd_pairs_child)
+
+    p = sub.add_parser("_pairs_compare")  # are these rule files equal (in its own process)
+    p.add_argument("files", nargs="+")
+    p.set_defaults(func=cmd_pairs_compare)
 
     args = ap.parse_args()
     return args.func(args)

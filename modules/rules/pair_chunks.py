@@ -8,11 +8,13 @@ pairs seen once or twice) its table, not the data, decides the memory. Here inst
    (``Σ L (L - 1) / 2`` over the chunk's playlists, ``L`` their frequent tracks). Every pair ``a < b`` of each
    playlist is listed (by playlist length: one gather per length) and counted into an upper-triangular CSR
    matrix (``scipy.sparse`` sums the duplicates); its rows ``a`` and sorted columns ``b`` are the pair keys in
-   order. It is written to a temporary folder as three ``.npy`` files (row pointers, columns, counts as
-   ``uint16`` while a chunk has fewer than 65,536 playlists).
-2. **Merge.** The chunks' files are memory-mapped and read back by ranges of rows ``a`` holding about
-   ``merge_entries`` entries in all (default a quarter of ``chunk_pairs``; the row sizes of every chunk are summed as they are written); each range is
-   summed over the chunks (one sparse COO → CSR) and only its pairs that reach ``minsup`` are kept.
+   order. It is written to a temporary folder as one raw file (row pointers, columns, counts as ``uint16`` while
+   a chunk has fewer than 65,536 playlists).
+2. **Merge.** The chunks' files are read back (``os.pread``, not memory maps: mapped pages would count as this
+   process's resident memory, up to the whole spill) by ranges of rows ``a`` holding about ``merge_entries``
+   entries in all (default a quarter of ``chunk_pairs``; the row sizes of every chunk are summed as they are
+   written); each range is summed over the chunks (one sparse COO → CSR) and only its pairs that reach
+   ``minsup`` are kept.
 
 The minimum count applies after the merge, since a pair's count is split across chunks; the tracks below it are
 dropped before (the caller passes only frequent tracks' columns): a pair is never in more playlists than either
@@ -22,6 +24,7 @@ of its tracks. Counts are integers, so the result is the in-memory count exactly
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import tempfile
 import time
@@ -97,33 +100,63 @@ def _listed_pairs(indptr: np.ndarray, indices: np.ndarray, r0: int, r1: int) -> 
     return a, b
 
 
+class _Run:
+    """One chunk's counts on disk: a raw file of its row pointers (int64, ``n_items + 1``), columns (int32) and
+    counts (``uint16`` or int32), read back by ranges with ``os.pread``: no memory map, so the pages read are the
+    page cache's, not this process's resident memory."""
+
+    def __init__(self, path: Path, counts: sparse.csr_matrix, data_dtype):
+        self.path, self.nnz, self.data_dtype = path, int(counts.nnz), np.dtype(data_dtype)
+        self.n_ptr = len(counts.indptr)
+        with open(path, "wb") as fh:
+            for arr in (counts.indptr.astype(np.int64), counts.indices.astype(np.int32),
+                        counts.data.astype(self.data_dtype)):
+                fh.write(arr.tobytes())
+        self.bytes = path.stat().st_size
+        self.fd: int | None = None
+
+    def _read(self, offset: int, dtype, count: int) -> np.ndarray:
+        dtype = np.dtype(dtype)
+        buf = os.pread(self.fd, dtype.itemsize * count, offset)
+        return np.frombuffer(buf, dtype, count)
+
+    def rows(self, r0: int, r1: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Row pointers (from 0), columns and counts of rows ``r0 .. r1 - 1``."""
+        if self.fd is None:
+            self.fd = os.open(self.path, os.O_RDONLY)
+        ptr = self._read(8 * r0, np.int64, r1 - r0 + 1)
+        lo, hi = int(ptr[0]), int(ptr[-1])
+        cols = self._read(8 * self.n_ptr + 4 * lo, np.int32, hi - lo)
+        vals = self._read(8 * self.n_ptr + 4 * self.nnz + self.data_dtype.itemsize * lo, self.data_dtype, hi - lo)
+        return ptr - lo, cols, vals
+
+    def close(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+
 class _Spill:
     """The chunks' sorted partial counts in a temporary folder (deleted on ``close``)."""
 
     def __init__(self, n_items: int, spill_dir=None):
         self.n_items = n_items
         self.dir = Path(tempfile.mkdtemp(prefix="rule-pairs-", dir=spill_dir))
-        self.runs: list[Path] = []
+        self.runs: list[_Run] = []
         self.row_entries = np.zeros(n_items, np.int64)  # entries of each row a, summed over the chunks
         self.bytes = 0
 
     def write(self, counts: sparse.csr_matrix, max_count: int) -> None:
-        stem = self.dir / f"chunk-{len(self.runs):05d}"
-        data_dtype = np.uint16 if max_count < 1 << 16 else np.int32
-        for suffix, arr in (("indptr", counts.indptr.astype(np.int64)), ("indices", counts.indices.astype(np.int32)),
-                            ("data", counts.data.astype(data_dtype))):
-            path = Path(f"{stem}.{suffix}.npy")
-            np.save(path, arr)
-            self.bytes += path.stat().st_size
-        self.runs.append(stem)
+        run = _Run(self.dir / f"chunk-{len(self.runs):05d}.bin", counts,
+                   np.uint16 if max_count < 1 << 16 else np.int32)
+        self.runs.append(run)
+        self.bytes += run.bytes
         self.row_entries += np.diff(counts.indptr)
 
     def merged(self, minsup: int, merge_entries: int, show_progress: bool = False
                ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
         """``(a, b, count)`` of the pairs with ``count >= minsup``, summed over the chunks, in key order, by
         ranges of rows of about ``merge_entries`` entries."""
-        maps = [tuple(np.load(f"{stem}.{suffix}.npy", mmap_mode="r") for suffix in ("indptr", "indices", "data"))
-                for stem in self.runs]
         cum = np.cumsum(self.row_entries)
         total = int(cum[-1]) if len(cum) else 0
         bar = tqdm(total=total, desc="merge pairs", unit="entry", unit_scale=True, disable=not show_progress,
@@ -133,21 +166,19 @@ class _Spill:
             done = int(cum[r0 - 1]) if r0 else 0
             r1 = min(self.n_items, max(r0 + 1, int(np.searchsorted(cum, done + merge_entries, side="right"))))
             if cum[r1 - 1] > done:
-                yield self._sum_rows(maps, r0, r1, minsup)
+                yield self._sum_rows(r0, r1, minsup)
                 bar.update(int(cum[r1 - 1]) - done)
             r0 = r1
         bar.close()
-        del maps
 
-    def _sum_rows(self, maps, r0: int, r1: int, minsup: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _sum_rows(self, r0: int, r1: int, minsup: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         ptrs, cols, vals = [], [], []
-        for indptr, indices, data in maps:
-            ptr = np.asarray(indptr[r0:r1 + 1])
-            lo, hi = int(ptr[0]), int(ptr[-1])
-            if hi > lo:
-                ptrs.append(ptr - lo)
-                cols.append(np.asarray(indices[lo:hi]))
-                vals.append(np.asarray(data[lo:hi]).astype(np.int32))
+        for run in self.runs:
+            ptr, c, v = run.rows(r0, r1)
+            if len(c):
+                ptrs.append(ptr)
+                cols.append(c)
+                vals.append(v.astype(np.int32))
         shape = (r1 - r0, self.n_items)
         if len(ptrs) == 1:  # one chunk holds this range: already sorted and summed
             m = sparse.csr_matrix((vals[0], cols[0], ptrs[0]), shape=shape)
@@ -161,6 +192,8 @@ class _Spill:
         return a, m.indices[hit].astype(np.int64), m.data[hit].astype(np.int64)
 
     def close(self) -> None:
+        for run in self.runs:
+            run.close()
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
