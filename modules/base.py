@@ -123,7 +123,14 @@ def zscore(x: np.ndarray) -> np.ndarray:
     ok = np.isfinite(x)
     if ok.sum() < 2:
         return np.where(ok, 0.0, np.nan)
-    mu, sd = x[ok].mean(), x[ok].std()
+    # ``mean`` and ``std`` written out as numpy computes them (sum / n; sqrt of the sum of squared deviations / n,
+    # each sum numpy's pairwise one), so the same bits, with the finite values selected once instead of twice and
+    # without the wrappers' checks (~4 calls per recommendation)
+    v = x[ok] if not ok.all() else x
+    n = len(v)
+    mu = np.add.reduce(v) / n
+    d = v - mu
+    sd = np.sqrt(np.add.reduce(d * d) / n)
     return (x - mu) / (sd if sd > 0 else 1.0)
 
 

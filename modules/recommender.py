@@ -287,7 +287,8 @@ class Recommender:
                  for col in ("track_name", "artist_name")}
         n_explain = len(uris) if explain is True else int(explain or 0)
         return {"rank": np.arange(1, len(uris) + 1), "track_uri": uris, **names, "score": scores, **part,
-                "explanation": self._explain(seeds, title, uris, cs, order, weights, n_explain)}
+                "explanation": self._explain(seeds, title, uris, cs, order, weights, n_explain,
+                                             h.fired_rules(retrieved))}
 
     def _emphasize(self, score: np.ndarray, cs, weights: dict[str, float], seeds: list[str]) -> np.ndarray:
         """Blend "how close in the emphasized features" into the learned ranking (both as rank percentiles).
@@ -315,7 +316,7 @@ class Recommender:
 
         return (1 - alpha) * pct(score) + alpha * pct(-dist)
 
-    def _explain(self, seeds, title, all_uris, cs, order, weights, n: int) -> list[str]:
+    def _explain(self, seeds, title, all_uris, cs, order, weights, n: int, fired=None) -> list[str]:
         h = self.hybrid
         out = [""] * len(all_uris)
         n = min(n, len(order))
@@ -332,7 +333,9 @@ class Recommender:
             for e in h.content_.explanations(seeds, uris, weights, title=title, candidate_rows=rows, parts=parts):
                 content[e["track_uri"]] = e["reason"]
         # the firing rule with the most playlists behind it ("" when none has two): modules.rules.explain
-        rule_says = h.rules_.explain_many(seeds, uris, self._names) if h.rules_ is not None else [""] * n
+        # (``fired``: the rules the retrieval fired for these seeds, not fired again)
+        rule_says = (h.rules_.explain_many(seeds, uris, self._names, fired=fired) if h.rules_ is not None
+                     else [""] * n)
         tt_rank = cs.column("tt_rank_log")[order[:n]] if "tt_rank_log" in cs.feature_names else None
         for i, uri in enumerate(uris):
             bits = []

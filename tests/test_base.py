@@ -59,3 +59,31 @@ def test_recommend_challenge_writes_valid_submission(train_store, split_dir, tmp
         uris = sub.rows[p["pid"]]
         assert len(uris) == len(set(uris)) == 500
         assert not {t["track_uri"] for t in p["tracks"]} & set(uris)
+
+
+def test_zscore_equals_numpys_mean_and_std_bit_for_bit():
+    """``zscore`` writes ``mean`` and ``std`` out (for speed): the same bits as ``(x - x.mean()) / x.std()`` over
+    the finite values, with NaN and inf kept out, float32 input, constant columns and fewer than two values."""
+    from modules.base import zscore
+
+    def plain(x):
+        x = np.asarray(x, np.float64)
+        ok = np.isfinite(x)
+        if ok.sum() < 2:
+            return np.where(ok, 0.0, np.nan)
+        mu, sd = x[ok].mean(), x[ok].std()
+        return (x - mu) / (sd if sd > 0 else 1.0)
+
+    rng = np.random.default_rng(0)
+    for t in range(400):
+        n = int(rng.integers(0, 3000))
+        x = rng.normal(size=n) * 10 ** rng.uniform(-5, 5)
+        if t % 3 == 0:
+            x[rng.random(n) < 0.2] = np.nan
+        if t % 5 == 0:
+            x[rng.random(n) < 0.05] = np.inf
+        if t % 7 == 0:
+            x = x.astype(np.float32)
+        if t % 11 == 0:
+            x = np.full(n, 3.3)
+        assert zscore(x).tobytes() == plain(x).tobytes()

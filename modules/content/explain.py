@@ -8,6 +8,8 @@ playlists", "album …"). ``LISTENER_WORDS`` is the vocabulary, also used for th
 
 from __future__ import annotations
 
+from math import isnan
+
 import numpy as np
 
 from modules.content.query import rows_of
@@ -130,12 +132,13 @@ def _tag_label(token: str, label: str) -> str:
 
 
 def _sentence(e: dict, known: bool, has_num: bool) -> str:
+    # ``math.isnan`` on the parts (Python floats): ``np.isnan`` of a scalar cost ~1 µs, three per returned row
     if not known:
         return "unknown track: no audio features or tags to compare"
     parts = []
-    if not np.isnan(e["num"]):
+    if not isnan(e["num"]):
         parts.append(f"sound {e['num']:.2f}")
-    if not np.isnan(e["text"]):
+    if not isnan(e["text"]):
         parts.append(f"tags {e['text']:.2f}")
     head = ", ".join(parts) if parts else "nothing to compare"
     body = []
@@ -143,7 +146,7 @@ def _sentence(e: dict, known: bool, has_num: bool) -> str:
         body.append("no audio features")
     elif e["differences"]:
         body.append(", ".join(d["phrase"] for d in e["differences"]))
-    elif not np.isnan(e["num"]):
+    elif not isnan(e["num"]):
         body.append("sounds like the playlist")
     if e["shared"]:
         body.append("shares " + ", ".join(e["shared"]))

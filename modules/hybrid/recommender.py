@@ -158,6 +158,13 @@ class HybridRecommender(PlaylistRecommender):
         return candidate_set(sources, dataclasses.replace(query, found=found), self.feature_names_,
                              self.artist_code_, self.album_code_)
 
+    @staticmethod
+    def fired_rules(retrieved: dict) -> np.ndarray | None:
+        """The rules that fired for a playlist's seeds in its ``retrieve`` answer (``RuleScores.fired``), for
+        ``rules_.explain_many(fired=…)``; ``None`` when the rules did not retrieve for it."""
+        found = retrieved.get("rules")
+        return None if found is None or found.data is None else found.data.fired
+
     def score_candidates(self, cs: CandidateSet) -> np.ndarray:
         """Fused scores of a candidate set (higher is better): the fusion, blended with the ALS and two-tower
         z-scores by the weights ``fit`` chose for the playlist's length."""

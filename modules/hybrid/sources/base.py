@@ -60,7 +60,7 @@ class Candidates:
 
     def __init__(self, ids: np.ndarray, n_ids: int):
         self.ids = ids
-        self.slot = np.full(n_ids, -1, np.int64)
+        self.slot = np.full(n_ids, -1, np.int32)  # int32: half the bytes to fill per playlist (~100k ids)
         self.slot[ids] = np.arange(len(ids))
 
     def __len__(self) -> int:

@@ -51,6 +51,9 @@ class AudioTaste:
         self.all_hist = all_hist
         self.padded = _padded_columns(genres, PADDED_GENRES)
         self.feature_names = feature_names
+        # each track's bin of each feature as a place in the flattened [d, N_BINS] tables: one gather per playlist
+        d = bins.shape[1]
+        self.flat_bins = (np.arange(d, dtype=np.int16)[None, :] * N_BINS + bins).astype(np.int16)
 
     @classmethod
     def build(cls, content, counts: np.ndarray) -> AudioTaste:
@@ -89,7 +92,7 @@ class AudioTaste:
         tagged = seed_rows[self.per_track[seed_rows] > 0]
         share = None
         if len(tagged):
-            share = np.asarray(self.genres[tagged].multiply(1.0 / self.per_track[tagged][:, None]).sum(axis=0)).ravel()
+            share = self._genre_shares(tagged)
             share /= share.sum()
             taste = np.full(n, np.nan)
             taste[ok] = self.weight[cand] * self._genre_sums(cand, share / self.z)
@@ -105,8 +108,7 @@ class AudioTaste:
             ratio = np.log(seen / ref)  # [d, N_BINS]
             num = ok.copy()
             num[ok] = self.has_num[cand]
-            cb = self.bins[candidate_rows[num]].astype(np.int64)
-            per = ratio[np.arange(d)[None, :], cb]  # [m, d]
+            per = ratio.ravel()[self.flat_bins[candidate_rows[num]]]  # [m, d]: ratio[j, bin of feature j]
             fit = np.full((d + 1, n), np.nan)  # one array for the d columns and their sum (rows: contiguous)
             fit[:d, num] = per.T
             fit[d, num] = per.sum(axis=1)
@@ -114,6 +116,18 @@ class AudioTaste:
         missing = np.full(n, np.nan)  # one read-only NaN column for every column not computed
         missing.flags.writeable = False
         return {k: out.get(k, missing) for k in self.names}
+
+    def _genre_shares(self, rows: np.ndarray) -> np.ndarray:
+        """Per genre, the sum over ``rows`` (in order) of ``1 / (the row's number of genres)`` where the row has it:
+        what ``genres[rows].multiply(1 / per_track[rows][:, None]).sum(axis=0)`` gives, bit for bit (scipy adds the
+        entries row after row, as ``bincount`` does), from the padded rows when there are (~0.03 ms against ~0.3 ms
+        of sparse slicing for a 100-seed playlist)."""
+        n_genres = self.genres.shape[1]
+        if self.padded is None:
+            return np.asarray(self.genres[rows].multiply(1.0 / self.per_track[rows][:, None]).sum(axis=0)).ravel()
+        cols = self.padded[rows]  # the padding counts into an extra last bin, dropped
+        weights = np.repeat(1.0 / self.per_track[rows], cols.shape[1])
+        return np.bincount(cols.ravel(), weights=weights, minlength=n_genres + 1)[:n_genres]
 
     def _genre_sums(self, rows: np.ndarray, v: np.ndarray) -> np.ndarray:
         """``self.genres[rows] @ v``: per row, the sum of ``v`` over its genres, added in the matrix's stored order
