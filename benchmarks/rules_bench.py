@@ -9,6 +9,9 @@
     python -m benchmarks.rules_bench latency --rules data/bench/rules-1m.parquet --store STORE --seeds 100
     # choose the aggregation and thresholds on a validation split carved from the TRAINING playlists
     python -m benchmarks.rules_bench tune --playlists 3000 --per-category 30
+    # the train command's rule counting (evidence grid, then mining at its min count), pairs in memory vs in
+    # chunks on disk: peak memory, time, and whether the rules are identical
+    python -m benchmarks.rules_bench pairs --stores /work/bench/mpd-10000-s0/split-pc30/store --label mpd-10k
 
 Results land in benchmarks/results/rules/<kind>-<label>.json (committed: they are the evidence for the numbers
 in docs/rules.md). Timings are wall-clock on a shared 2-core machine: other jobs make them noisy.
@@ -23,6 +26,7 @@ import platform
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -43,21 +47,28 @@ def save(kind: str, label: str, result: dict) -> Path:
     return path
 
 
-def run_measured(args: list[str]) -> dict:
-    """Run a command; wall seconds and the peak RSS of that process alone (``os.wait4``)."""
+def run_measured(args: list[str], timeout: float | None = None) -> dict:
+    """Run a command; wall seconds and the peak RSS of that process alone (``os.wait4``); killed after
+    ``timeout`` seconds (``timed_out``; the peak is then the one reached so far)."""
     load_before = [round(x, 2) for x in os.getloadavg()]
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         t0 = time.perf_counter()
         proc = subprocess.Popen(args, cwd=ROOT, stdout=out, stderr=err, text=True)
+        timer = threading.Timer(timeout, proc.kill) if timeout else None
+        if timer:
+            timer.start()
         _, status, usage = os.wait4(proc.pid, 0)
+        if timer:
+            timer.cancel()
         seconds = time.perf_counter() - t0
         proc.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)
         err.seek(0)
         stdout, stderr = out.read(), err.read()
     log = [line.split("\r")[-1] for line in stderr.splitlines() if "INFO" in line or "WARNING" in line
-           or "error" in line]
+           or "error" in line or line.startswith('{"step"')]
     return {"returncode": proc.returncode, "seconds": round(seconds, 2),
+            "timed_out": bool(timeout and proc.returncode < 0 and seconds >= timeout),
             "cpu_seconds": round(usage.ru_utime + usage.ru_stime, 2), "peak_rss_gb": round(usage.ru_maxrss / 1e6, 3),
             "load_average_before": list(load_before),
             "stdout": stdout.strip(), "log": log}
@@ -236,9 +247,105 @@ def cmd_tune(args) -> int:
     return 0
 
 
+PAIR_MODES = {"memory": 0, "chunked": None, "auto": None}  # chunked: --chunk-pairs (default: the package's)
+
+
+def cmd_pairs_child(args) -> int:
+    """One mode of ``pairs`` in this process: the evidence grid's rule counts, then the rules mined at the min
+    count the tuning would mine at (``tuning.plan_grid``), as ``train`` does; a JSON line of steps."""
+    import logging
+    import resource
+
+    import numpy as np
+
+    from modules.rules import load_transactions, mine_rules
+    from modules.rules.pair_chunks import DEFAULT_CHUNK_PAIRS, pair_occurrences
+    from modules.rules.tuning import DEFAULT_MAX_RULES, grid_rule_counts, plan_grid
+    from modules.store import PlaylistStore
+
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    chunk = {"memory": 0, "auto": None}.get(args.mode, args.chunk_pairs or DEFAULT_CHUNK_PAIRS)
+    steps = []
+
+    def step(name, t0, **kw):
+        steps.append({"step": name, "seconds": round(time.perf_counter() - t0, 2),
+                      "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024), **kw})
+        print(json.dumps(steps[-1]), file=sys.stderr, flush=True)
+
+    t0 = time.perf_counter()
+    tx = load_transactions(PlaylistStore(args.store))
+    step("load", t0, playlists=tx.n_playlists, entries=int(tx.matrix.nnz), tracks=int(tx.matrix.shape[1]),
+         pair_occurrences=pair_occurrences(np.diff(tx.matrix.indptr)))
+    t0 = time.perf_counter()
+    counts = grid_rule_counts(tx, args.min_confidence, chunk_pairs=chunk, spill_dir=args.spill_dir)
+    rows, base = plan_grid(counts, args.max_rules or DEFAULT_MAX_RULES)
+    step("grid_counts", t0, grid={f"{mc}/{cap}": v for (mc, cap), v in counts.items()}, mined_min_count=base)
+    t0 = time.perf_counter()
+    rules = mine_rules(tx, min_support=min(1.0, (base - 0.5) / tx.n_playlists), min_confidence=args.min_confidence,
+                       max_len=2, chunk_pairs=chunk, spill_dir=args.spill_dir)
+    step("mine", t0, rules=len(rules))
+    rules.write(args.rules_out)
+    Path(args.out).write_text(json.dumps({"mode": args.mode, "chunk_pairs": chunk, "steps": steps}))
+    return 0
+
+
+def cmd_pairs_compare(args) -> int:
+    import pandas as pd
+
+    frames = [pd.read_parquet(f) for f in args.files]
+    print(json.dumps({"rules_file_equal": all(f.equals(frames[0]) for f in frames[1:]), "rules": len(frames[0])}))
+    return 0
+
+
+def cmd_pairs(args) -> int:
+    """In-memory vs chunked pair counting on each store, each mode in a child process of its own (a child's
+    ``ru_maxrss`` starts from its parent's peak, which stays small here: the rule files are compared in a child
+    too)."""
+    points = []
+    for store in args.stores:
+        point = {"store": store}
+        with tempfile.TemporaryDirectory(dir=args.spill_dir) as tmp:
+            for mode in args.modes:
+                out, rules = Path(tmp) / f"{mode}.json", Path(tmp) / f"{mode}.parquet"
+                cmd = ["nice", "-n", str(args.nice), PY, "-m", "benchmarks.rules_bench", "_pairs_child", store, mode,
+                       str(out), str(rules), "--min-confidence", str(args.min_confidence)]
+                cmd += ["--max-rules", str(args.max_rules)] if args.max_rules else []
+                cmd += ["--chunk-pairs", str(args.chunk_pairs)] if args.chunk_pairs else []
+                cmd += ["--spill-dir", tmp]
+                r = run_measured(cmd, timeout=args.memory_timeout if mode == "memory" and args.memory_timeout
+                                 else args.timeout)
+                r.pop("stdout", None)
+                r["log"] = r["log"][-20:]
+                if out.exists():
+                    r.update(json.loads(out.read_text()))
+                else:  # killed: the steps it finished
+                    r["steps"] = [json.loads(line) for line in r["log"] if line.startswith('{"step"')]
+                point[mode] = r
+                print(f"{Path(store).parent.parent.name} {mode}: {r['seconds']} s, peak {r['peak_rss_gb']} GB, "
+                      f"exit {r['returncode']}{' (timed out)' if r['timed_out'] else ''}", flush=True)
+            done = [m for m in args.modes if point[m]["returncode"] == 0]
+            if len(done) > 1:  # in a child: a large read here would count in the next children's peak
+                res = subprocess.run([PY, "-m", "benchmarks.rules_bench", "_pairs_compare",
+                                      *[str(Path(tmp) / f"{m}.parquet") for m in done]],
+                                     cwd=ROOT, capture_output=True, text=True, check=True)
+                grids = [point[m]["steps"][1]["grid"] for m in done]
+                point["identical"] = {**json.loads(res.stdout), "grid_counts_equal": all(g == grids[0] for g in grids),
+                                      "modes": done}
+                print(point["identical"], flush=True)
+        points.append(point)
+    save("pairs", args.label, {"min_confidence": args.min_confidence, "modes": args.modes, "points": points})
+    return 0
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
+
+    def pairs_options(p):
+        p.add_argument("--min-confidence", type=float, default=0.02, help="the tuning's (default 0.02)")
+        p.add_argument("--max-rules", type=int, help="the tuning's budget (default the package's, 5,000,000)")
+        p.add_argument("--chunk-pairs", type=int, help="chunked mode's pair occurrences per chunk")
+        p.add_argument("--spill-dir", help="where the temporary files go (default the system's)")
 
     def thresholds(p, support=0.001, confidence=0.1):
         p.add_argument("--min-support", type=float, default=support)
@@ -287,6 +394,29 @@ def main() -> int:
     p.add_argument("--min-confidences", type=lambda s: [float(x) for x in s.split(",")], default=[0.02, 0.05, 0.1])
     p.add_argument("--label")
     p.set_defaults(func=cmd_tune)
+
+    p = sub.add_parser("pairs", help="the train command's rule counting, pairs in memory vs in chunks on disk")
+    p.add_argument("--stores", required=True, type=lambda s: s.split(","), help="comma-separated store folders")
+    p.add_argument("--modes", type=lambda s: s.split(","), default=["memory", "chunked"],
+                   help=f"of {', '.join(PAIR_MODES)} (default memory,chunked)")
+    p.add_argument("--label", required=True)
+    p.add_argument("--timeout", type=float, default=3600, help="seconds before a mode is killed (partial)")
+    p.add_argument("--memory-timeout", type=float, help="the in-memory mode's timeout (default --timeout)")
+    p.add_argument("--nice", type=int, default=10)
+    pairs_options(p)
+    p.set_defaults(func=cmd_pairs)
+
+    p = sub.add_parser("_pairs_child")  # one mode of `pairs`, in its own process
+    p.add_argument("store")
+    p.add_argument("mode", choices=tuple(PAIR_MODES))
+    p.add_argument("out")
+    p.add_argument("rules_out")
+    pairs_options(p)
+    p.set_defaults(func=cmd_pairs_child)
+
+    p = sub.add_parser("_pairs_compare")  # are these rule files equal (in its own process)
+    p.add_argument("files", nargs="+")
+    p.set_defaults(func=cmd_pairs_compare)
 
     args = ap.parse_args()
     return args.func(args)

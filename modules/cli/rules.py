@@ -44,6 +44,14 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "below 20 of 25")
     p.add_argument("--jobs", type=int, default=1, metavar="N",
                    help="sparse engine: threads for the sparse products (default 1)")
+    p.add_argument("--chunk-pairs", type=int, metavar="N",
+                   help="sparse engine: count pairs in chunks of playlists of N pair occurrences each, spilled to "
+                   "disk and merged, so the pair table is never in memory whole (about 30 bytes per occurrence "
+                   "per chunk); 0: in memory; default: auto (chunks of 16777216 when the frequent pairs could "
+                   "exceed 16777216); the rules are the same")
+    p.add_argument("--spill-dir", type=Path, metavar="DIR",
+                   help="sparse engine: where chunked pair counting writes its temporary files (default: the "
+                   "system's temporary directory; about 6 bytes per distinct pair of each chunk)")
     p.add_argument("--memory-budget", type=float, metavar="GB",
                    help="mlxtend engine: refuse when the estimated need exceeds this many GB "
                    "(default: 80%% of the memory available now)")
@@ -54,12 +62,17 @@ def cmd_rules(args) -> int:
     from modules.atomic import check_output_file
     from modules.errors import InputError
     from modules.rules import apply_evidence, check_evidence, check_params, mine_rules
+    from modules.rules.mining import check_chunk_pairs
     from modules.spark.session import engine_and_master
     from modules.store import open_store
 
     engine, master = engine_and_master(args.engine, args.spark, default="sparse")
     check_params(args.min_support, args.min_confidence, args.max_len, engine)  # before any slow reading
     evidence = check_evidence(args.min_count, args.max_consequents, args.smoothing)
+    check_chunk_pairs(args.chunk_pairs)
+    if args.spill_dir is not None and not args.spill_dir.is_dir():
+        raise InputError(f"--spill-dir {args.spill_dir} is not a directory; give an existing folder with room "
+                         "for the partial pair counts.")
     if args.memory_budget is not None and args.memory_budget <= 0:
         raise InputError(f"--memory-budget must be a positive number of GB (got {args.memory_budget}).")
     check_output_file(args.out, inputs=[args.mpd], make_parent=True)
@@ -76,7 +89,7 @@ def cmd_rules(args) -> int:
             store = open_store(args.mpd, show_progress=True)
         rules = mine_rules(store, engine=engine, min_support=args.min_support, min_confidence=args.min_confidence,
                            max_len=args.max_len, memory_budget=budget, n_jobs=args.jobs, show_progress=True,
-                           spark=spark)
+                           spark=spark, chunk_pairs=args.chunk_pairs, spill_dir=args.spill_dir)
     mined = len(rules)
     rules = apply_evidence(rules, evidence)  # after mining: both engines give the same filtered table
     rules.write(args.out)

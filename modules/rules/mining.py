@@ -44,10 +44,19 @@ def check_params(min_support, min_confidence, max_len, engine: str = "sparse") -
                          f"{max_len!r}); use --engine mlxtend for longer rules (on small data), or --max-len 3.")
 
 
+def check_chunk_pairs(chunk_pairs) -> None:
+    """``RulesError`` unless ``chunk_pairs`` is None (auto) or an integer >= 0."""
+    if chunk_pairs is not None and (isinstance(chunk_pairs, bool) or not isinstance(chunk_pairs, Integral)
+                                    or chunk_pairs < 0):
+        raise RulesError(f"chunk_pairs (--chunk-pairs) must be an integer >= 0 or left out for auto (got "
+                         f"{chunk_pairs!r}): 0 counts pairs in memory, N counts them in chunks of playlists of N "
+                         "pair occurrences each, spilled to disk, e.g. 33554432.")
+
+
 def mine_rules(data, *, engine: str = "sparse", min_support: float = 0.005, min_confidence: float = 0.1,
                max_len: int | None = 3, pids=None, memory_budget: float | None = None,
                max_candidate_triples: float = 2e9, n_jobs: int = 1, show_progress: bool = False,
-               spark=None) -> RuleSet:
+               spark=None, chunk_pairs: int | None = None, spill_dir=None) -> RuleSet:
     """Association rules of playlists, from either engine.
 
     Parameters
@@ -73,6 +82,13 @@ def mine_rules(data, *, engine: str = "sparse", min_support: float = 0.005, min_
         Threads for the sparse engine's products (scipy releases the GIL there).
     spark : SparkSession or str, default=None
         The spark engine's session, or its master (``local[*]`` when None).
+    chunk_pairs : int, default=None
+        How the sparse engine counts pairs: None (auto) in memory
+        while the frequent pairs are bounded by ``pair_chunks.IN_MEMORY_PAIRS`` (pair occurrences / minimum
+        count), else in chunks of playlists spilled to disk and merged; 0 always in memory; a positive number,
+        chunks of that many pair occurrences (``sparse_miner.count_itemsets``). The rules do not depend on it.
+    spill_dir : path, default=None
+        Where chunked counting makes its temporary folder (default: the system's temporary directory).
 
     Returns
     -------
@@ -82,6 +98,7 @@ def mine_rules(data, *, engine: str = "sparse", min_support: float = 0.005, min_
     check_params(min_support, min_confidence, max_len, engine)
     if isinstance(n_jobs, bool) or not isinstance(n_jobs, Integral) or n_jobs < 1:
         raise RulesError(f"n_jobs (--jobs) must be a positive integer (got {n_jobs!r}).")
+    check_chunk_pairs(chunk_pairs)
     t0 = time.perf_counter()
     if engine == "spark":  # Spark reads the store itself: nothing is loaded here
         from modules.spark.rules import mine_spark
@@ -97,7 +114,8 @@ def mine_rules(data, *, engine: str = "sparse", min_support: float = 0.005, min_
     log.info("loaded %d playlists, %d entries in %.1f s", tx.n_playlists, tx.matrix.nnz, load_s)
     if engine == "sparse":
         rs = mine_sparse(tx, float(min_support), float(min_confidence), int(max_len),
-                         max_candidate_triples=max_candidate_triples, n_jobs=n_jobs, show_progress=show_progress)
+                         max_candidate_triples=max_candidate_triples, n_jobs=n_jobs, show_progress=show_progress,
+                         chunk_pairs=chunk_pairs, spill_dir=spill_dir)
     else:
         rs = mine_mlxtend(tx, float(min_support), float(min_confidence), max_len, memory_budget=memory_budget,
                           show_progress=show_progress)

@@ -1,10 +1,12 @@
 """The sparse engine: exact counts of frequent tracks, pairs and triples with ``scipy.sparse``, and their rules.
 
-Pairs come from ``X^T X`` in column blocks; triples are counted for each track inside its own playlists,
-restricted to its frequent-pair partners. Rules with at most three items (``max_len`` 2 or 3): 1→1, 2→1 and
-1→2. It reproduces mlxtend 0.25's definitions exactly, threshold quirks included (see ``_itemset_ok``), and
-scales to a million playlists; ``tests/test_rules.py`` checks it against ``mlxtend_engine`` rule for rule.
-The mlxtend engine's memory guard reuses these counts.
+Pairs come from ``X^T X`` in column blocks, or, when the pair table could be large, from chunks of playlists
+counted apart, spilled to disk and merged (``pair_chunks.py``; the same counts, memory bounded by the chunk);
+triples are counted for each track inside its own playlists, restricted to its frequent-pair partners. Rules
+with at most three items (``max_len`` 2 or 3): 1→1, 2→1 and 1→2. It reproduces mlxtend 0.25's definitions
+exactly, threshold quirks included (see ``_itemset_ok``), and scales to a million playlists;
+``tests/test_rules.py`` checks it against ``mlxtend_engine`` rule for rule. The mlxtend engine's memory guard
+reuses these counts.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from scipy import sparse
 from tqdm import tqdm
 
 from modules.errors import MemoryBudgetError, RulesError
+from modules.rules.pair_chunks import choose_chunk, chunked_pair_counts
 from modules.rules.ruleset import RuleSet, _compact, _empty_ruleset, rule_metrics
 from modules.rules.transactions import Transactions
 
@@ -104,14 +107,43 @@ def _pair_counts(xf_csc: sparse.csc_matrix, n: int, min_support: float, minsup: 
     return np.column_stack([a[order], b[order]]), v[order]
 
 
+def _chunked_pairs(xf_csr: sparse.csr_matrix, n: int, min_support: float, minsup: int, chunk_pairs: int,
+                   spill_dir=None, show_progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """``_pair_counts``'s answer from chunks of playlists (``pair_chunks.chunked_pair_counts``), in the same
+    order: the merge yields pairs by ``(a, b)``."""
+    parts = []
+    for a, b, v in chunked_pair_counts(xf_csr, minsup, chunk_pairs, spill_dir=spill_dir,
+                                       show_progress=show_progress):
+        keep = _itemset_ok(v, n, min_support, minsup)
+        parts.append((a[keep], b[keep], v[keep]))
+    if not parts:
+        return np.zeros((0, 2), np.int64), np.zeros(0, np.int64)
+    a, b, v = (np.concatenate([p[i] for p in parts]) for i in range(3))
+    return np.column_stack([a, b]), v
+
+
+def _rule_degrees(a: np.ndarray, b: np.ndarray, v: np.ndarray, local_counts: np.ndarray, n: int,
+                  min_counts: np.ndarray, min_confidence: float) -> np.ndarray:
+    """``[n1, len(min_counts)]``: the pair rules ``x -> y`` of these pairs (both directions) that reach
+    ``min_confidence``, counted per ``x`` at each minimum count."""
+    deg = np.zeros((len(local_counts), len(min_counts)), np.int64)
+    for x, y in ((a, b), (b, a)):  # both directions: x -> y
+        ok = rule_metrics(local_counts[x], local_counts[y], v, n, ["confidence"])["confidence"] >= min_confidence
+        for t, mc in enumerate(min_counts):
+            deg[:, t] += np.bincount(x[ok & (v >= mc)], minlength=len(local_counts))
+    return deg
+
+
 def pair_rule_degrees(tx: Transactions, min_counts, min_confidence: float, n_jobs: int = 1,
-                      block_entries: int = 1 << 25) -> np.ndarray:
+                      block_entries: int = 1 << 25, chunk_pairs: int | None = None, spill_dir=None,
+                      show_progress: bool = False) -> np.ndarray:
     """How many pair rules ``a -> c`` each track ``a`` starts, at each of ``min_counts`` (``[n_tracks,
     len(min_counts)]``, int64): pairs in at least that many playlists whose confidence reaches
     ``min_confidence``, as ``mine_sparse`` with ``max_len`` 2 would give them, counted block by block without
-    keeping any pair (memory: the block and this table). The evidence tuning reads rule counts per setting from it
-    (``tuning.py``): the number of rules is the column's sum, with a cap of ``N`` consequents the sum of
-    ``min(N, degree)``."""
+    keeping any pair (memory: the block and this table), or, when the pairs are many (``chunk_pairs``, as in
+    ``count_itemsets``), from chunks of playlists merged on disk. The evidence tuning reads rule counts per
+    setting from it (``tuning.py``): the number of rules is the column's sum, with a cap of ``N`` consequents the
+    sum of ``min(N, degree)``."""
     min_counts = np.asarray(sorted(int(c) for c in min_counts), np.int64)
     n = tx.n_playlists
     counts, items = _frequent_items(tx, (min_counts[0] - 0.5) / n)
@@ -119,9 +151,17 @@ def pair_rule_degrees(tx: Transactions, min_counts, min_confidence: float, n_job
     n1 = len(items)
     if n1 < 2:
         return out
-    xf_csc = tx.matrix[:, items].tocsc()
-    xt = xf_csc.T.tocsr()
     local_counts = counts[items]
+    xf_csr = tx.matrix[:, items]
+    chunk = choose_chunk(np.diff(xf_csr.indptr), int(min_counts[0]), chunk_pairs)
+    if chunk:
+        for a, b, v in chunked_pair_counts(xf_csr, int(min_counts[0]), chunk, spill_dir=spill_dir,
+                                           show_progress=show_progress):
+            out[items] += _rule_degrees(a, b, v, local_counts, n, min_counts, min_confidence)
+        return out
+    xf_csc = xf_csr.tocsc()
+    del xf_csr
+    xt = xf_csc.T.tocsr()
     block = max(1, min(n1, block_entries // max(n1, 1)))
     lock = threading.Lock()
 
@@ -133,12 +173,7 @@ def pair_rule_degrees(tx: Transactions, min_counts, min_confidence: float, n_job
         b = c.indices[hit].astype(np.int64) + s
         v = c.data[hit].astype(np.int64)
         keep = a < b
-        a, b, v = a[keep], b[keep], v[keep]
-        deg = np.zeros((n1, len(min_counts)), np.int64)
-        for x, y in ((a, b), (b, a)):  # both directions: x -> y
-            ok = rule_metrics(local_counts[x], local_counts[y], v, n, ["confidence"])["confidence"] >= min_confidence
-            for t, mc in enumerate(min_counts):
-                deg[:, t] += np.bincount(x[ok & (v >= mc)], minlength=n1)
+        deg = _rule_degrees(a[keep], b[keep], v[keep], local_counts, n, min_counts, min_confidence)
         with lock:
             out[items] += deg
 
@@ -251,22 +286,38 @@ def _triple_counts(xf_csr: sparse.csr_matrix, xf_csc: sparse.csc_matrix, pairs: 
 
 
 def count_itemsets(tx: Transactions, min_support: float, max_len: int = 3, *, max_candidate_triples: float = 2e9,
-                   n_jobs: int = 1, show_progress: bool = False) -> _Counts:
-    """Exact counts of every frequent itemset of up to ``max_len`` (2 or 3) tracks, as mlxtend defines them."""
+                   n_jobs: int = 1, show_progress: bool = False, chunk_pairs: int | None = None,
+                   spill_dir=None) -> _Counts:
+    """Exact counts of every frequent itemset of up to ``max_len`` (2 or 3) tracks, as mlxtend defines them.
+
+    ``chunk_pairs``: how pairs are counted (``pair_chunks.choose_chunk``): None (auto) in memory while the
+    frequent pairs are bounded by ``pair_chunks.IN_MEMORY_PAIRS``, else in chunks of playlists spilled to a
+    temporary folder in ``spill_dir`` (default: the system's); 0 always in memory; a positive number: chunks of
+    that many pair occurrences. The counts are the same either way."""
     n = tx.n_playlists
     if n == 0:
         raise RulesError("there are no playlists to mine; check the --mpd path (slices or a store).")
     counts, items = _frequent_items(tx, min_support)
     minsup = _min_count(min_support, n)
     t0 = time.perf_counter()
-    xf_csc = tx.matrix[:, items].tocsc() if len(items) else sparse.csc_matrix((n, 0), dtype=np.int32)
-    pairs_local, pair_counts = _pair_counts(xf_csc, n, min_support, minsup, n_jobs=n_jobs)
+    xf_csr = tx.matrix[:, items] if len(items) else sparse.csr_matrix((n, 0), dtype=np.int32)
+    chunk = choose_chunk(np.diff(xf_csr.indptr), minsup, chunk_pairs)
+    xf_csc = None
+    if chunk:
+        pairs_local, pair_counts = _chunked_pairs(xf_csr, n, min_support, minsup, chunk, spill_dir, show_progress)
+    else:
+        xf_csc = xf_csr.tocsc()
+        del xf_csr  # as before chunking existed: one copy of the frequent columns while pairs are counted
+        pairs_local, pair_counts = _pair_counts(xf_csc, n, min_support, minsup, n_jobs=n_jobs)
     res = _Counts(n, counts, items, items[pairs_local] if len(pairs_local) else pairs_local, pair_counts,
                   max_len=min(int(max_len), 3))
-    log.info("%d playlists: %d frequent tracks, %d frequent pairs (min count %d) in %.1f s", n, len(items),
-             len(pair_counts), minsup, time.perf_counter() - t0)
+    log.info("%d playlists: %d frequent tracks, %d frequent pairs (min count %d; %s) in %.1f s", n, len(items),
+             len(pair_counts), minsup, f"chunks of {chunk} pair occurrences" if chunk else "in memory",
+             time.perf_counter() - t0)
     if max_len >= 3 and len(pair_counts):
         t0 = time.perf_counter()
+        if xf_csc is None:
+            xf_csc = xf_csr.tocsc()
         xf_csr = xf_csc.tocsr()
         trip, tcounts, cands = _triple_counts(xf_csr, xf_csc, pairs_local, counts[items], n, min_support, minsup,
                                               max_candidate_triples, show_progress, n_jobs=n_jobs)
@@ -313,10 +364,12 @@ def _rules_from_counts(c: _Counts, min_confidence: float) -> RuleSet:
 
 
 def mine_sparse(tx: Transactions, min_support: float, min_confidence: float, max_len: int = 3, *,
-                max_candidate_triples: float = 2e9, n_jobs: int = 1, show_progress: bool = False) -> RuleSet:
-    """Exact rules of up to three tracks from sparse co-occurrence counts (the scalable engine)."""
+                max_candidate_triples: float = 2e9, n_jobs: int = 1, show_progress: bool = False,
+                chunk_pairs: int | None = None, spill_dir=None) -> RuleSet:
+    """Exact rules of up to three tracks from sparse co-occurrence counts (the scalable engine); ``chunk_pairs``
+    and ``spill_dir`` as in ``count_itemsets``."""
     counts = count_itemsets(tx, min_support, max_len, max_candidate_triples=max_candidate_triples, n_jobs=n_jobs,
-                            show_progress=show_progress)
+                            show_progress=show_progress, chunk_pairs=chunk_pairs, spill_dir=spill_dir)
     t0 = time.perf_counter()
     rs = _compact(_rules_from_counts(counts, min_confidence), tx.track_uris).sorted()
     log.info("%d rules in %.1f s", len(rs), time.perf_counter() - t0)

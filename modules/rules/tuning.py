@@ -50,12 +50,43 @@ def check_max_rules(max_rules) -> int:
 
 
 def grid_rule_counts(tx: Transactions, min_confidence: float, min_counts=GRID_MIN_COUNTS, caps=GRID_CAPS,
-                     n_jobs: int = 1) -> dict[tuple[int, int | None], int]:
-    """``{(min_count, cap): number of pair rules}`` for every pair of the grid, without mining."""
+                     n_jobs: int = 1, chunk_pairs: int | None = None, spill_dir=None,
+                     show_progress: bool = False) -> dict[tuple[int, int | None], int]:
+    """``{(min_count, cap): number of pair rules}`` for every pair of the grid, without mining (``chunk_pairs``:
+    how the pairs are counted, as in ``sparse_miner.count_itemsets``)."""
     min_counts = sorted(min_counts)
-    deg = pair_rule_degrees(tx, min_counts, min_confidence, n_jobs=n_jobs)
+    deg = pair_rule_degrees(tx, min_counts, min_confidence, n_jobs=n_jobs, chunk_pairs=chunk_pairs,
+                            spill_dir=spill_dir, show_progress=show_progress)
     return {(mc, cap): int(deg[:, t].sum() if cap is None else np.minimum(deg[:, t], cap).sum())
             for t, mc in enumerate(min_counts) for cap in caps}
+
+
+def plan_grid(counts: dict, max_rules: int, min_counts=GRID_MIN_COUNTS, caps=GRID_CAPS, smoothings=GRID_SMOOTHING
+              ) -> tuple[list[dict], int]:
+    """The grid's rows (each setting with its rule count from ``grid_rule_counts``, ``"skipped"`` with the reason
+    where the budget rules it out) and the min count to mine at: the smallest left whose uncapped table stays
+    within ``MINING_FACTOR`` times the budget."""
+    rows = [{"min_count": mc, "max_consequents": cap, "smoothing": float(m), "rules": counts[(mc, cap)]}
+            for mc in sorted(min_counts) for cap in caps for m in smoothings]
+    for r in rows:
+        if r["rules"] > max_rules:
+            r["skipped"] = f"over the budget of {max_rules:,} rules (counted before mining)"
+    left = sorted({r["min_count"] for r in rows if "skipped" not in r})
+    if not left:  # nothing fits: the smallest table of the grid, said loudly
+        smallest = min(rows, key=lambda r: (r["rules"], -r["min_count"]))
+        log.warning("rules: no evidence setting fits the budget of %d rules; taking the smallest (%d rules)",
+                    max_rules, smallest["rules"])
+        smallest.pop("skipped")
+        left = [smallest["min_count"]]
+    base = left[0]
+    while len(left) > 1 and counts[(base, None)] > MINING_FACTOR * max_rules:
+        for r in rows:
+            if r["min_count"] == base and "skipped" not in r:
+                r["skipped"] = (f"mining {counts[(base, None)]:,} rules before the cap is over {MINING_FACTOR}x "
+                                "the budget")
+        left = left[1:]
+        base = left[0]
+    return rows, base
 
 
 def _validation_playlists(split) -> list[tuple[list[str], list[str]]]:
@@ -97,41 +128,26 @@ def _key(row: dict) -> dict:
 def tune_evidence(tx: Transactions, split, *, min_confidence: float = 0.02, max_len: int = 2,
                   aggregation: str = "sum_confidence", engine: str = "sparse", n_jobs: int = 1,
                   max_rules: int = DEFAULT_MAX_RULES, min_counts=GRID_MIN_COUNTS, caps=GRID_CAPS,
-                  smoothings=GRID_SMOOTHING, show_progress: bool = False) -> tuple[Evidence, RuleModel, dict]:
+                  smoothings=GRID_SMOOTHING, show_progress: bool = False,
+                  chunk_pairs: int | None = None) -> tuple[Evidence, RuleModel, dict]:
     """Choose the evidence settings on ``split``'s validation playlists, mining ``tx`` (the playlists outside it).
 
     Returns the chosen ``Evidence``, the ``RuleModel`` of ``tx`` at that setting (its rule table's
     ``meta["evidence"]["tuning"]`` holds the report) and the report: every setting's rule count and validation
-    NDCG (or why it was skipped), the choice and the rule that made it.
+    NDCG (or why it was skipped), the choice and the rule that made it. Pairs are counted as ``chunk_pairs`` says
+    (``sparse_miner.count_itemsets``; None: in chunks of playlists on disk when the pair table could be large).
     """
     max_rules = check_max_rules(max_rules)
     t0 = time.perf_counter()
     playlists = _validation_playlists(split)
     col_counts = np.asarray(tx.matrix.sum(axis=0)).ravel()
     popular = [str(u) for u in tx.track_uris[np.lexsort((tx.track_uris, -col_counts))][:SUBMISSION_SIZE * 4]]
-    counts = grid_rule_counts(tx, min_confidence, min_counts, caps, n_jobs)
-    rows = [{"min_count": mc, "max_consequents": cap, "smoothing": float(m), "rules": counts[(mc, cap)]}
-            for mc in sorted(min_counts) for cap in caps for m in smoothings]
-    for r in rows:
-        if r["rules"] > max_rules:
-            r["skipped"] = f"over the budget of {max_rules:,} rules (counted before mining)"
-    left = sorted({r["min_count"] for r in rows if "skipped" not in r})
-    if not left:  # nothing fits: the smallest table of the grid, said loudly
-        smallest = min(rows, key=lambda r: (r["rules"], -r["min_count"]))
-        log.warning("rules: no evidence setting fits the budget of %d rules; taking the smallest (%d rules)",
-                    max_rules, smallest["rules"])
-        smallest.pop("skipped")
-        left = [smallest["min_count"]]
-    base = left[0]
-    while len(left) > 1 and counts[(base, None)] > MINING_FACTOR * max_rules:
-        for r in rows:
-            if r["min_count"] == base and "skipped" not in r:
-                r["skipped"] = (f"mining {counts[(base, None)]:,} rules before the cap is over {MINING_FACTOR}x "
-                                "the budget")
-        left = left[1:]
-        base = left[0]
+    counts = grid_rule_counts(tx, min_confidence, min_counts, caps, n_jobs, chunk_pairs,
+                              show_progress=show_progress)
+    rows, base = plan_grid(counts, max_rules, min_counts, caps, smoothings)
     rules = mine_rules(tx, engine=engine, min_support=min(1.0, (base - 0.5) / tx.n_playlists),
-                       min_confidence=min_confidence, max_len=max_len, n_jobs=n_jobs)
+                       min_confidence=min_confidence, max_len=max_len, n_jobs=n_jobs, chunk_pairs=chunk_pairs,
+                       show_progress=show_progress)
     log.info("rules: tuning the evidence filter on %d validation playlists: %d rules mined at min count %d",
              len(playlists), len(rules), base)
     todo = [r for r in rows if "skipped" not in r]
