@@ -26,6 +26,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                    '"rules" takes min_count, max_consequents and smoothing (the evidence filter; without them it is '
                    'chosen on validation playlists), max_rules (that choice\'s budget, default 5000000), '
                    'min_support, min_confidence, max_len, aggregation; see docs/rules.md')
+    p.add_argument("--engine", choices=("local", "spark"),
+                   help="local (default): every part here; spark: the data-heavy parts on Spark (slices ingested "
+                   "there, rules by the Spark miner, the ALS part by MLlib), the rest here (docs/scale.md)")
+    p.add_argument("--spark", metavar="MASTER",
+                   help="the spark engine's master (implies --engine spark): local[*] (default), local[N], or "
+                   "spark://HOST:PORT")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("recommend", help="recommend with a trained bundle: a submission, or one playlist",
@@ -59,11 +65,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 def cmd_train(args) -> int:
     from modules.cli.options import json_object
     from modules.recommender import train_bundle
+    from modules.spark.session import engine_and_master
 
     params = json_object(args.params)
+    engine, master = engine_and_master(args.engine, args.spark, default="local")
     t0 = time.perf_counter()
     rec = train_bundle(args.mpd, args.out, features=args.features, seed=args.seed, epochs=args.epochs,
-                       params=params)
+                       params=params, engine=engine, spark=master)
     m = rec.manifest
     val = m["validation"]
     fused = val.get("fusion", {}).get(val.get("chosen"), {})
