@@ -12,18 +12,11 @@ import pandas as pd
 import pytest
 
 from tests.conftest import TINY_PARAMS
-from tests.spark_support import spark_or_skip
+from tests.spark_support import module_spark  # noqa: F401 (the fixture spark)
 from tests.test_spark_als import PARAMS as ALS_PARAMS
 from tests.test_spark_als import recall
 
 pytestmark = pytest.mark.filterwarnings("ignore:PySpark does not yet fully support pandas:FutureWarning")
-
-
-@pytest.fixture(scope="module")
-def spark():
-    session = spark_or_skip()
-    yield session
-    session.stop()
 
 
 def params(tiny_bundle) -> dict:

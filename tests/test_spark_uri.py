@@ -5,19 +5,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 from modules.spark.session import is_uri, path_or_uri
-from tests.spark_support import spark_or_skip
+from tests.spark_support import module_spark  # noqa: F401 (the fixture spark)
 
 RULES = ["--min-support", "0.01", "--min-confidence", "0.1", "--max-len", "3"]
-
-
-@pytest.fixture(scope="module")
-def spark():
-    session = spark_or_skip()
-    yield session
-    session.stop()
 
 
 def test_uris_stay_text():
