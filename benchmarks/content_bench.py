@@ -36,10 +36,13 @@ import numpy as np
 from modules.base import recommend_challenge
 from modules.challenge import split_store
 from modules.content import ContentModel, ContentRecommender
+from modules.content.model import ALBUM_WEIGHT
 from modules.metrics import evaluate
 from modules.store import PlaylistStore
 
 ROOT = Path(__file__).resolve().parent.parent
+# the grid's starting point: the first worlds' fixed blend, no prior (ContentRecommender's "auto" would tune them)
+START = {"w_num": 0.6, "w_text": 0.4, "album_weight": ALBUM_WEIGHT, "popularity_weight": 0.0}
 
 
 def stats_ms(times: list[float]) -> dict:
@@ -77,7 +80,7 @@ def cmd_speed(args) -> dict:
     pid = int(rng.choice(long_pids.index[long_pids >= 100]))
     seeds = pt.loc[pt["pid"] == pid, "track_uri"].tolist()[:100]  # a real 100-track playlist
     cands = model.uris_[rng.choice(len(model.uris_), args.candidates, replace=False)].tolist()
-    rec = ContentRecommender().fit(store)
+    rec = ContentRecommender(**START).fit(store)
     out = {
         "fit_s": round(fit_s, 2), "tracks": len(model.uris_), "tags": len(model.vocab_), "seeds": len(seeds),
         "candidates": len(cands),
@@ -119,23 +122,24 @@ def cmd_tune(args) -> dict:
         out = []
         for w_num, qtw, pop in itertools.product(w_nums, qtws, pops):
             rec.model_.w_num, rec.model_.w_text = w_num, round(1.0 - w_num, 3)
-            rec.model_.query_title_weight, rec.popularity_weight = qtw, pop
+            rec.model_.query_title_weight, rec.popularity_weight_ = qtw, pop
             out.append(score(rec, {**base, "w_num": w_num, "w_text": round(1.0 - w_num, 3),
                                    "query_title_weight": qtw, "popularity_weight": pop}))
         return out
 
     # stage 1: query-time weights (no refit): w_num (w_text = 1 - w_num), title weight, popularity prior
-    rec = ContentRecommender().fit(store, pids=split.train_pids)
+    rec = ContentRecommender(**START).fit(store, pids=split.train_pids)
     stage1 = query_grid(rec, {}, args.w_num, args.query_title_weight, args.popularity_weight)
     top = best(stage1)["params"]
     # stage 2: tag-group weights (refit) at the best query-time setting
     stage2 = []
     for aw, tw in itertools.product(args.artist_weight, args.title_weight):
         params = {**top, "artist_weight": aw, "title_weight": tw}
-        stage2.append(score(ContentRecommender(**params).fit(store, pids=split.train_pids), params))
+        fitted = ContentRecommender(**{**START, **params}).fit(store, pids=split.train_pids)
+        stage2.append(score(fitted, params))
     groups = {k: best(stage2)["params"][k] for k in ("artist_weight", "title_weight")}
     # stage 3: query-time weights again, around the best, with the best tag-group weights
-    rec = ContentRecommender(**groups).fit(store, pids=split.train_pids)
+    rec = ContentRecommender(**START, **groups).fit(store, pids=split.train_pids)
     near = sorted({top["w_num"], *[w for w in args.w_num if abs(w - top["w_num"]) <= 0.2]})
     stage3 = query_grid(rec, groups, near, args.query_title_weight, args.popularity_weight)
     everything = stage1 + stage2 + stage3

@@ -96,7 +96,7 @@ def run_method(method: str, base: Path, per_category: int, seed: int, params: st
 # `train-two-tower` on the training playlists; the two-tower row and every hybrid row reuse it (checked by the
 # hybrid: same playlists, seed and validation split), so the ablations differ only in what they add.
 CONTENT_TUNED = {"w_num": 0.0, "w_text": 1.0, "query_title_weight": 0.5, "popularity_weight": 0.4,
-                 "artist_weight": 1.0, "title_weight": 0.25}
+                 "artist_weight": 1.0, "title_weight": 0.25, "album_weight": 1.0}  # all fixed: no "auto" tuning
 SUITE = {
     "popularity": ("popularity", {}),
     "itemknn": ("itemknn", {}),

@@ -398,3 +398,39 @@ def test_fast_lookups_and_shared_tags_match_the_plain_ones(world_model, store):
         rows = rows_of(m, asked + uris[200:260])
         assert _shared_tags(m, q, rows) == _shared_tags_one_by_one(m, q, rows)
         assert any(_shared_tags(m, q, rows).values()) or q.text is None
+
+
+def test_content_recommender_chooses_auto_parameters_on_validation(catalog, train_store):
+    """``"auto"`` blend, album and popularity weights are chosen on validation playlists carved from the training
+    playlists; what the user fixes is kept and not searched."""
+    from modules.content.tuning import GRID_ALBUM_WEIGHTS, GRID_POPULARITY_WEIGHTS, GRID_W_NUM
+
+    rec = ContentRecommender().fit(train_store)
+    grid = rec.tuning_["grid"]
+    assert len(grid) == len(GRID_W_NUM) * len(GRID_ALBUM_WEIGHTS) * len(GRID_POPULARITY_WEIGHTS)
+    best = max(grid, key=lambda r: r["ndcg"])
+    chosen = rec.tuning_["chosen"]
+    assert chosen["ndcg"] == best["ndcg"]
+    assert (rec.model_.w_num, rec.model_.w_text, rec.model_.album_weight, rec.popularity_weight_) == (
+        best["w_num"], best["w_text"], best["album_weight"], best["popularity_weight"])
+    assert rec.popularity_.min() >= 0 and rec.popularity_.max() == pytest.approx(1.0)
+
+    fixed = ContentRecommender(w_num=0.2, popularity_weight=0.0).fit(train_store)
+    rows = fixed.tuning_["grid"]
+    assert len(rows) == len(GRID_ALBUM_WEIGHTS)  # only the album weight was left to validation
+    assert {(r["w_num"], r["w_text"], r["popularity_weight"]) for r in rows} == {(0.2, 0.8, 0.0)}
+    assert (fixed.model_.w_num, fixed.model_.w_text, fixed.popularity_weight_) == (0.2, 0.8, 0.0)
+
+    none = ContentRecommender(w_num=0.6, w_text=0.4, album_weight=1.0, popularity_weight=0.0).fit(train_store)
+    assert none.tuning_ is None and (none.model_.w_num, none.model_.album_weight) == (0.6, 1.0)
+    a, _ = none.recommend(train_store.playlist_tracks["track_uri"].iloc[:3].tolist(), k=20)
+    b, _ = ContentRecommender(w_num=0.6, w_text=0.4, album_weight=1.0,
+                              popularity_weight=0.0).fit(train_store).recommend(
+        train_store.playlist_tracks["track_uri"].iloc[:3].tolist(), k=20)
+    assert a == b and len(a) == 20
+
+
+@pytest.mark.parametrize("bad", [-0.1, "sometimes", float("nan")])
+def test_content_recommender_rejects_bad_weights(train_store, bad):
+    with pytest.raises(ValueError, match="popularity_weight must be a number >= 0 or \"auto\""):
+        ContentRecommender(popularity_weight=bad).fit(train_store)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -14,6 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import numpy as np
 import pytest
+from loopback_server import free_port, serving, uvicorn_server
 
 from modules.bundle import Bundle
 from modules.errors import BundleError, ServiceError
@@ -26,12 +26,6 @@ pytestmark = pytest.mark.filterwarnings("ignore:Using `httpx` with `starlette.te
 MAX_K = 100
 MAX_SEEDS = 20
 MAX_BODY = 4096
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -47,19 +41,8 @@ def app(rec):
 @pytest.fixture(scope="module")
 def server(app):
     """The app behind a real uvicorn server in a thread; yields its base URL."""
-    import uvicorn
-
-    port = free_port()
-    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not srv.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    srv.should_exit = True
-    thread.join(10)
+    with serving(lambda port: uvicorn_server(app, port)) as (url, _):
+        yield url
 
 
 @pytest.fixture(scope="module")

@@ -16,6 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import numpy as np
 import pytest
+from loopback_server import serving, uvicorn_server
 
 from modules.recommender import Recommender
 from modules.service import create_app
@@ -34,21 +35,9 @@ def rec(tiny_bundle):
 @pytest.fixture(scope="module")
 def server(rec):
     """The app behind a real uvicorn server on a loopback port, in a thread; yields its base URL."""
-    import uvicorn
-    from test_service import free_port
-
     app = create_app(rec, max_k=MAX_K, max_seeds=MAX_SEEDS, max_body_bytes=MAX_BODY, model_name="tt")
-    port = free_port()
-    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not srv.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    srv.should_exit = True
-    thread.join(10)
+    with serving(lambda port: uvicorn_server(app, port)) as (url, _):
+        yield url
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,6 @@ import shutil
 import socket
 import subprocess
 import sys
-import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -18,6 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 from fastapi import FastAPI, Request
+from loopback_server import serving
 
 from modules.recommender import Recommender
 from modules.service import (
@@ -36,28 +36,12 @@ pytestmark = pytest.mark.filterwarnings("ignore:Using `httpx` with `starlette.te
 KEY = "k3y-" + "x7Qz" * 8  # what a user would put in --api-key-file
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @contextmanager
 def running(app, **options):
     """``make_server(app, **options)`` on a free loopback port, in a thread; yields (base URL, port)."""
-    port = free_port()
-    srv = make_server(app, host="127.0.0.1", port=port, **{"log_level": "warning", **options})
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not srv.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}", port
-    finally:
-        srv.should_exit = True
-        thread.join(10)
+    opts = {"log_level": "warning", **options}
+    with serving(lambda port: make_server(app, host="127.0.0.1", port=port, **opts)) as (url, port):
+        yield url, port
 
 
 @pytest.fixture(scope="module")

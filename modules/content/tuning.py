@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 
 GRID_W_NUM = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
 GRID_ALBUM_WEIGHTS = (0.0, 1.0)
+GRID_POPULARITY_WEIGHTS = (0.0, 0.2, 0.4, 0.8)  # ContentRecommender's prior (the hybrid has its own)
 TUNED_KEYS = ("w_num", "w_text", "album_weight")  # a user who sets one of these is not overruled
 
 
@@ -48,10 +49,13 @@ def validation_playlists(split) -> list[tuple[list[str], str | None, list[str]]]
     return out
 
 
-def blend_ndcg(model, playlists, popular: list[str], w_nums=GRID_W_NUM, k: int = SUBMISSION_SIZE) -> np.ndarray:
-    """``[n_playlists, len(w_nums)]``: each playlist's NDCG of ``model`` alone at each sound weight (tags
-    ``1 - w``): its ``k`` nearest tracks (seeds excluded), then the most popular tracks to fill."""
-    out = np.zeros((len(playlists), len(w_nums)))
+def blend_ndcg(model, playlists, popular: list[str], w_nums=GRID_W_NUM, k: int = SUBMISSION_SIZE, *,
+               popularity: np.ndarray | None = None, popularity_weights=(0.0,)) -> np.ndarray:
+    """``[n_playlists, len(w_nums), len(popularity_weights)]`` (the last axis dropped when only the default
+    ``(0.0,)`` is asked): each playlist's NDCG of ``model`` alone at each sound weight (tags ``1 - w``) and each
+    weight of the ``popularity`` prior (aligned with ``model.uris_``): its ``k`` nearest tracks (seeds excluded),
+    then the most popular tracks to fill."""
+    out = np.zeros((len(playlists), len(w_nums), len(popularity_weights)))
     for i, (seeds, title, truth) in enumerate(playlists):
         q = model._query(seeds, title=title)
         if q.num is None and q.text is None:
@@ -60,43 +64,58 @@ def blend_ndcg(model, playlists, popular: list[str], w_nums=GRID_W_NUM, k: int =
             continue
         num, text = model._score(q)
         for j, w in enumerate(w_nums):
-            top, scores = model.top_rows(model._combine(num, text, w, 1.0 - w), seeds, k)
-            recs, _ = complete(model.uris_[top].tolist(), scores, seeds, k, popular)
-            out[i, j] = score_playlist(recs, truth)["ndcg"]
-    return out
+            combined = model._combine(num, text, w, 1.0 - w)
+            for m, pw in enumerate(popularity_weights):
+                score = combined + pw * popularity if pw else combined
+                top, scores = model.top_rows(score, seeds, k)
+                recs, _ = complete(model.uris_[top].tolist(), scores, seeds, k, popular)
+                out[i, j, m] = score_playlist(recs, truth)["ndcg"]
+    return out[:, :, 0] if tuple(popularity_weights) == (0.0,) else out
 
 
 def tune_content(fit: Callable[[float], object], split, popular: list[str], *, w_nums=GRID_W_NUM,
-                 album_weights=GRID_ALBUM_WEIGHTS, show_progress: bool = False) -> tuple[dict, object, dict]:
+                 album_weights=GRID_ALBUM_WEIGHTS, popularity: Callable[[object], np.ndarray] | None = None,
+                 popularity_weights=(0.0,), show_progress: bool = False) -> tuple[dict, object, dict]:
     """Choose ``w_num``/``w_text``/``album_weight`` on ``split``'s validation playlists.
 
     ``fit(album_weight)`` returns a ``ContentModel`` fitted on the playlists outside the split with that album
-    weight; ``popular`` fills a list the model cannot (training order of popularity). Returns the chosen
-    parameters, the model fitted with them (its ``w_num``/``w_text`` set) and the report: every setting's
-    validation NDCG and standard error, the choice and the default's NDCG.
+    weight; ``popular`` fills a list the model cannot (training order of popularity). With ``popularity`` (a
+    fitted model → its popularity prior, aligned with its ``uris_``) ``popularity_weight`` is chosen too, among
+    ``popularity_weights`` (what ``ContentRecommender`` adds to the similarity; the hybrid has its own popularity
+    features and does not ask). Returns the chosen parameters, the model fitted with them (its
+    ``w_num``/``w_text`` set) and the report: every setting's validation NDCG and standard error, the choice and
+    the default's NDCG.
     """
     t0 = time.perf_counter()
     playlists = validation_playlists(split)
+    keys = TUNED_KEYS + (("popularity_weight",) if popularity is not None else ())
+    pws = tuple(popularity_weights) if popularity is not None else (0.0,)
     rows, best_model, best = [], None, None
     for aw in tqdm(album_weights, desc="content blend", unit="album weight", disable=not show_progress):
         model = fit(float(aw))
-        ndcg = blend_ndcg(model, playlists, popular, w_nums)
+        prior = popularity(model) if popularity is not None else None
+        ndcg = blend_ndcg(model, playlists, popular, w_nums, popularity=prior, popularity_weights=pws)
+        ndcg = ndcg.reshape(len(playlists), len(w_nums), len(pws))
         for j, w in enumerate(w_nums):
-            col = ndcg[:, j]
-            row = {"w_num": float(w), "w_text": round(1.0 - float(w), 6), "album_weight": float(aw),
-                   "ndcg": float(col.mean()) if len(col) else 0.0,
-                   "se": float(col.std(ddof=1) / np.sqrt(len(col))) if len(col) > 1 else 0.0}
-            rows.append(row)
-            if best is None or row["ndcg"] > best["ndcg"]:
-                best, best_model = row, model
+            for m, pw in enumerate(pws):
+                col = ndcg[:, j, m]
+                row = {"w_num": float(w), "w_text": round(1.0 - float(w), 6), "album_weight": float(aw)}
+                if popularity is not None:
+                    row["popularity_weight"] = float(pw)
+                row.update({"ndcg": float(col.mean()) if len(col) else 0.0,
+                            "se": float(col.std(ddof=1) / np.sqrt(len(col))) if len(col) > 1 else 0.0})
+                rows.append(row)
+                if best is None or row["ndcg"] > best["ndcg"]:
+                    best, best_model = row, model
         if best_model is not model:
             del model  # one spare model at a time
-    chosen = {k: best[k] for k in TUNED_KEYS}
+    chosen = {k: best[k] for k in keys}
     best_model.w_num, best_model.w_text = chosen["w_num"], chosen["w_text"]
     report = {"validation_playlists": len(playlists), "chosen": {**chosen, "ndcg": best["ndcg"], "se": best["se"]},
               "rule": "the best mean validation NDCG of the content model alone (ties: the earlier setting)",
               "grid": rows, "seconds": round(time.perf_counter() - t0, 1)}
-    log.info("content: blend sound %.1f / tags %.1f, album weight %.1f chosen (validation NDCG %.4f ± %.4f, "
-             "%d playlists) in %.0f s", chosen["w_num"], chosen["w_text"], chosen["album_weight"], best["ndcg"],
-             best["se"], len(playlists), report["seconds"])
+    log.info("content: blend sound %.1f / tags %.1f, album weight %.1f%s chosen (validation NDCG %.4f ± %.4f, "
+             "%d playlists) in %.0f s", chosen["w_num"], chosen["w_text"], chosen["album_weight"],
+             f", popularity weight {chosen['popularity_weight']:.1f}" if popularity is not None else "",
+             best["ndcg"], best["se"], len(playlists), report["seconds"])
     return chosen, best_model, report

@@ -175,13 +175,15 @@ class PlaylistWorld:
         seq[starts] = self._draw(rng, clusters, mix, len(starts))
         if cont.any():
             last_start = np.maximum.accumulate(np.where(cont, 0, np.arange(m)))
-            anchor = seq[last_start[cont]]
-            pick = np.where(same_album[cont],
-                            _member(self._album_groups, self.album_code[anchor], u[cont]),
-                            _member(self._artist_groups, self.artist_code[anchor], u[cont]))
-            seq[cont] = pick
+            seq[cont] = self._continuations(seq[last_start[cont]], same_album[cont], u[cont])
         _, first = np.unique(seq, return_index=True)
         return seq[np.sort(first)][:n]
+
+    def _continuations(self, anchor: np.ndarray, same_album: np.ndarray, u: np.ndarray) -> np.ndarray:
+        """The track continuing each run from its ``anchor``: a member of its album (``same_album``) or of its
+        artist, picked by ``u`` in [0, 1)."""
+        return np.where(same_album, _member(self._album_groups, self.album_code[anchor], u),
+                        _member(self._artist_groups, self.artist_code[anchor], u))
 
     def sample_playlist(self, rng: np.random.Generator, pid: int) -> dict:
         """One playlist as an MPD dict without ``tracks`` plus ``_rows`` (catalog row indices) and ``_taste`` (the

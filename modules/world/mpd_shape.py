@@ -40,7 +40,6 @@ from modules.world.catalog_shape import (
     _casing,
     _Cluster,
     _genre_words,
-    _member,
 )
 from modules.world.themes import KEYWORD_BOOST, THEMES
 
@@ -171,30 +170,14 @@ class MPDWorld(PlaylistWorld):
                 out[tail_rows[mine]] = U.make_keys(c.pool, ranks)
         return out
 
-    def _sequence(self, rng, clusters, mix, n: int, p_run: float) -> np.ndarray:
-        """As ``PlaylistWorld._sequence``; a run that starts on a synthetic track continues with its artist."""
-        m = 2 * n + 10
-        cont = rng.random(m) < p_run
-        cont[0] = False
-        same_album = rng.random(m) < 0.5
-        u = rng.random(m)
-        seq = np.empty(m, dtype=np.int64)
-        starts = np.flatnonzero(~cont)
-        seq[starts] = self._draw(rng, clusters, mix, len(starts))
-        if cont.any():
-            last_start = np.maximum.accumulate(np.where(cont, 0, np.arange(m)))
-            anchor = seq[last_start[cont]]
-            syn = U.is_synthetic(anchor)
-            sa, uc = same_album[cont], u[cont]
-            pick = np.empty(len(anchor), dtype=np.int64)
-            a = anchor[~syn]
-            pick[~syn] = np.where(sa[~syn], _member(self._album_groups, self.album_code[a], uc[~syn]),
-                                  _member(self._artist_groups, self.artist_code[a], uc[~syn]))
-            if syn.any():
-                pick[syn] = U.same_artist(anchor[syn], uc[syn], sa[syn])
-            seq[cont] = pick
-        _, first = np.unique(seq, return_index=True)
-        return seq[np.sort(first)][:n]
+    def _continuations(self, anchor: np.ndarray, same_album: np.ndarray, u: np.ndarray) -> np.ndarray:
+        """As ``PlaylistWorld._continuations``; a run that starts on a synthetic track continues with its artist."""
+        syn = U.is_synthetic(anchor)
+        pick = np.empty(len(anchor), dtype=np.int64)
+        pick[~syn] = super()._continuations(anchor[~syn], same_album[~syn], u[~syn])
+        if syn.any():
+            pick[syn] = U.same_artist(anchor[syn], u[syn], same_album[syn])
+        return pick
 
     def codes(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Artist and album codes of catalog rows and synthetic keys alike."""
