@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Mapping
+from contextlib import contextmanager
 from pathlib import Path
 
 import orjson
@@ -43,28 +44,44 @@ def _json_safe(value):
 
 
 def train_bundle(mpd, out: str | Path, *, features=None, seed: int = 0, epochs: int | None = None,
-                 params: Mapping | None = None, show_progress: bool = True):
+                 params: Mapping | None = None, show_progress: bool = True, engine: str = "local", spark=None):
     """Train every part on the playlists at ``mpd`` (MPD slices or a store) and write a bundle to ``out``.
 
     Everything is checked before the training starts: ``out`` (new, empty or a bundle, apart from the inputs:
     ``OutputError``), the parameters, the features and the playlists (at least one). The bundle is written to a
     temporary sibling and renamed into place, so a failed run leaves the previous bundle intact. Returns the new
     bundle loaded (a ``Recommender``).
+
+    ``engine="spark"`` runs the data-heavy parts on Spark (``spark``: a session or a master, default ``local[*]``):
+    slices are ingested by Spark, the rules mined by the Spark miner (the sparse miner's rules) and the ALS part's
+    factors fitted by MLlib (``spark_params``); the two-tower, content and fusion train here as always.
     """
     from modules.hybrid import HybridRecommender
     from modules.recommender import Recommender
     from modules.store import open_store
 
+    if engine not in ENGINES:
+        raise InputError(f"engine must be one of {', '.join(ENGINES)} (got {engine!r}).")
+    if engine != "spark" and spark is not None:
+        raise InputError("a Spark session or master is for engine='spark'; drop it or ask for that engine.")
     t0 = time.perf_counter()
     out = check_output_folder(out, BUNDLE_KIND, inputs=[mpd, features if isinstance(features, (str, Path)) else None])
     hp = dict(params or {})
     if epochs is not None:
         hp["two_tower"] = {**hp.get("two_tower", {}), "epochs": int(epochs)}
+    if engine == "spark":
+        hp = spark_params(hp)
     hybrid = checked_hybrid(HybridRecommender, hp, seed=seed, show_progress=show_progress)
     frame = read_features(features)
-    store = open_store(mpd, show_progress=show_progress)
-    hybrid.features = frame
-    hybrid.fit(store)
+    with _engine_session(engine, spark) as session:
+        if session is None:
+            store = open_store(mpd, show_progress=show_progress)
+        else:
+            from modules.spark.ingest import open_store_spark
+
+            store = open_store_spark(mpd, session)
+        hybrid.features = frame
+        hybrid.fit(store)
     with atomic_directory(out) as tmp:
         bundle = Bundle(tmp)
         parts = hybrid.save(tmp)
@@ -89,6 +106,34 @@ def train_bundle(mpd, out: str | Path, *, features=None, seed: int = 0, epochs: 
         bundle.write_manifest(manifest)
     log.info("bundle written to %s in %.0f s", out, time.perf_counter() - t0)
     return Recommender.load(out)
+
+
+ENGINES = ("local", "spark")
+
+
+def spark_params(hp: dict) -> dict:
+    """Hybrid parameters ``hp`` with the rules mined by the Spark miner and the ALS part fitted by MLlib (an
+    ``engine`` the user gave in ``rules`` or ``als`` wins); the manifest's config records them."""
+    out = dict(hp)
+    for part in ("rules", "als"):
+        given = out.get(part)
+        out[part] = {"engine": "spark", **given} if isinstance(given, Mapping) else given or {"engine": "spark"}
+    return out
+
+
+@contextmanager
+def _engine_session(engine: str, spark):
+    """No session for the local engine; for Spark the given session, or one on the given master (``local[*]``
+    by default) for the run, stopped after unless it was running."""
+    if engine != "spark":
+        yield None
+    elif spark is not None and not isinstance(spark, str):
+        yield spark
+    else:
+        from modules.spark.session import DEFAULT_MASTER, session_for
+
+        with session_for(spark or DEFAULT_MASTER) as session:
+            yield session
 
 
 def checked_hybrid(cls, hp: dict, **fixed):

@@ -16,3 +16,12 @@ def spark_or_skip():
     # adaptive execution plans each shuffle again at run time: on this tiny data that is 5x the jobs for nothing
     return spark_session("local[2]", shuffle_partitions=2, driver_memory="1g", app_name="playlist-engine-tests",
                          conf={"spark.sql.adaptive.enabled": "false"})
+
+
+@pytest.fixture(scope="module", name="spark")
+def module_spark():
+    """The fixture ``spark``: a test module's session (``spark_or_skip``), stopped after its tests; import
+    ``module_spark`` into the module to use it."""
+    session = spark_or_skip()
+    yield session
+    session.stop()

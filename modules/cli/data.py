@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from modules.atomic import FolderKind
+from modules.cli.options import engine_options
 
 WORLD_FORMAT = "playlist-world/1"
 WORLD_MARKER = "world.json"
@@ -51,12 +52,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                        "--out must be new, empty or a store (store.json).")
     p.add_argument("mpd", type=Path, metavar="MPD_DIR", help="directory of slices, or one slice file")
     p.add_argument("--out", required=True, type=Path, metavar="STORE_DIR", help="store directory to write")
-    p.add_argument("--engine", choices=("local", "spark"),
-                   help="local (default): this process, slice by slice; spark: Spark's JSON reader and executors "
+    engine_options(p, "local (default): this process, slice by slice; spark: Spark's JSON reader and executors "
                    "(needs Java), the same store and the same errors (docs/scale.md, \"Past one machine\")")
-    p.add_argument("--spark", metavar="MASTER",
-                   help="the spark engine's master (implies --engine spark): local[*] (default: every core here), "
-                   "local[N], or spark://HOST:PORT")
     p.set_defaults(func=cmd_ingest)
 
     p = sub.add_parser("stats", help="dataset statistics next to the MPD's published ones",

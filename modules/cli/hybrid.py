@@ -9,6 +9,8 @@ import sys
 import time
 from pathlib import Path
 
+from modules.cli.options import engine_options
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train the hybrid recommender into one model bundle",
@@ -26,6 +28,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    '"rules" takes min_count, max_consequents and smoothing (the evidence filter; without them it is '
                    'chosen on validation playlists), max_rules (that choice\'s budget, default 5000000), '
                    'min_support, min_confidence, max_len, aggregation; see docs/rules.md')
+    engine_options(p, "local (default): every part here; spark: the data-heavy parts on Spark (slices ingested "
+                   "there, rules by the Spark miner, the ALS part by MLlib), the rest here (docs/scale.md)")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("recommend", help="recommend with a trained bundle: a submission, or one playlist",
@@ -44,12 +48,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--weight", action="append", default=[], metavar="FEATURE=W",
                    help="emphasize an audio feature, e.g. --weight energy=3 (repeatable)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    p.add_argument("--engine", choices=("local", "spark"),
-                   help="with --challenge: local (default) scores here; spark scores on Spark's executors, the bundle "
-                   "loaded once per Python worker, the same file byte for byte (docs/scale.md)")
-    p.add_argument("--spark", metavar="MASTER",
-                   help="the spark engine's master (implies --engine spark): local[*] (default), local[N], or "
-                   "spark://HOST:PORT (the workers must see the bundle's path, or add --ship-bundle)")
+    engine_options(p, "with --challenge: local (default) scores here; spark scores on Spark's executors, the bundle "
+                   "loaded once per Python worker, the same file byte for byte (docs/scale.md)",
+                   " (the workers must see the bundle's path, or add --ship-bundle)")
     p.add_argument("--ship-bundle", action="store_true",
                    help="spark engine: send the bundle to every executor (a zip archive, SparkContext.addArchive) "
                    "instead of reading it at its path")
@@ -59,11 +60,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 def cmd_train(args) -> int:
     from modules.cli.options import json_object
     from modules.recommender import train_bundle
+    from modules.spark.session import engine_and_master
 
     params = json_object(args.params)
+    engine, master = engine_and_master(args.engine, args.spark, default="local")
     t0 = time.perf_counter()
     rec = train_bundle(args.mpd, args.out, features=args.features, seed=args.seed, epochs=args.epochs,
-                       params=params)
+                       params=params, engine=engine, spark=master)
     m = rec.manifest
     val = m["validation"]
     fused = val.get("fusion", {}).get(val.get("chosen"), {})

@@ -6,6 +6,8 @@ import argparse
 import time
 from pathlib import Path
 
+from modules.cli.options import engine_options
+
 # methods that --engine spark fits on Spark (the class, imported only then)
 SPARK_METHODS = {"als": "modules.spark.als:SparkALSRecommender"}
 
@@ -26,12 +28,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help='constructor parameters as JSON, e.g. \'{"factors": 64}\'; {"load": DIR} loads a model saved '
                    "by its own training command instead of fitting")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    p.add_argument("--engine", choices=("local", "spark"),
-                   help="local (default); spark: fit on Spark where it can (als: MLlib's implicit ALS, the same "
+    engine_options(p, "local (default); spark: fit on Spark where it can (als: MLlib's implicit ALS, the same "
                    "parameters and folder format; slices are ingested on Spark), recommend here; docs/scale.md")
-    p.add_argument("--spark", metavar="MASTER",
-                   help="the spark engine's master (implies --engine spark): local[*] (default), local[N], or "
-                   "spark://HOST:PORT")
     p.set_defaults(func=cmd_submit)
 
 

@@ -36,3 +36,12 @@ def construct(cls, params: dict, flag: str = "--params"):
             raise InputError(f"{flag}: unknown parameters {unknown} for {cls.__name__}; known: "
                              f"{', '.join(sorted(sig.parameters))}.")
     return cls(**params)
+
+
+def engine_options(p, engine_help: str, master_note: str = "") -> None:
+    """``--engine local|spark`` (``engine_help`` says what each does) and ``--spark MASTER``, which
+    ``modules.spark.session.engine_and_master`` reads (``--spark`` alone means the spark engine)."""
+    p.add_argument("--engine", choices=("local", "spark"), help=engine_help)
+    p.add_argument("--spark", metavar="MASTER",
+                   help="the spark engine's master (implies --engine spark): local[*] (default: every core here), "
+                   f"local[N], or spark://HOST:PORT{master_note}")

@@ -6,6 +6,8 @@ import argparse
 from contextlib import ExitStack
 from pathlib import Path
 
+from modules.spark.session import path_or_uri
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -15,8 +17,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "conviction (mlxtend's definitions), sorted by lift (ties: confidence, support, then URIs), then keeps "
         "those with evidence (--min-count, --max-consequents; --smoothing for scoring). The engines give the same "
         "rules; see docs/rules.md (and docs/scale.md, \"Past one machine\", for --engine spark).")
-    p.add_argument("--mpd", required=True, type=Path, metavar="MPD_DIR_OR_STORE",
-                   help="playlists: a directory of mpd.slice.*.json files, one slice, or a store (ingest)")
+    p.add_argument("--mpd", required=True, type=path_or_uri, metavar="MPD_DIR_OR_STORE",
+                   help="playlists: a directory of mpd.slice.*.json files, one slice, or a store (ingest); with "
+                   "--engine spark also a store's URI that Spark reads (file:///…, hdfs://…, s3a://…)")
     p.add_argument("--out", required=True, type=Path, metavar="RULES.parquet", help="Parquet file to write")
     p.add_argument("--engine", choices=("sparse", "mlxtend", "spark"),
                    help="sparse (default): exact counts with scipy.sparse, max-len 2 or 3, scales to 1M "
@@ -75,7 +78,11 @@ def cmd_rules(args) -> int:
                          "for the partial pair counts.")
     if args.memory_budget is not None and args.memory_budget <= 0:
         raise InputError(f"--memory-budget must be a positive number of GB (got {args.memory_budget}).")
-    check_output_file(args.out, inputs=[args.mpd], make_parent=True)
+    uri = isinstance(args.mpd, str)  # a URI (path_or_uri): Spark reads it where it is
+    if uri and engine != "spark":
+        raise InputError(f"--mpd {args.mpd} is a URI, which only Spark reads: add --engine spark (or --spark "
+                         "MASTER), or give a local path.")
+    check_output_file(args.out, inputs=[] if uri else [args.mpd], make_parent=True)
     budget = args.memory_budget * 1e9 if args.memory_budget is not None else None
     with ExitStack() as stack:
         spark = None
@@ -84,7 +91,7 @@ def cmd_rules(args) -> int:
             from modules.spark.session import session_for
 
             spark = stack.enter_context(session_for(master))
-            store = open_store_spark(args.mpd, spark)
+            store = args.mpd if uri else open_store_spark(args.mpd, spark)
         else:
             store = open_store(args.mpd, show_progress=True)
         rules = mine_rules(store, engine=engine, min_support=args.min_support, min_confidence=args.min_confidence,

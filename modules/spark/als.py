@@ -90,9 +90,10 @@ class SparkALSRecommender(ALSRecommender):
     ----------
     factors, regularization, alpha, iterations, seed
         As for ``ALSRecommender`` (implicit's meaning; mapped onto MLlib's by ``mllib_params``).
-    spark : str or SparkSession, default="local[*]"
+    spark : str or SparkSession, default=None
         The master to run on (a session is started for ``fit`` and stopped after, unless one was running), or a
-        session.
+        session; None: the session running in this process (the hybrid's ALS part under ``train --engine
+        spark``), else ``local[*]``.
     reg_scale : {"mean", "none"}, default="mean"
         How ``regularization`` becomes MLlib's ``regParam`` (divided by the mean playlist length, or as it is).
     num_threads, show_progress
@@ -101,7 +102,7 @@ class SparkALSRecommender(ALSRecommender):
 
     def __init__(self, *, factors: int = 128, regularization: float = 0.05, alpha: float = 10.0,
                  iterations: int = 15, num_threads: int = 0, show_progress: bool = False, seed: int = 0,
-                 spark="local[*]", reg_scale: str = "mean"):
+                 spark=None, reg_scale: str = "mean"):
         super().__init__(factors=factors, regularization=regularization, alpha=alpha, iterations=iterations,
                          num_threads=num_threads, show_progress=show_progress, seed=seed)
         self.spark = spark
@@ -113,7 +114,7 @@ class SparkALSRecommender(ALSRecommender):
         from implicit.cpu.als import AlternatingLeastSquares
         from threadpoolctl import threadpool_limits
 
-        from modules.spark.session import session_for
+        from modules.spark.session import session_for, session_or_master
         from modules.store import open_store
 
         for name in ("factors", "iterations"):
@@ -126,8 +127,8 @@ class SparkALSRecommender(ALSRecommender):
         t0 = time.perf_counter()
         self._fit_common(store, pids)  # the matrix, fallback and title popularity, as ALSRecommender's
         m = self.matrix_
-        given = self.spark if not isinstance(self.spark, str) else None
-        with (nullcontext(given) if given is not None else session_for(self.spark)) as spark:
+        on = session_or_master(self.spark)
+        with (session_for(on) if isinstance(on, str) else nullcontext(on)) as spark:
             Y = item_factors_spark(spark, store.path, m.pids, m.uris, factors=self.factors,
                                    regularization=self.regularization, alpha=self.alpha, iterations=self.iterations,
                                    seed=self.seed, reg_scale=self.reg_scale)

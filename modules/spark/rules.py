@@ -33,6 +33,7 @@ from modules.errors import MemoryBudgetError, RulesError
 from modules.rules.ruleset import RuleSet, _compact, _empty_ruleset
 from modules.rules.sparse_miner import _min_count
 from modules.rules.transactions import Transactions
+from modules.spark.session import is_uri
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +51,18 @@ def min_itemset_count(min_support: float, n: int) -> tuple[int, int]:
     return c, max(c, _min_count(min_support, n))
 
 
+def _read_table(spark, base: str, name: str):
+    """A store's table read by Spark from ``base`` (a folder or a URI); a missing one names the store."""
+    try:
+        return spark.read.parquet(f"{base}/{name}")
+    except Exception as err:  # AnalysisException: PATH_NOT_FOUND, or no file system for the scheme
+        if "PATH_NOT_FOUND" in str(err) or "No FileSystem for scheme" in str(err):
+            raise RulesError(f"{base} is not a playlist store Spark can read ({name}: "
+                             f"{str(err).splitlines()[0][:200]}); give a store made by `ingest` (slices are "
+                             "ingested from local paths only).") from None
+        raise
+
+
 def _entries(spark, data, pids):
     """``(pid, track_uri)`` entries (a Spark DataFrame, distinct) and the number of playlists."""
     from pyspark.sql import functions as F
@@ -61,13 +74,16 @@ def _entries(spark, data, pids):
         playlists = spark.createDataFrame(pa.table({"pid": pa.array(np.asarray(data.pids).astype(np.int64))}))
         entries = spark.createDataFrame(table) if table.num_rows else None
     else:
-        if isinstance(data, (str, Path)):
-            from modules.store import open_store
+        if is_uri(data):  # a store Spark reads where it is (file://, hdfs://, s3a://): not opened here
+            base = data.rstrip("/")
+        else:
+            if isinstance(data, (str, Path)):
+                from modules.store import open_store
 
-            data = open_store(data)
-        path = Path(data.path)
-        playlists = spark.read.parquet(str(path / "playlists.parquet")).select("pid")
-        entries = spark.read.parquet(str(path / "playlist_tracks.parquet")).select("pid", "track_uri")
+                data = open_store(data)
+            base = str(Path(data.path))
+        playlists = _read_table(spark, base, "playlists.parquet").select("pid")
+        entries = _read_table(spark, base, "playlist_tracks.parquet").select("pid", "track_uri")
     if pids is not None:
         keep = spark.createDataFrame(pa.table({"pid": pa.array(np.unique(np.asarray(pids, np.int64)))}))
         playlists = playlists.join(keep, "pid", "left_semi")
@@ -218,14 +234,16 @@ def mine_spark(data, min_support: float, min_confidence: float, max_len: int = 3
     data : PlaylistStore, path of a store or of MPD slices, or Transactions
         A store is read by Spark straight from its Parquet files (slices are ingested first, locally).
     spark : SparkSession or str, default=None
-        A session, or a master for ``spark_session`` (None: ``local[*]``).
+        A session, or a master for ``spark_session`` (None: the session running in this process, e.g. the one
+        ``train --engine spark`` started, else ``local[*]``).
     pids, max_candidate_triples
         As for ``mine_sparse`` (only these playlists; the bound on the triples examined).
     """
-    from modules.spark.session import DEFAULT_MASTER, spark_session
+    from modules.spark.session import session_or_master, spark_session
 
-    if spark is None or isinstance(spark, str):
-        spark = spark_session(spark or DEFAULT_MASTER)
+    spark = session_or_master(spark)
+    if isinstance(spark, str):
+        spark = spark_session(spark)
     t0 = time.perf_counter()
     entries, n = _entries(spark, data, pids)
     items, pairs, triples, cached = _counts(spark, entries, n, min_support, max_len, max_candidate_triples)

@@ -165,17 +165,44 @@ def spark_session(master: str = DEFAULT_MASTER, *, app_name: str = "playlist-eng
     return spark
 
 
+URI = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
+
+
+def is_uri(path) -> bool:
+    """Whether ``path`` is a URI for Spark's readers (``file:///…``, ``hdfs://…``, ``s3a://…``), kept as text:
+    ``pathlib`` would fold its ``//``."""
+    return isinstance(path, str) and URI.match(path) is not None
+
+
+def path_or_uri(text: str):
+    """A command-line path: a URI stays text (for Spark), anything else becomes a ``Path``."""
+    return text if is_uri(text) else Path(text)
+
+
+def running_session():
+    """The Spark session running in this process (e.g. the one ``train --engine spark`` started), or None; imports
+    PySpark only when it is installed."""
+    try:
+        from pyspark.sql import SparkSession
+    except ImportError:
+        return None
+    return SparkSession.getActiveSession()
+
+
+def session_or_master(spark):
+    """What a stage given ``spark`` runs on: a session as it is; None: the running session, else ``local[*]``
+    (a master string, for ``session_for``); a master string as it is."""
+    if spark is None:
+        return running_session() or DEFAULT_MASTER
+    return spark
+
+
 @contextmanager
 def session_for(master: str = DEFAULT_MASTER, **kwargs) -> Iterator:
     """``spark_session(master, **kwargs)`` for one command: stopped at the end when it was started here (a session
     that was already running, e.g. a notebook's or a test's, is left running)."""
     check_master(master)
-    try:
-        from pyspark.sql import SparkSession
-
-        running = SparkSession.getActiveSession()
-    except ImportError:
-        running = None
+    running = running_session()
     spark = spark_session(master, **kwargs)
     try:
         yield spark

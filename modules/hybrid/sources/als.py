@@ -15,9 +15,14 @@ from modules.hybrid.sources.base import NO_IDS, Candidates, CandidateSource, Que
 
 
 def fit_als(store, pids, params: dict | None, seed: int):
+    """The ALS part; ``params["engine"] == "spark"`` (``train --engine spark``) fits its factors with MLlib
+    (``modules.spark.als``, the same ``als-arrays/1`` part), on the running Spark session."""
     from modules.baselines import ALSRecommender
 
-    return ALSRecommender(**{"seed": seed, **(params or {})}).fit(store, pids)
+    params = {"seed": seed, **(params or {})}
+    if params.pop("engine", "local") == "spark":
+        from modules.spark.als import SparkALSRecommender as ALSRecommender
+    return ALSRecommender(**params).fit(store, pids)
 
 
 def save_als(model, bundle) -> str:
