@@ -263,20 +263,27 @@ class PlaylistWorld:
         return str(self.artist_names[top])
 
     # -- writing ----------------------------------------------------------------------------------------
+    def fragment(self, row: int) -> bytes:
+        """A track's JSON after its ``pos`` (cached once per catalog row)."""
+        return self._fragments[row]
+
+    def _slice_info(self, first_pid: int, count: int) -> dict:
+        """The slice's ``info`` header; a shape adds what tells its files apart."""
+        return {"generated_on": WORLD_VERSION, "slice": f"{first_pid}-{first_pid + count - 1}",
+                "version": WORLD_VERSION, "seed": self.seed}
+
     def slice_bytes(self, first_pid: int, count: int) -> bytes:
         """The bytes of one slice file holding pids ``first_pid .. first_pid+count-1``."""
         rng = np.random.default_rng(np.random.SeedSequence([self.seed, first_pid // SLICE_SIZE]))
-        frags = self._fragments
+        frag = self.fragment
         items = []
         for pid in range(first_pid, first_pid + count):
             pl = self.sample_playlist(rng, pid)
             rows = pl.pop("_rows")
             pl.pop("_taste")
-            tracks = b",".join(b'{"pos":%d,' % i + frags[r] for i, r in enumerate(rows.tolist()))
+            tracks = b",".join(b'{"pos":%d,' % i + frag(r) for i, r in enumerate(rows.tolist()))
             items.append(orjson.dumps(pl)[:-1] + b',"tracks":[' + tracks + b"]}")
-        info = {"generated_on": WORLD_VERSION, "slice": f"{first_pid}-{first_pid + count - 1}",
-                "version": WORLD_VERSION, "seed": self.seed}
-        return dump_json_lines({"info": info}, "playlists", items)
+        return dump_json_lines({"info": self._slice_info(first_pid, count)}, "playlists", items)
 
 
 def _casing(rng, title: str) -> str:

@@ -23,10 +23,8 @@ import logging
 from dataclasses import dataclass
 
 import numpy as np
-import orjson
 
 from modules.errors import InputError
-from modules.mpd import dump_json_lines
 from modules.world import universe as U
 from modules.world.catalog_shape import (
     GENERIC_TITLES,
@@ -35,7 +33,6 @@ from modules.world.catalog_shape import (
     MIN_ARTISTS,
     MIN_TRACKS,
     MOODS,
-    SLICE_SIZE,
     PlaylistWorld,
     _casing,
     _Cluster,
@@ -291,16 +288,6 @@ class MPDWorld(PlaylistWorld):
         """A track's JSON after its ``pos``: the catalog's, cached once, or the universe's (LRU-cached)."""
         return self._fragments[row] if row < U.SYNTHETIC else self.universe.fragment(row)
 
-    def slice_bytes(self, first_pid: int, count: int) -> bytes:
-        rng = np.random.default_rng(np.random.SeedSequence([self.seed, first_pid // SLICE_SIZE]))
-        frag = self.fragment
-        items = []
-        for pid in range(first_pid, first_pid + count):
-            pl = self.sample_playlist(rng, pid)
-            rows = pl.pop("_rows")
-            pl.pop("_taste")
-            tracks = b",".join(b'{"pos":%d,' % i + frag(r) for i, r in enumerate(rows.tolist()))
-            items.append(orjson.dumps(pl)[:-1] + b',"tracks":[' + tracks + b"]}")
-        info = {"generated_on": MPD_WORLD_VERSION, "slice": f"{first_pid}-{first_pid + count - 1}",
+    def _slice_info(self, first_pid: int, count: int) -> dict:
+        return {"generated_on": MPD_WORLD_VERSION, "slice": f"{first_pid}-{first_pid + count - 1}",
                 "version": MPD_WORLD_VERSION, "seed": self.seed, "shape": "mpd"}
-        return dump_json_lines({"info": info}, "playlists", items)
