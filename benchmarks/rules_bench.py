@@ -379,6 +379,10 @@ def cmd_tuning_child(args) -> int:
     counts, searched, _, base = planned
     step("count", t0, counts={f"{mc}/{cap}": v for (mc, cap), v in sorted(counts.items(), key=str)},
          searched_min_counts=list(searched), mined_min_count=base)
+    if args.count_only:
+        Path(args.out).write_text(json.dumps({"mode": args.mode, "ladder": list(ladder), "max_rules": max_rules,
+                                              "steps": steps}))
+        return 0
     t0 = time.perf_counter()
     _, model, report = tune_evidence(tx, split, min_confidence=args.min_confidence, max_rules=max_rules,
                                      ladder=ladder, planned=planned)
@@ -403,6 +407,7 @@ def cmd_tuning(args) -> int:
                 cmd = ["nice", "-n", str(args.nice), PY, "-m", "benchmarks.rules_bench", "_tuning_child", store, mode,
                        str(out), "--min-confidence", str(args.min_confidence), "--spill-dir", tmp]
                 cmd += ["--max-rules", str(args.max_rules)] if args.max_rules else []
+                cmd += ["--count-only"] if args.count_only else []
                 r = run_measured(cmd, timeout=args.timeout)
                 r.pop("stdout", None)
                 r["log"] = r["log"][-30:]
@@ -415,7 +420,7 @@ def cmd_tuning(args) -> int:
                       f"exit {r['returncode']}{' (timed out)' if r['timed_out'] else ''}", flush=True)
         points.append(point)
     save("tuning", args.label, {"min_confidence": args.min_confidence, "max_rules": args.max_rules,
-                                "modes": args.modes, "points": points})
+                                "count_only": args.count_only, "modes": args.modes, "points": points})
     return 0
 
 
@@ -500,6 +505,7 @@ def main() -> int:
         p.add_argument("--min-confidence", type=float, default=0.02, help="the tuning's (default 0.02)")
         p.add_argument("--max-rules", type=int, help="the tuning's budget (default the package's, 5,000,000)")
         p.add_argument("--spill-dir", help="where the temporary files go (default the system's)")
+        p.add_argument("--count-only", action="store_true", help="stop after the rule counts (grid and ladder)")
 
     p = sub.add_parser("tuning", help="the train command's evidence tuning, without and with the min count ladder")
     p.add_argument("--stores", required=True, type=lambda s: s.split(","), help="comma-separated store folders")
