@@ -77,6 +77,19 @@ def run_measured(args: list[str], timeout: float | None = None) -> dict:
             "stdout": stdout.strip(), "log": log}
 
 
+def run_child(cmd: list[str], out: Path, timeout: float | None, log_lines: int) -> dict:
+    """``run_measured`` on a bench child that writes its steps to ``out``: the measure, the last ``log_lines`` of
+    its log, and its steps (those it printed before being killed, if it was)."""
+    r = run_measured(cmd, timeout=timeout)
+    r.pop("stdout", None)
+    r["log"] = r["log"][-log_lines:]
+    if out.exists():
+        r.update(json.loads(out.read_text()))
+    else:  # killed: the steps it finished
+        r["steps"] = [json.loads(line) for line in r["log"] if line.startswith('{"step"')]
+    return r
+
+
 def rules_cmd(store: str, out: Path, engine: str, min_support: float, min_confidence: float, max_len: int,
               extra=()) -> list[str]:
     return [PY, "-m", "modules", "rules", "--mpd", str(store), "--out", str(out), "--engine", engine,
@@ -326,15 +339,8 @@ def cmd_pairs(args) -> int:
                 cmd += ["--max-rules", str(args.max_rules)] if args.max_rules else []
                 cmd += ["--chunk-pairs", str(args.chunk_pairs)] if args.chunk_pairs else []
                 cmd += ["--spill-dir", tmp]
-                r = run_measured(cmd, timeout=args.memory_timeout if mode == "memory" and args.memory_timeout
-                                 else args.timeout)
-                r.pop("stdout", None)
-                r["log"] = r["log"][-20:]
-                if out.exists():
-                    r.update(json.loads(out.read_text()))
-                else:  # killed: the steps it finished
-                    r["steps"] = [json.loads(line) for line in r["log"] if line.startswith('{"step"')]
-                point[mode] = r
+                point[mode] = r = run_child(cmd, out, args.memory_timeout if mode == "memory" and args.memory_timeout
+                                            else args.timeout, 20)
                 print(f"{Path(store).parent.parent.name} {mode}: {r['seconds']} s, peak {r['peak_rss_gb']} GB, "
                       f"exit {r['returncode']}{' (timed out)' if r['timed_out'] else ''}", flush=True)
             done = [m for m in args.modes if point[m]["returncode"] == 0]
@@ -408,14 +414,7 @@ def cmd_tuning(args) -> int:
                        str(out), "--min-confidence", str(args.min_confidence), "--spill-dir", tmp]
                 cmd += ["--max-rules", str(args.max_rules)] if args.max_rules else []
                 cmd += ["--count-only"] if args.count_only else []
-                r = run_measured(cmd, timeout=args.timeout)
-                r.pop("stdout", None)
-                r["log"] = r["log"][-30:]
-                if out.exists():
-                    r.update(json.loads(out.read_text()))
-                else:  # killed: the steps it finished
-                    r["steps"] = [json.loads(line) for line in r["log"] if line.startswith('{"step"')]
-                point[mode] = r
+                point[mode] = r = run_child(cmd, out, args.timeout, 30)
                 print(f"{store} {mode}: {r['seconds']} s, {r['cpu_seconds']} s CPU, peak {r['peak_rss_gb']} GB, "
                       f"exit {r['returncode']}{' (timed out)' if r['timed_out'] else ''}", flush=True)
         points.append(point)
@@ -428,11 +427,26 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
 
-    def pairs_options(p):
+    def budget_options(p):
         p.add_argument("--min-confidence", type=float, default=0.02, help="the tuning's (default 0.02)")
         p.add_argument("--max-rules", type=int, help="the tuning's budget (default the package's, 5,000,000)")
-        p.add_argument("--chunk-pairs", type=int, help="chunked mode's pair occurrences per chunk")
         p.add_argument("--spill-dir", help="where the temporary files go (default the system's)")
+
+    def pairs_options(p):
+        budget_options(p)
+        p.add_argument("--chunk-pairs", type=int, help="chunked mode's pair occurrences per chunk")
+
+    def tuning_options(p):
+        budget_options(p)
+        p.add_argument("--count-only", action="store_true", help="stop after the rule counts (grid and ladder)")
+
+    def stores_options(p, modes: dict, default: list[str]):
+        p.add_argument("--stores", required=True, type=lambda s: s.split(","), help="comma-separated store folders")
+        p.add_argument("--modes", type=lambda s: s.split(","), default=default,
+                       help=f"of {', '.join(modes)} (default {','.join(default)})")
+        p.add_argument("--label", required=True)
+        p.add_argument("--timeout", type=float, default=3600, help="seconds before a mode is killed (partial)")
+        p.add_argument("--nice", type=int, default=10)
 
     def thresholds(p, support=0.001, confidence=0.1):
         p.add_argument("--min-support", type=float, default=support)
@@ -483,46 +497,27 @@ def main() -> int:
     p.set_defaults(func=cmd_tune)
 
     p = sub.add_parser("pairs", help="the train command's rule counting, pairs in memory vs in chunks on disk")
-    p.add_argument("--stores", required=True, type=lambda s: s.split(","), help="comma-separated store folders")
-    p.add_argument("--modes", type=lambda s: s.split(","), default=["memory", "chunked"],
-                   help=f"of {', '.join(PAIR_MODES)} (default memory,chunked)")
-    p.add_argument("--label", required=True)
-    p.add_argument("--timeout", type=float, default=3600, help="seconds before a mode is killed (partial)")
+    stores_options(p, PAIR_MODES, ["memory", "chunked"])
     p.add_argument("--memory-timeout", type=float, help="the in-memory mode's timeout (default --timeout)")
-    p.add_argument("--nice", type=int, default=10)
     pairs_options(p)
     p.set_defaults(func=cmd_pairs)
 
-    p = sub.add_parser("_pairs_child")  # one mode of `pairs`, in its own process
-    p.add_argument("store")
-    p.add_argument("mode", choices=tuple(PAIR_MODES))
-    p.add_argument("out")
-    p.add_argument("rules_out")
-    pairs_options(p)
-    p.set_defaults(func=cmd_pairs_child)
+    def child_parser(name: str, modes: dict, options, func, *extra: str):
+        """One mode of a bench in its own process: the store, the mode, where its steps go."""
+        p = sub.add_parser(name)
+        for arg in ("store", "mode", "out", *extra):
+            p.add_argument(arg, **({"choices": tuple(modes)} if arg == "mode" else {}))
+        options(p)
+        p.set_defaults(func=func)
 
-    def tuning_options(p):
-        p.add_argument("--min-confidence", type=float, default=0.02, help="the tuning's (default 0.02)")
-        p.add_argument("--max-rules", type=int, help="the tuning's budget (default the package's, 5,000,000)")
-        p.add_argument("--spill-dir", help="where the temporary files go (default the system's)")
-        p.add_argument("--count-only", action="store_true", help="stop after the rule counts (grid and ladder)")
+    child_parser("_pairs_child", PAIR_MODES, pairs_options, cmd_pairs_child, "rules_out")
 
     p = sub.add_parser("tuning", help="the train command's evidence tuning, without and with the min count ladder")
-    p.add_argument("--stores", required=True, type=lambda s: s.split(","), help="comma-separated store folders")
-    p.add_argument("--modes", type=lambda s: s.split(","), default=list(TUNING_MODES),
-                   help=f"of {', '.join(TUNING_MODES)} (default both)")
-    p.add_argument("--label", required=True)
-    p.add_argument("--timeout", type=float, default=3600, help="seconds before a mode is killed (partial)")
-    p.add_argument("--nice", type=int, default=10)
+    stores_options(p, TUNING_MODES, list(TUNING_MODES))
     tuning_options(p)
     p.set_defaults(func=cmd_tuning)
 
-    p = sub.add_parser("_tuning_child")  # one mode of `tuning`, in its own process
-    p.add_argument("store")
-    p.add_argument("mode", choices=tuple(TUNING_MODES))
-    p.add_argument("out")
-    tuning_options(p)
-    p.set_defaults(func=cmd_tuning_child)
+    child_parser("_tuning_child", TUNING_MODES, tuning_options, cmd_tuning_child)
 
     p = sub.add_parser("_pairs_compare")  # are these rule files equal (in its own process)
     p.add_argument("files", nargs="+")
