@@ -12,6 +12,9 @@
     # the train command's rule counting (evidence grid, then mining at its min count), pairs in memory vs in
     # chunks on disk: peak memory, time, and whether the rules are identical
     python -m benchmarks.rules_bench pairs --stores /work/bench/mpd-10000-s0/split-pc30/store --label mpd-10k
+    # the train command's evidence tuning (validation split carved as the hybrid does, rule counts with the min
+    # count ladder, mining, every setting scored), without the ladder ("before") and with it ("after")
+    python -m benchmarks.rules_bench tuning --stores /work/bench/mpd-100000-s0/split-pc30/train --label mpd-100k
 
 Results land in benchmarks/results/rules/<kind>-<label>.json (committed: they are the evidence for the numbers
 in docs/rules.md). Timings are wall-clock on a shared 2-core machine: other jobs make them noisy.
@@ -72,6 +75,19 @@ def run_measured(args: list[str], timeout: float | None = None) -> dict:
             "cpu_seconds": round(usage.ru_utime + usage.ru_stime, 2), "peak_rss_gb": round(usage.ru_maxrss / 1e6, 3),
             "load_average_before": list(load_before),
             "stdout": stdout.strip(), "log": log}
+
+
+def run_child(cmd: list[str], out: Path, timeout: float | None, log_lines: int) -> dict:
+    """``run_measured`` on a bench child that writes its steps to ``out``: the measure, the last ``log_lines`` of
+    its log, and its steps (those it printed before being killed, if it was)."""
+    r = run_measured(cmd, timeout=timeout)
+    r.pop("stdout", None)
+    r["log"] = r["log"][-log_lines:]
+    if out.exists():
+        r.update(json.loads(out.read_text()))
+    else:  # killed: the steps it finished
+        r["steps"] = [json.loads(line) for line in r["log"] if line.startswith('{"step"')]
+    return r
 
 
 def rules_cmd(store: str, out: Path, engine: str, min_support: float, min_confidence: float, max_len: int,
@@ -247,24 +263,11 @@ def cmd_tune(args) -> int:
     return 0
 
 
-PAIR_MODES = {"memory": 0, "chunked": None, "auto": None}  # chunked: --chunk-pairs (default: the package's)
-
-
-def cmd_pairs_child(args) -> int:
-    """One mode of ``pairs`` in this process: the evidence grid's rule counts, then the rules mined at the min
-    count the tuning would mine at (``tuning.plan_grid``), as ``train`` does; a JSON line of steps."""
-    import logging
+def _stepper():
+    """A list of steps and the function that adds one (seconds since ``t0``, this process's peak RSS so far) and
+    prints it as a JSON line on stderr (what the parent keeps if the child is killed)."""
     import resource
 
-    import numpy as np
-
-    from modules.rules import load_transactions, mine_rules
-    from modules.rules.pair_chunks import DEFAULT_CHUNK_PAIRS, pair_occurrences
-    from modules.rules.tuning import DEFAULT_MAX_RULES, grid_rule_counts, plan_grid
-    from modules.store import PlaylistStore
-
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    chunk = {"memory": 0, "auto": None}.get(args.mode, args.chunk_pairs or DEFAULT_CHUNK_PAIRS)
     steps = []
 
     def step(name, t0, **kw):
@@ -272,14 +275,38 @@ def cmd_pairs_child(args) -> int:
                       "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024), **kw})
         print(json.dumps(steps[-1]), file=sys.stderr, flush=True)
 
+    return steps, step
+
+
+PAIR_MODES = {"memory": 0, "chunked": None, "auto": None}  # chunked: --chunk-pairs (default: the package's)
+
+
+def cmd_pairs_child(args) -> int:
+    """One mode of ``pairs`` in this process: the evidence grid's rule counts (with the ladder's), then the rules
+    mined at the min count the tuning would mine at (``tuning.count_and_plan``), as ``train`` does; a JSON line of
+    steps."""
+    import logging
+
+    import numpy as np
+
+    from modules.rules import load_transactions, mine_rules
+    from modules.rules.pair_chunks import DEFAULT_CHUNK_PAIRS, pair_occurrences
+    from modules.rules.tuning import DEFAULT_MAX_RULES, count_and_plan
+    from modules.store import PlaylistStore
+
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    chunk = {"memory": 0, "auto": None}.get(args.mode, args.chunk_pairs or DEFAULT_CHUNK_PAIRS)
+    steps, step = _stepper()
+
     t0 = time.perf_counter()
     tx = load_transactions(PlaylistStore(args.store))
     step("load", t0, playlists=tx.n_playlists, entries=int(tx.matrix.nnz), tracks=int(tx.matrix.shape[1]),
          pair_occurrences=pair_occurrences(np.diff(tx.matrix.indptr)))
     t0 = time.perf_counter()
-    counts = grid_rule_counts(tx, args.min_confidence, chunk_pairs=chunk, spill_dir=args.spill_dir)
-    rows, base = plan_grid(counts, args.max_rules or DEFAULT_MAX_RULES)
-    step("grid_counts", t0, grid={f"{mc}/{cap}": v for (mc, cap), v in counts.items()}, mined_min_count=base)
+    counts, searched, _, base = count_and_plan(tx, args.min_confidence, args.max_rules or DEFAULT_MAX_RULES,
+                                               chunk_pairs=chunk, spill_dir=args.spill_dir)
+    step("grid_counts", t0, grid={f"{mc}/{cap}": v for (mc, cap), v in counts.items()},
+         searched_min_counts=list(searched), mined_min_count=base)
     t0 = time.perf_counter()
     rules = mine_rules(tx, min_support=min(1.0, (base - 0.5) / tx.n_playlists), min_confidence=args.min_confidence,
                        max_len=2, chunk_pairs=chunk, spill_dir=args.spill_dir)
@@ -312,15 +339,8 @@ def cmd_pairs(args) -> int:
                 cmd += ["--max-rules", str(args.max_rules)] if args.max_rules else []
                 cmd += ["--chunk-pairs", str(args.chunk_pairs)] if args.chunk_pairs else []
                 cmd += ["--spill-dir", tmp]
-                r = run_measured(cmd, timeout=args.memory_timeout if mode == "memory" and args.memory_timeout
-                                 else args.timeout)
-                r.pop("stdout", None)
-                r["log"] = r["log"][-20:]
-                if out.exists():
-                    r.update(json.loads(out.read_text()))
-                else:  # killed: the steps it finished
-                    r["steps"] = [json.loads(line) for line in r["log"] if line.startswith('{"step"')]
-                point[mode] = r
+                point[mode] = r = run_child(cmd, out, args.memory_timeout if mode == "memory" and args.memory_timeout
+                                            else args.timeout, 20)
                 print(f"{Path(store).parent.parent.name} {mode}: {r['seconds']} s, peak {r['peak_rss_gb']} GB, "
                       f"exit {r['returncode']}{' (timed out)' if r['timed_out'] else ''}", flush=True)
             done = [m for m in args.modes if point[m]["returncode"] == 0]
@@ -337,15 +357,96 @@ def cmd_pairs(args) -> int:
     return 0
 
 
+TUNING_MODES = {"before": (), "after": None}  # the ladder of min counts: none, or the package's
+
+
+def cmd_tuning_child(args) -> int:
+    """One mode of ``tuning`` in this process: carve the validation split as the hybrid does, count the grid
+    (and the ladder's rungs), then ``tune_evidence`` (mining and scoring every setting); a JSON line a step."""
+    import logging
+
+    from modules.rules import load_transactions
+    from modules.rules.tuning import DEFAULT_MAX_RULES, LADDER_MIN_COUNTS, count_and_plan, tune_evidence
+    from modules.store import PlaylistStore
+    from modules.validation import carve_validation
+
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    ladder = LADDER_MIN_COUNTS if TUNING_MODES[args.mode] is None else TUNING_MODES[args.mode]
+    max_rules = args.max_rules or DEFAULT_MAX_RULES
+    steps, step = _stepper()
+
+    t0 = time.perf_counter()
+    store = PlaylistStore(args.store)
+    split = carve_validation(store, store.playlists["pid"].to_numpy(), per_category="auto", seed=0).split
+    tx = load_transactions(store, split.train_pids)
+    step("load", t0, playlists=tx.n_playlists, entries=int(tx.matrix.nnz), tracks=int(tx.matrix.shape[1]))
+    t0 = time.perf_counter()
+    planned = count_and_plan(tx, args.min_confidence, max_rules, ladder=ladder, spill_dir=args.spill_dir)
+    counts, searched, _, base = planned
+    step("count", t0, counts={f"{mc}/{cap}": v for (mc, cap), v in sorted(counts.items(), key=str)},
+         searched_min_counts=list(searched), mined_min_count=base)
+    if args.count_only:
+        Path(args.out).write_text(json.dumps({"mode": args.mode, "ladder": list(ladder), "max_rules": max_rules,
+                                              "steps": steps}))
+        return 0
+    t0 = time.perf_counter()
+    _, model, report = tune_evidence(tx, split, min_confidence=args.min_confidence, max_rules=max_rules,
+                                     ladder=ladder, planned=planned)
+    step("tune", t0, rules=len(model.rules), chosen=report["chosen"], best=report["best"],
+         best_ndcg=report["best_ndcg"], best_se=report["best_se"], mined_min_count=report["mined_min_count"],
+         validation_playlists=report["validation_playlists"],
+         grid=[{k: r.get(k) for k in ("min_count", "max_consequents", "smoothing", "rules", "ndcg", "skipped")}
+               for r in report["grid"]])
+    Path(args.out).write_text(json.dumps({"mode": args.mode, "ladder": list(ladder), "max_rules": max_rules,
+                                          "steps": steps}))
+    return 0
+
+
+def cmd_tuning(args) -> int:
+    """The evidence tuning on each store, each mode in a child process of its own (its peak RSS its own)."""
+    points = []
+    for store in args.stores:
+        point = {"store": store}
+        with tempfile.TemporaryDirectory(dir=args.spill_dir) as tmp:
+            for mode in args.modes:
+                out = Path(tmp) / f"{mode}.json"
+                cmd = ["nice", "-n", str(args.nice), PY, "-m", "benchmarks.rules_bench", "_tuning_child", store, mode,
+                       str(out), "--min-confidence", str(args.min_confidence), "--spill-dir", tmp]
+                cmd += ["--max-rules", str(args.max_rules)] if args.max_rules else []
+                cmd += ["--count-only"] if args.count_only else []
+                point[mode] = r = run_child(cmd, out, args.timeout, 30)
+                print(f"{store} {mode}: {r['seconds']} s, {r['cpu_seconds']} s CPU, peak {r['peak_rss_gb']} GB, "
+                      f"exit {r['returncode']}{' (timed out)' if r['timed_out'] else ''}", flush=True)
+        points.append(point)
+    save("tuning", args.label, {"min_confidence": args.min_confidence, "max_rules": args.max_rules,
+                                "count_only": args.count_only, "modes": args.modes, "points": points})
+    return 0
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
 
-    def pairs_options(p):
+    def budget_options(p):
         p.add_argument("--min-confidence", type=float, default=0.02, help="the tuning's (default 0.02)")
         p.add_argument("--max-rules", type=int, help="the tuning's budget (default the package's, 5,000,000)")
-        p.add_argument("--chunk-pairs", type=int, help="chunked mode's pair occurrences per chunk")
         p.add_argument("--spill-dir", help="where the temporary files go (default the system's)")
+
+    def pairs_options(p):
+        budget_options(p)
+        p.add_argument("--chunk-pairs", type=int, help="chunked mode's pair occurrences per chunk")
+
+    def tuning_options(p):
+        budget_options(p)
+        p.add_argument("--count-only", action="store_true", help="stop after the rule counts (grid and ladder)")
+
+    def stores_options(p, modes: dict, default: list[str]):
+        p.add_argument("--stores", required=True, type=lambda s: s.split(","), help="comma-separated store folders")
+        p.add_argument("--modes", type=lambda s: s.split(","), default=default,
+                       help=f"of {', '.join(modes)} (default {','.join(default)})")
+        p.add_argument("--label", required=True)
+        p.add_argument("--timeout", type=float, default=3600, help="seconds before a mode is killed (partial)")
+        p.add_argument("--nice", type=int, default=10)
 
     def thresholds(p, support=0.001, confidence=0.1):
         p.add_argument("--min-support", type=float, default=support)
@@ -396,23 +497,27 @@ def main() -> int:
     p.set_defaults(func=cmd_tune)
 
     p = sub.add_parser("pairs", help="the train command's rule counting, pairs in memory vs in chunks on disk")
-    p.add_argument("--stores", required=True, type=lambda s: s.split(","), help="comma-separated store folders")
-    p.add_argument("--modes", type=lambda s: s.split(","), default=["memory", "chunked"],
-                   help=f"of {', '.join(PAIR_MODES)} (default memory,chunked)")
-    p.add_argument("--label", required=True)
-    p.add_argument("--timeout", type=float, default=3600, help="seconds before a mode is killed (partial)")
+    stores_options(p, PAIR_MODES, ["memory", "chunked"])
     p.add_argument("--memory-timeout", type=float, help="the in-memory mode's timeout (default --timeout)")
-    p.add_argument("--nice", type=int, default=10)
     pairs_options(p)
     p.set_defaults(func=cmd_pairs)
 
-    p = sub.add_parser("_pairs_child")  # one mode of `pairs`, in its own process
-    p.add_argument("store")
-    p.add_argument("mode", choices=tuple(PAIR_MODES))
-    p.add_argument("out")
-    p.add_argument("rules_out")
-    pairs_options(p)
-    p.set_defaults(func=cmd_pairs_child)
+    def child_parser(name: str, modes: dict, options, func, *extra: str):
+        """One mode of a bench in its own process: the store, the mode, where its steps go."""
+        p = sub.add_parser(name)
+        for arg in ("store", "mode", "out", *extra):
+            p.add_argument(arg, **({"choices": tuple(modes)} if arg == "mode" else {}))
+        options(p)
+        p.set_defaults(func=func)
+
+    child_parser("_pairs_child", PAIR_MODES, pairs_options, cmd_pairs_child, "rules_out")
+
+    p = sub.add_parser("tuning", help="the train command's evidence tuning, without and with the min count ladder")
+    stores_options(p, TUNING_MODES, list(TUNING_MODES))
+    tuning_options(p)
+    p.set_defaults(func=cmd_tuning)
+
+    child_parser("_tuning_child", TUNING_MODES, tuning_options, cmd_tuning_child)
 
     p = sub.add_parser("_pairs_compare")  # are these rule files equal (in its own process)
     p.add_argument("files", nargs="+")

@@ -123,14 +123,23 @@ def _chunked_pairs(xf_csr: sparse.csr_matrix, n: int, min_support: float, minsup
 
 
 def _rule_degrees(a: np.ndarray, b: np.ndarray, v: np.ndarray, local_counts: np.ndarray, n: int,
-                  min_counts: np.ndarray, min_confidence: float) -> np.ndarray:
+                  min_counts: np.ndarray, min_confidence: float, out: np.ndarray | None = None) -> np.ndarray:
     """``[n1, len(min_counts)]``: the pair rules ``x -> y`` of these pairs (both directions) that reach
-    ``min_confidence``, counted per ``x`` at each minimum count."""
-    deg = np.zeros((len(local_counts), len(min_counts)), np.int64)
+    ``min_confidence``, counted per ``x`` at each minimum count (sorted), added into ``out`` when given.
+
+    Each rung's pairs are a subset of the rung below's, so the pairs are filtered rung by rung: a long ladder of
+    high minimum counts costs little, since few pairs reach them."""
+    deg = np.zeros((len(local_counts), len(min_counts)), np.int64) if out is None else out
     for x, y in ((a, b), (b, a)):  # both directions: x -> y
         ok = rule_metrics(local_counts[x], local_counts[y], v, n, ["confidence"])["confidence"] >= min_confidence
+        xs, vs = x[ok], v[ok]
         for t, mc in enumerate(min_counts):
-            deg[:, t] += np.bincount(x[ok & (v >= mc)], minlength=len(local_counts))
+            keep = vs >= mc
+            if not keep.all():
+                xs, vs = xs[keep], vs[keep]
+            if not len(xs):
+                break
+            deg[:, t] += np.bincount(xs, minlength=len(local_counts))
     return deg
 
 
@@ -138,16 +147,16 @@ def pair_rule_degrees(tx: Transactions, min_counts, min_confidence: float, n_job
                       block_entries: int = 1 << 25, chunk_pairs: int | None = None, spill_dir=None,
                       show_progress: bool = False) -> np.ndarray:
     """How many pair rules ``a -> c`` each track ``a`` starts, at each of ``min_counts`` (``[n_tracks,
-    len(min_counts)]``, int64): pairs in at least that many playlists whose confidence reaches
-    ``min_confidence``, as ``mine_sparse`` with ``max_len`` 2 would give them, counted block by block without
-    keeping any pair (memory: the block and this table), or, when the pairs are many (``chunk_pairs``, as in
-    ``count_itemsets``), from chunks of playlists merged on disk. The evidence tuning reads rule counts per
-    setting from it (``tuning.py``): the number of rules is the column's sum, with a cap of ``N`` consequents the
-    sum of ``min(N, degree)``."""
+    len(min_counts)]``, int32: a track has fewer partners than that, and a long ladder of min counts stays small):
+    pairs in at least that many playlists whose confidence reaches ``min_confidence``, as ``mine_sparse`` with
+    ``max_len`` 2 would give them, counted block by block without keeping any pair (memory: the block and this
+    table), or, when the pairs are many (``chunk_pairs``, as in ``count_itemsets``), from chunks of playlists
+    merged on disk. The evidence tuning reads rule counts per setting from it (``tuning.py``): the number of rules
+    is the column's sum, with a cap of ``N`` consequents the sum of ``min(N, degree)``."""
     min_counts = np.asarray(sorted(int(c) for c in min_counts), np.int64)
     n = tx.n_playlists
     counts, items = _frequent_items(tx, (min_counts[0] - 0.5) / n)
-    out = np.zeros((len(counts), len(min_counts)), np.int64)
+    out = np.zeros((len(counts), len(min_counts)), np.int32)
     n1 = len(items)
     if n1 < 2:
         return out
@@ -155,9 +164,11 @@ def pair_rule_degrees(tx: Transactions, min_counts, min_confidence: float, n_job
     xf_csr = tx.matrix[:, items]
     chunk = choose_chunk(np.diff(xf_csr.indptr), int(min_counts[0]), chunk_pairs)
     if chunk:
+        deg = np.zeros((n1, len(min_counts)), out.dtype)  # added to block by block, in place
         for a, b, v in chunked_pair_counts(xf_csr, int(min_counts[0]), chunk, spill_dir=spill_dir,
                                            show_progress=show_progress):
-            out[items] += _rule_degrees(a, b, v, local_counts, n, min_counts, min_confidence)
+            _rule_degrees(a, b, v, local_counts, n, min_counts, min_confidence, out=deg)
+        out[items] = deg
         return out
     xf_csc = xf_csr.tocsc()
     del xf_csr

@@ -13,6 +13,15 @@ exact for pair rules, a lower bound with ``max_len`` 3), so settings over the bu
 then mined once, at the smallest min count left, as long as that uncapped table stays within
 ``MINING_FACTOR`` times the budget (the cap is applied after mining; mining more would cost the memory the budget
 is there to save), and every setting is a filter of that one table.
+
+The grid's min counts reach higher when the data needs them. Pairs seen in ten playlists grow faster than the data
+(31.5k rules at 10k MPD-shaped playlists, 13.2 M at 300k, ≈ 65-74 M projected at 1M; docs/rules.md): past some size
+every setting of the grid is over the mining budget, and the smallest of them would be mined anyway. So the same
+counting pass also counts the ``LADDER_MIN_COUNTS`` rungs above the grid (free: few pairs reach them), and
+``search_min_counts`` adds rungs to the searched grid, one at a time, while the highest min count searched is out
+of reach: its uncapped table over ``MINING_FACTOR`` times the budget (mining it would cost what the budget saves),
+or none of its caps within the budget (nothing there could be chosen). Where min count 10 is within reach, nothing
+is added: the grid, the choice and the rule table are what they were without the ladder.
 """
 
 from __future__ import annotations
@@ -40,6 +49,9 @@ GRID_CAPS = (None, 200, 50)
 GRID_SMOOTHING = (0.0, 2.0)
 DEFAULT_MAX_RULES = 5_000_000
 MINING_FACTOR = 4
+# Min counts above the grid's, counted with it and searched only while the grid's highest is out of the budget's
+# reach (``search_min_counts``); rungs above the number of playlists are not counted (no pair reaches them).
+LADDER_MIN_COUNTS = (20, 50, 100, 200, 500, 1000, 2000, 5000, 10000)
 
 
 def check_max_rules(max_rules) -> int:
@@ -89,6 +101,45 @@ def plan_grid(counts: dict, max_rules: int, min_counts=GRID_MIN_COUNTS, caps=GRI
     return rows, base
 
 
+def search_min_counts(counts: dict, max_rules: int, min_counts=GRID_MIN_COUNTS, ladder=LADDER_MIN_COUNTS
+                      ) -> tuple[int, ...]:
+    """``min_counts`` and, while the highest of them is out of reach (its uncapped table, ``counts`` from
+    ``grid_rule_counts``, over ``MINING_FACTOR`` times ``max_rules``, or none of its caps within ``max_rules``),
+    the next rung of ``ladder`` (one that was counted)."""
+    out = sorted(int(mc) for mc in min_counts)
+
+    def out_of_reach(mc: int) -> bool:
+        smallest = min(v for (m, _), v in counts.items() if m == mc)
+        return counts[(mc, None)] > MINING_FACTOR * max_rules or smallest > max_rules
+
+    for rung in sorted(int(r) for r in ladder if r > out[-1]):
+        if not out_of_reach(out[-1]) or (rung, None) not in counts:
+            break
+        out.append(rung)
+    return tuple(out)
+
+
+def count_and_plan(tx: Transactions, min_confidence: float, max_rules: int, min_counts=GRID_MIN_COUNTS,
+                   caps=GRID_CAPS, smoothings=GRID_SMOOTHING, ladder=LADDER_MIN_COUNTS, n_jobs: int = 1,
+                   chunk_pairs: int | None = None, spill_dir=None, show_progress: bool = False
+                   ) -> tuple[dict, tuple[int, ...], list[dict], int]:
+    """The rule counts of the grid and of the ladder's rungs (one counting pass), the min counts searched
+    (``search_min_counts``), the grid's rows and the min count to mine at (``plan_grid``)."""
+    counted = sorted({int(mc) for mc in min_counts} | {int(r) for r in ladder
+                                                       if max(min_counts) < r <= tx.n_playlists})
+    counts = grid_rule_counts(tx, min_confidence, counted, caps, n_jobs, chunk_pairs, spill_dir=spill_dir,
+                              show_progress=show_progress)
+    searched = search_min_counts(counts, max_rules, min_counts, ladder)
+    if len(searched) > len(min_counts):
+        top = max(min_counts)
+        log.info("rules: %d rules at min count %d (uncapped) are out of reach of the budget of %d; the grid's min "
+                 "counts extend to %s (uncapped: %s rules)", counts[(top, None)], top, max_rules,
+                 ", ".join(map(str, searched[len(min_counts):])),
+                 ", ".join(f"{counts[(mc, None)]:,}" for mc in searched[len(min_counts):]))
+    rows, base = plan_grid(counts, max_rules, searched, caps, smoothings)
+    return counts, searched, rows, base
+
+
 def _validation_playlists(split) -> list[tuple[list[str], list[str]]]:
     """(seeds, held-out tracks) of the validation playlists with seeds (without seeds every setting gives the
     same popularity list)."""
@@ -116,7 +167,7 @@ def choose(rows: list[dict]) -> tuple[dict, dict]:
     scored = [r for r in rows if r.get("ndcg") is not None]
     best = max(scored, key=lambda r: (r["ndcg"], -r["rules"]))
     threshold = best["ndcg"] - best["se"]
-    near = [r for r in scored if r["ndcg"] >= threshold]
+    near = [r for r in scored if r["ndcg"] >= threshold] or [best]  # NaN: the fallback's one unscored table
     pick = min(near, key=lambda r: (r["rules"], -r["ndcg"], -r["min_count"]))
     return pick, {"best": _key(best), "best_ndcg": best["ndcg"], "best_se": best["se"], "threshold": threshold}
 
@@ -128,23 +179,27 @@ def _key(row: dict) -> dict:
 def tune_evidence(tx: Transactions, split, *, min_confidence: float = 0.02, max_len: int = 2,
                   aggregation: str = "sum_confidence", engine: str = "sparse", n_jobs: int = 1,
                   max_rules: int = DEFAULT_MAX_RULES, min_counts=GRID_MIN_COUNTS, caps=GRID_CAPS,
-                  smoothings=GRID_SMOOTHING, show_progress: bool = False,
-                  chunk_pairs: int | None = None) -> tuple[Evidence, RuleModel, dict]:
+                  smoothings=GRID_SMOOTHING, ladder=LADDER_MIN_COUNTS, show_progress: bool = False,
+                  chunk_pairs: int | None = None, planned: tuple | None = None) -> tuple[Evidence, RuleModel, dict]:
     """Choose the evidence settings on ``split``'s validation playlists, mining ``tx`` (the playlists outside it).
 
     Returns the chosen ``Evidence``, the ``RuleModel`` of ``tx`` at that setting (its rule table's
     ``meta["evidence"]["tuning"]`` holds the report) and the report: every setting's rule count and validation
     NDCG (or why it was skipped), the choice and the rule that made it. Pairs are counted as ``chunk_pairs`` says
     (``sparse_miner.count_itemsets``; None: in chunks of playlists on disk when the pair table could be large).
+    ``ladder``: the min counts above ``min_counts`` the grid may extend to (``search_min_counts``; empty: never).
+    ``planned``: ``count_and_plan``'s answer for these arguments, when the caller has counted already (a benchmark
+    timing the steps apart).
     """
     max_rules = check_max_rules(max_rules)
     t0 = time.perf_counter()
     playlists = _validation_playlists(split)
     col_counts = np.asarray(tx.matrix.sum(axis=0)).ravel()
     popular = [str(u) for u in tx.track_uris[np.lexsort((tx.track_uris, -col_counts))][:SUBMISSION_SIZE * 4]]
-    counts = grid_rule_counts(tx, min_confidence, min_counts, caps, n_jobs, chunk_pairs,
-                              show_progress=show_progress)
-    rows, base = plan_grid(counts, max_rules, min_counts, caps, smoothings)
+    if planned is None:
+        planned = count_and_plan(tx, min_confidence, max_rules, min_counts, caps, smoothings, ladder, n_jobs,
+                                 chunk_pairs, show_progress=show_progress)
+    rows, base = planned[2], planned[3]
     rules = mine_rules(tx, engine=engine, min_support=min(1.0, (base - 0.5) / tx.n_playlists),
                        min_confidence=min_confidence, max_len=max_len, n_jobs=n_jobs, chunk_pairs=chunk_pairs,
                        show_progress=show_progress)
