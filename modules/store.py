@@ -12,6 +12,9 @@ Ingest streams slice by slice: playlist rows go to Parquet as each slice is read
 tracks grows with the data (it is bounded by the catalog, not by the number of slices). The store is
 written to a temporary sibling directory and renamed into place at the end, so a failure leaves either the
 previous store or nothing.
+
+Read back, the entries are held compactly (``PlaylistStore.playlist_tracks``): ``track_uri`` as a categorical
+over the tracks table's URIs, so its codes are rows of ``tracks`` and no entry holds a string of its own.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ import numpy as np
 import orjson
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from scipy import sparse
 from tqdm import tqdm
@@ -208,7 +212,13 @@ class PlaylistStore:
 
     @cached_property
     def playlist_tracks(self) -> pd.DataFrame:
-        return pd.read_parquet(self.path / "playlist_tracks.parquet")
+        """One row per playlist entry (``pid``, ``pos``, ``track_uri``) in slice order, compact: ``track_uri`` is a
+        categorical whose categories are ``tracks["track_uri"]`` (``.cat.codes`` are rows of ``tracks``), ``pid``
+        int32 and ``pos`` int16 when their values fit. About 10 bytes an entry instead of the 56 of string
+        columns (docs/scale.md, "The store's entries in memory")."""
+        uris = self.__dict__["tracks"]["track_uri"] if "tracks" in self.__dict__ else pq.read_table(
+            self.path / "tracks.parquet", columns=["track_uri"]).column(0)
+        return read_entries(self.path / "playlist_tracks.parquet", uris)
 
     @cached_property
     def tracks(self) -> pd.DataFrame:
@@ -225,11 +235,11 @@ class PlaylistStore:
         if pids is not None:
             entries = entries.loc[entries["pid"].isin(np.asarray(pids))]
         row_pids, rows = np.unique(entries["pid"].to_numpy(), return_inverse=True)
-        cols = np.searchsorted(uris, entries["track_uri"].to_numpy())
+        cols = entries["track_uri"].cat.codes.to_numpy()  # rows of ``tracks``: its columns, no string looked up
         m = sparse.csr_matrix((np.ones(len(rows), np.float32), (rows, cols)), shape=(len(row_pids), len(uris)))
         m.sum_duplicates()
         m.data[:] = 1.0
-        return Interactions(m, row_pids, uris)
+        return Interactions(m, row_pids.astype(np.int64), uris)
 
     def stats(self) -> dict:
         """Dataset statistics comparable with the MPD's published ``stats.txt``."""
@@ -256,6 +266,83 @@ class PlaylistStore:
             "top_track_share": float(counts.max() / len(pl)) if len(counts) and len(pl) else 0.0,
             "top_titles": normalized.value_counts().head(20).to_dict(),
         }
+
+
+# entries are read a bunch of row groups at a time: a bunch's dictionaries (one per row group, i.e. per slice) are
+# unified and looked up among the store's track URIs at once; the look-up costs about the size of the tracks
+# table, so a bunch is large, and the bunch's strings are the only ones held while reading
+ENTRY_BUNCH = 1 << 22
+
+
+def _narrowest(values: np.ndarray, dtypes) -> np.dtype:
+    """The first of ``dtypes`` that holds every value (the last one otherwise)."""
+    lo, hi = (int(values.min()), int(values.max())) if len(values) else (0, 0)
+    for dt in dtypes:
+        info = np.iinfo(dt)
+        if info.min <= lo and hi <= info.max:
+            return np.dtype(dt)
+    return np.dtype(dtypes[-1])
+
+
+def read_entries(path: str | Path, uris) -> pd.DataFrame:
+    """``playlist_tracks.parquet`` as ``PlaylistStore.playlist_tracks`` holds it: ``track_uri`` a categorical over
+    ``uris`` (the tracks table's URIs, unique), ``pid`` int32 and ``pos`` int16 where the values fit.
+
+    The strings are never materialized: each bunch of row groups is read dictionary-encoded and only its
+    dictionary is looked up in ``uris``, so memory holds the final columns plus one bunch.
+
+    Raises ``StoreError`` when an entry's track is not among ``uris`` or ``uris`` lists one twice (a store whose
+    files do not belong together).
+    """
+    path = Path(path)
+    pf = pq.ParquetFile(path, read_dictionary=["track_uri"])
+    n = pf.metadata.num_rows
+    value_set = uris if isinstance(uris, pa.Array | pa.ChunkedArray) else pa.array(uris)
+    if isinstance(value_set, pa.ChunkedArray):
+        value_set = value_set.combine_chunks()
+    value_set = value_set.cast(pa.string())
+    # a store's tracks are sorted (``ingest``), hence unique, which is quick to see; others are counted
+    if not (len(value_set) < 2 or pc.all(pc.less(value_set[:-1], value_set[1:])).as_py()
+            or pc.count_distinct(value_set).as_py() == len(value_set)):
+        raise StoreError(f"{path.parent / 'tracks.parquet'} lists a track URI twice; re-run ingest.")
+    columns = {"pid": np.empty(n, np.int32), "pos": np.empty(n, np.int16),
+               "track_uri": np.empty(n, np.int32)}
+    at, bunch, size = 0, [], 0
+    groups = list(range(pf.metadata.num_row_groups))
+    for g in groups:
+        bunch.append(g)
+        size += pf.metadata.row_group(g).num_rows
+        if size < ENTRY_BUNCH and g != groups[-1]:
+            continue
+        table = pf.read_row_groups(bunch).unify_dictionaries()
+        k = table.num_rows
+        uri = table.column("track_uri")
+        codes = np.zeros(0, np.int32)
+        if uri.num_chunks:
+            found = pc.index_in(uri.chunk(0).dictionary, value_set=value_set)
+            if found.null_count:
+                missing = uri.chunk(0).dictionary.filter(found.is_null())[0].as_py()
+                raise StoreError(f"{path} holds entries of tracks missing from tracks.parquet (e.g. {missing}); "
+                                 "the store's files do not belong together: re-run ingest.")
+            lookup = found.to_numpy().astype(np.int32)
+            codes = np.concatenate([lookup[c.indices.to_numpy(zero_copy_only=False)] for c in uri.chunks])
+        for name, values in (("pid", table.column("pid").to_numpy()), ("pos", table.column("pos").to_numpy()),
+                             ("track_uri", codes)):
+            col = columns[name]
+            dt = _narrowest(values, (col.dtype, np.int32, np.int64))
+            if dt.itemsize > col.itemsize:  # a value the compact type cannot hold: widen the whole column
+                columns[name] = col = col.astype(dt)
+            col[at:at + k] = values
+        at += k
+        bunch, size = [], 0
+    categories = pd.Index(value_set.to_pandas())
+    try:  # uniqueness is checked above, in Arrow: pandas' own check would keep a hash table of every URI
+        dtype = pd.CategoricalDtype._from_fastpath(categories, ordered=False)
+    except AttributeError:  # a pandas without it: the public path
+        dtype = pd.CategoricalDtype(categories, ordered=False)
+    track_uri = pd.Categorical.from_codes(columns.pop("track_uri"), dtype=dtype, validate=False)
+    pa.default_memory_pool().release_unused()  # the bunches' buffers: Arrow's pool would keep them resident
+    return pd.DataFrame({**columns, "track_uri": track_uri}, copy=False)
 
 
 def _top_share(counts: np.ndarray, frac: float) -> float:

@@ -142,3 +142,53 @@ def test_stats(store):
     assert 50 < s["avg_playlist_length"] < 85
     assert 0 < s["share_tracks_seen_once"] < 1
     assert s["unique_tracks"] == len(store.tracks)
+
+
+def test_compact_entries_are_the_stored_entries(store, world_dir):
+    """The entries frame holds every playlist's tracks as the slices list them, in ids and codes, not strings:
+    ``track_uri`` a categorical over the tracks table (codes = rows of ``tracks``), ``pid`` int32, ``pos`` int16."""
+    import pandas as pd
+
+    entries = store.playlist_tracks
+    plain = pd.read_parquet(store.path / "playlist_tracks.parquet")  # the strings, as the file holds them
+    assert entries["track_uri"].dtype == "category" and entries["pid"].dtype == np.int32
+    assert entries["pos"].dtype == np.int16 and entries["track_uri"].cat.codes.dtype.itemsize <= 4
+    assert (entries["pid"].to_numpy() == plain["pid"].to_numpy()).all()
+    assert (entries["pos"].to_numpy() == plain["pos"].to_numpy()).all()
+    assert entries["track_uri"].tolist() == plain["track_uri"].tolist()
+    rows = entries["track_uri"].cat.codes.to_numpy()
+    assert (store.tracks["track_uri"].to_numpy()[rows] == plain["track_uri"].to_numpy()).all()
+    pls = [p for f in find_slices(world_dir) for p in orjson.loads(f.read_bytes())["playlists"]]
+    by_pid = {int(pid): g["track_uri"].tolist() for pid, g in entries.groupby("pid", sort=False)}
+    assert by_pid == {p["pid"]: [t["track_uri"] for t in p["tracks"]] for p in pls}
+    # without the categories (one string per track, not per entry) an entry costs 10 bytes, a string column 56
+    compact = entries.memory_usage(deep=True).sum() - entries["track_uri"].cat.categories.memory_usage(deep=True)
+    assert compact <= 10 * len(entries) + 1000 < plain.memory_usage(deep=True).sum() / 4
+
+
+def test_entries_widen_when_ids_do_not_fit_and_refuse_unknown_tracks(tmp_path, monkeypatch):
+    """Read a bunch of row groups at a time, the columns widen for a pid beyond int32 or a position beyond int16;
+    an entry whose track is not in the tracks table is refused."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from modules import store as store_module
+
+    monkeypatch.setattr(store_module, "ENTRY_BUNCH", 3)  # several bunches of row groups
+    uris = [_uri(i) for i in range(6)]
+    pids = [[7, 7, 8], [2**31 + 5] * 2, [9] * 4]
+    pos = [[0, 1, 0], [0, 1], [0, 40000, 2, 3]]
+    tracks = [[uris[5], uris[0], uris[5]], [uris[2], uris[3]], [uris[1], uris[4], uris[0], uris[1]]]
+    path = tmp_path / "playlist_tracks.parquet"
+    with pq.ParquetWriter(path, store_module.ENTRY_SCHEMA, use_dictionary=["track_uri"]) as w:
+        for p, q, t in zip(pids, pos, tracks, strict=True):
+            w.write_table(pa.table({"pid": p, "pos": q, "track_uri": t}, schema=store_module.ENTRY_SCHEMA))
+    got = store_module.read_entries(path, pa.array(uris))
+    assert got["pid"].dtype == np.int64 and got["pos"].dtype == np.int32
+    assert got["pid"].tolist() == sum(pids, []) and got["pos"].tolist() == sum(pos, [])
+    assert got["track_uri"].tolist() == sum(tracks, []) and got["track_uri"].cat.categories.tolist() == uris
+    assert got["track_uri"].cat.codes.tolist() == [uris.index(u) for u in sum(tracks, [])]
+    with pytest.raises(StoreError, match="missing from tracks.parquet"):
+        store_module.read_entries(path, pa.array(uris[:5]))
+    with pytest.raises(StoreError, match="twice"):
+        store_module.read_entries(path, pa.array(uris + uris[:1]))

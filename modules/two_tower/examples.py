@@ -42,7 +42,10 @@ def playlist_items(store, train_pids: np.ndarray, items: ItemTable) -> tuple[lis
     entries = store.playlist_tracks
     entries = entries.loc[entries["pid"].isin(train_pids)].sort_values(["pid", "pos"], kind="stable")
     idx = items.index
-    item_ids = entries["track_uri"].map(idx).to_numpy(np.int64)
+    # each store track's item id, looked up once per track, then taken by the entries' categorical codes
+    item_of = np.fromiter((idx.get(u, 0) for u in entries["track_uri"].cat.categories), np.int64,
+                          len(entries["track_uri"].cat.categories))
+    item_ids = item_of[entries["track_uri"].cat.codes.to_numpy()]
     bounds = np.flatnonzero(np.diff(entries["pid"].to_numpy())) + 1
     tracks = [pd.unique(a).astype(np.int32) for a in np.split(item_ids, bounds)] if len(item_ids) else []
     names = store.playlists.set_index("pid")["name"]

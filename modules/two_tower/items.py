@@ -119,10 +119,14 @@ def build_items(store, train_pids: np.ndarray, features: pd.DataFrame | None, cf
     tracks, fall in hashed OOV buckets; feature-only tracks give seeds a meaning but are never candidates.
     """
     entries = store.playlist_tracks
-    entries = entries.loc[entries["pid"].isin(train_pids)]
-    counts = entries.drop_duplicates(["pid", "track_uri"])["track_uri"].value_counts()
-    meta = store.tracks.set_index("track_uri")
-    train_uris = np.array(sorted(counts.index), dtype=object)
+    entries = entries.loc[entries["pid"].isin(train_pids)].drop_duplicates(["pid", "track_uri"])
+    # training playlists per track, by row of the store's tracks (the entries' categorical codes): no URI string
+    # per entry; the rows come sorted by URI, as the tracks table is
+    counts = np.bincount(entries["track_uri"].cat.codes.to_numpy(), minlength=len(store.tracks))
+    rows = np.flatnonzero(counts)
+    counts = counts[rows]
+    train_uris = store.tracks["track_uri"].iloc[rows].to_numpy(object)
+    del entries
     feat, cols = feature_table(features)
     # Tracks known only from the feature table (with artist/album) still give a seed meaning; they are not ranked.
     extra = []
@@ -132,11 +136,11 @@ def build_items(store, train_pids: np.ndarray, features: pd.DataFrame | None, cf
         columns=["artist_uri", "album_uri"])
     uris = np.concatenate([train_uris, np.array(extra, object)])
     n_cand = len(train_uris)
-    artists = np.concatenate([meta.loc[train_uris, "artist_uri"].to_numpy(object),
+    artists = np.concatenate([store.tracks["artist_uri"].iloc[rows].to_numpy(object),
                               extra_meta["artist_uri"].to_numpy(object)]).astype(str)
-    albums = np.concatenate([meta.loc[train_uris, "album_uri"].to_numpy(object),
+    albums = np.concatenate([store.tracks["album_uri"].iloc[rows].to_numpy(object),
                              extra_meta["album_uri"].to_numpy(object)]).astype(str)
-    track_vocab = sorted(counts.index[counts.to_numpy() >= cfg.min_track_count])
+    track_vocab = train_uris[counts >= cfg.min_track_count].tolist()
     n_train = len(train_uris)
     artist_vocab = sorted(set(artists[:n_train].tolist()))
     album_vocab = sorted(set(albums[:n_train].tolist()))
