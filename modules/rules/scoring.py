@@ -338,9 +338,15 @@ class RuleModel:
         cons, rule = cons[order], rule[order]
         first = np.r_[True, cons[1:] != cons[:-1]] if len(cons) else np.zeros(0, bool)
         best = dict(zip(cons[first].tolist(), rule[first].tolist(), strict=True))
-        for i, c in enumerate(ids.tolist()):
-            if c in best:
-                out[i] = self.explain(best[c], names)
+        at = [(i, best[c]) for i, c in enumerate(ids.tolist()) if c in best]
+        if at:
+            # the rows' counts and antecedents in a few array reads, then ``explain``'s sentence for each
+            chosen = np.array([row for _, row in at], np.int64)
+            ante = r.antecedents[chosen]
+            uris = np.where(ante >= 0, r.track_uris[np.maximum(ante, 0)], None).tolist()
+            for (i, _), a, count, ante_count in zip(at, uris, r.count[chosen].tolist(),
+                                                    r.antecedent_count[chosen].tolist(), strict=True):
+                out[i] = rule_reason([u for u in a if u is not None], int(count), int(ante_count), names)
         return out
 
     def explain(self, row: int, names: dict | None = None) -> str:

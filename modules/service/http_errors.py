@@ -69,11 +69,11 @@ class BodyLimitMiddleware:
 
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        too_big = json_error(413, f"request body larger than the limit of {self.max_bytes} bytes")
         length = dict(scope.get("headers") or []).get(b"content-length")
         if length is not None:
             try:
-                if int(length) > self.max_bytes:
+                if int(length) > self.max_bytes:  # (the 413 response built only here: not for every request)
+                    too_big = json_error(413, f"request body larger than the limit of {self.max_bytes} bytes")
                     return await too_big(scope, receive, send)
             except ValueError:
                 return await json_error(400, "invalid Content-Length header")(scope, receive, send)

@@ -282,6 +282,7 @@ class TwoTowerRecommender(PlaylistRecommender):
         pads the seeds to the longest list and multiplies other matrix shapes, which changes the float sums), and
         the catalog scan is ``modules.scan.scan``. A tower call costs ~0.5 ms; the scan is shared by the batch."""
         from modules.scan import scan
+        from modules.top_n import top_n
 
         Q = [self.encode_queries([s], [t])[0] for s, t in zip(seed_lists, titles, strict=True)]
         S = scan(self.candidate_embeddings_, Q)
@@ -293,9 +294,7 @@ class TwoTowerRecommender(PlaylistRecommender):
             ex = [idx[u] - 1 for u in seeds if u in idx and idx[u] <= nc]
             if ex:
                 s[ex] = -np.inf
-            m = min(n, nc)
-            top = np.argpartition(s, nc - m)[nc - m:] if m < nc else np.arange(nc)  # the m best (no negated copy)
-            top = top[np.lexsort((top, -s[top]))]
+            top = top_n(s, min(n, nc))  # the m best, best first, ties by row (modules.top_n: no whole argpartition)
             top = top[np.isfinite(s[top])]
             out.append((top, s[top].astype(np.float32)))
         return out
