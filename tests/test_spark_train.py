@@ -2,11 +2,15 @@
 local.
 
 Both bundles reuse the tiny bundle's two-tower (``two_tower_bundle``: trained on the same playlists), so the only
-differences are the engines: the rule table equals the local bundle's (every column), the ALS part's recall@500 on
-the challenge is within 5 % of implicit's (as in ``tests/test_spark_als.py``), and the bundle loads and answers.
+differences are the engines: the rule table and the evidence tuning's report equal the local bundle's (every column;
+the rules' transactions stay on Spark), the ALS part's recall@500 on the challenge is within 5 % of implicit's (as in
+``tests/test_spark_als.py``), and the bundle loads and answers. The spark bundle trains from the training store's
+``file://`` URI (Spark reads it there; the driver's parts read a copy).
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -25,7 +29,9 @@ def params(tiny_bundle) -> dict:
 
 
 @pytest.fixture(scope="module")
-def bundles(spark, tiny_bundle, split_dir, tmp_path_factory):
+def bundles(spark, tiny_bundle, split_dir, train_store, tmp_path_factory):
+    """The local bundle from the training slices; the spark bundle from the same playlists' store given as a
+    ``file://`` URI (Spark reads the rules' transactions and ALS's entries there; the driver's parts a copy)."""
     import orjson
 
     from modules.cli import main
@@ -34,7 +40,8 @@ def bundles(spark, tiny_bundle, split_dir, tmp_path_factory):
     root = tmp_path_factory.mktemp("spark_train")
     train_bundle(split_dir / "train", root / "local", seed=0, params=params(tiny_bundle), show_progress=False)
     # through the command line, on the test's session (same master: reused, and left running)
-    assert main(["train", "--mpd", str(split_dir / "train"), "--out", str(root / "spark"), "--seed", "0",
+    uri = Path(train_store.path).resolve().as_uri()
+    assert main(["train", "--mpd", uri, "--out", str(root / "spark"), "--seed", "0",
                  "--params", orjson.dumps(params(tiny_bundle)).decode(), "--spark", "local[2]"]) == 0
     assert spark.sparkContext._jsc is not None
     return root / "local", root / "spark"
@@ -48,10 +55,18 @@ def rule_frame(bundle) -> pd.DataFrame:
 
 
 def test_spark_rules_equal_the_local_bundles(bundles):
+    """The evidence filter chosen on the same validation playlists (every setting's rule count and NDCG), and the
+    same rule table, with the transactions on Spark (``modules.spark.tuning``)."""
+    from modules.recommender import Recommender
+
     local, spark = bundles
     want, got = rule_frame(local), rule_frame(spark)
     assert len(want) > 100
     pd.testing.assert_frame_equal(got, want, check_exact=False, rtol=1e-9, atol=0)
+    tuned = [Recommender.load(b).manifest["rules_evidence"]["tuning"] for b in bundles]
+    for t in tuned:
+        t.pop("seconds")
+    assert tuned[0] == tuned[1] and len(tuned[0]["grid"]) > 10
 
 
 def test_mllib_als_part_recalls_as_implicits(bundles, split_dir):

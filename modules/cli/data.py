@@ -9,6 +9,7 @@ from pathlib import Path
 
 from modules.atomic import FolderKind
 from modules.cli.options import engine_options
+from modules.spark.session import path_or_uri
 
 WORLD_FORMAT = "playlist-world/1"
 WORLD_MARKER = "world.json"
@@ -50,8 +51,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                        "columnar store (playlists, playlist_tracks, tracks). A malformed slice stops the "
                        "ingest with the file, playlist and field named; the output is then left untouched. "
                        "--out must be new, empty or a store (store.json).")
-    p.add_argument("mpd", type=Path, metavar="MPD_DIR", help="directory of slices, or one slice file")
-    p.add_argument("--out", required=True, type=Path, metavar="STORE_DIR", help="store directory to write")
+    p.add_argument("mpd", type=path_or_uri, metavar="MPD_DIR",
+                   help="directory of slices, or one slice file; with --engine spark also a URI (file:///…, "
+                   "hdfs://…, s3a://…) that Spark reads there")
+    p.add_argument("--out", required=True, type=path_or_uri, metavar="STORE_DIR",
+                   help="store directory to write; with --engine spark also a URI (file:///…, hdfs://…, s3a://…), "
+                   "written here and copied there whole")
     engine_options(p, "local (default): this process, slice by slice; spark: Spark's JSON reader and executors "
                    "(needs Java), the same store and the same errors (docs/scale.md, \"Past one machine\")")
     p.set_defaults(func=cmd_ingest)
@@ -111,9 +116,12 @@ def cmd_world(args) -> int:
 
 def cmd_ingest(args) -> int:
     from modules.spark.session import engine_and_master
+    from modules.spark.storage import check_uri_engine
     from modules.store import ingest
 
     engine, master = engine_and_master(args.engine, args.spark, default="local")
+    check_uri_engine("MPD_DIR", args.mpd, engine)
+    check_uri_engine("--out", args.out, engine)
     if engine == "spark":
         from modules.spark.ingest import ingest_spark
         from modules.spark.session import session_for

@@ -9,7 +9,8 @@ import sys
 import time
 from pathlib import Path
 
-from modules.cli.options import engine_options
+from modules.cli.options import STORE_URI_NOTE, engine_options
+from modules.spark.session import path_or_uri
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -17,7 +18,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description="Ingest the playlists, train the two-tower, mine the rules, fit the content "
                        "model, learn the fusion on validation playlists carved from the training data, and write "
                        "one bundle folder (manifest.json + parts). Load it with Recommender.load(BUNDLE_DIR).")
-    p.add_argument("--mpd", required=True, type=Path, metavar="DIR", help="MPD slices or a playlist store")
+    p.add_argument("--mpd", required=True, type=path_or_uri, metavar="DIR",
+                   help="MPD slices or a playlist store" + STORE_URI_NOTE)
     p.add_argument("--out", required=True, type=Path, metavar="BUNDLE_DIR")
     p.add_argument("--features", type=Path, metavar="STORE_OR_CATALOG",
                    help="audio features: a feature store (.sqlite) or a catalog file (default: the shipped catalog)")
@@ -36,7 +38,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description="With --challenge: write an official submission (500 unique non-seed tracks "
                        "per playlist). With --playlist FILE.json or --seeds/--title: print one playlist's "
                        "recommendations with their explanations.")
-    p.add_argument("--model", required=True, type=Path, metavar="BUNDLE_DIR")
+    p.add_argument("--model", required=True, type=path_or_uri, metavar="BUNDLE_DIR",
+                   help="the bundle; with --engine spark and --challenge also its URI (file:///…, hdfs://…, "
+                   "s3a://…), which every executor fetches")
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--challenge", type=Path, metavar="CHALLENGE.json")
     src.add_argument("--playlist", type=Path, metavar="FILE.json",
@@ -61,9 +65,11 @@ def cmd_train(args) -> int:
     from modules.cli.options import json_object
     from modules.recommender import train_bundle
     from modules.spark.session import engine_and_master
+    from modules.spark.storage import check_uri_engine
 
     params = json_object(args.params)
     engine, master = engine_and_master(args.engine, args.spark, default="local")
+    check_uri_engine("--mpd", args.mpd, engine)
     t0 = time.perf_counter()
     rec = train_bundle(args.mpd, args.out, features=args.features, seed=args.seed, epochs=args.epochs,
                        params=params, engine=engine, spark=master)
@@ -133,7 +139,10 @@ def cmd_recommend(args) -> int:
     from modules.spark.session import engine_and_master
 
     at_least(args.k, 1, "-k")
+    from modules.spark.storage import check_uri_engine
+
     engine, master = engine_and_master(args.engine, args.spark, default="local")
+    check_uri_engine("--model", args.model, engine)
     if engine == "spark" and not args.challenge:
         raise InputError("--engine spark scores a challenge file: give --challenge CHALLENGE.json --out FILE.csv "
                          "(one playlist is answered here, without Spark).")

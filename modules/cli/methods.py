@@ -6,7 +6,8 @@ import argparse
 import time
 from pathlib import Path
 
-from modules.cli.options import engine_options
+from modules.cli.options import STORE_URI_NOTE, engine_options
+from modules.spark.session import path_or_uri
 
 # methods that --engine spark fits on Spark (the class, imported only then)
 SPARK_METHODS = {"als": "modules.spark.als:SparkALSRecommender"}
@@ -21,7 +22,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                        "with `python -m modules evaluate`.")
     p.add_argument("method", choices=sorted(METHODS), metavar="METHOD",
                    help="one of: " + ", ".join(sorted(METHODS)))
-    p.add_argument("--train", required=True, type=Path, metavar="MPD_DIR_OR_STORE", help="training playlists")
+    p.add_argument("--train", required=True, type=path_or_uri, metavar="MPD_DIR_OR_STORE",
+                   help="training playlists" + STORE_URI_NOTE)
     p.add_argument("--challenge", required=True, type=Path, metavar="CHALLENGE.json")
     p.add_argument("--out", required=True, type=Path, metavar="SUBMISSION.csv")
     p.add_argument("--params", default="{}", metavar="JSON",
@@ -40,14 +42,16 @@ def cmd_submit(args) -> int:
     from modules.errors import InputError, MissingInputError
     from modules.methods import method_class
     from modules.mpd import read_challenge
-    from modules.spark.session import engine_and_master
+    from modules.spark.session import engine_and_master, is_uri
+    from modules.spark.storage import check_uri_engine
     from modules.store import open_store
     params = json_object(args.params)
     engine, master = engine_and_master(args.engine, args.spark, default="local")
+    check_uri_engine("--train", args.train, engine)
     if engine == "spark" and args.method not in SPARK_METHODS:
         raise InputError(f"--engine spark fits {', '.join(SPARK_METHODS)} only, not {args.method!r}; drop --engine "
                          "spark for it.")
-    check_output_file(args.out, inputs=[args.challenge, args.train])
+    check_output_file(args.out, inputs=[args.challenge] + ([] if is_uri(args.train) else [args.train]))
     challenge = read_challenge(args.challenge)
     t0 = time.perf_counter()
     if "load" in params:  # a model trained earlier on the same training playlists (e.g. by train-two-tower)
@@ -66,7 +70,7 @@ def cmd_submit(args) -> int:
         cls = getattr(importlib.import_module(module), name)
         with session_for(master) as spark:
             rec = construct(cls, {**params, "spark": spark})
-            rec.fit(open_store_spark(args.train, spark))
+            rec.fit(open_store_spark(args.train, spark))  # a URI: fetched here, read by Spark where it is
     else:
         params.setdefault("seed", args.seed)
         rec = construct(method_class(args.method), params)

@@ -38,6 +38,10 @@ def construct(cls, params: dict, flag: str = "--params"):
     return cls(**params)
 
 
+# the help of an argument that takes a store's URI with the spark engine (``modules.spark.storage``)
+STORE_URI_NOTE = ", or with --engine spark a store's URI (file:///…, hdfs://…, s3a://…) that Spark reads there"
+
+
 def engine_options(p, engine_help: str, master_note: str = "") -> None:
     """``--engine local|spark`` (``engine_help`` says what each does) and ``--spark MASTER``, which
     ``modules.spark.session.engine_and_master`` reads (``--spark`` alone means the spark engine)."""

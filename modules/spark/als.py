@@ -44,21 +44,23 @@ def mllib_params(factors: int, regularization: float, alpha: float, iterations: 
     return {"rank": int(factors), "regParam": reg, "alpha": max(float(alpha) - 1.0, 0.0), "maxIter": int(iterations)}
 
 
-def item_factors_spark(spark, store_path: str | Path, pids: np.ndarray, uris: np.ndarray, *, factors: int,
+def item_factors_spark(spark, store, pids: np.ndarray, uris: np.ndarray, *, factors: int,
                        regularization: float, alpha: float, iterations: int, seed: int,
                        reg_scale: str = "mean", blocks: int | None = None) -> np.ndarray:
-    """MLlib implicit ALS on the store's entries of ``pids`` over the tracks ``uris``: item factors, ``[tracks,
+    """MLlib implicit ALS on the entries of ``pids`` in ``store`` (a path, URI or ``PlaylistStore``, read by Spark
+    where it is: ``transactions.store_base``) over the tracks ``uris``: item factors, ``[tracks,
     factors]`` float32, row ``j`` for ``uris[j]`` (a track with no entry keeps zeros)."""
     from pyspark.ml.recommendation import ALS
     from pyspark.sql import functions as F
 
-    path = Path(store_path)
+    from modules.spark.transactions import store_base
+
     users = F.broadcast(spark.createDataFrame(pa.table({"pid": pa.array(np.asarray(pids, np.int64)),
                                                         "user": pa.array(np.arange(len(pids), dtype=np.int32))})))
     items = F.broadcast(spark.createDataFrame(pa.table({"track_uri": pa.array(np.asarray(uris, object).tolist(),
                                                                               pa.string()),
                                                         "item": pa.array(np.arange(len(uris), dtype=np.int32))})))
-    entries = (spark.read.parquet(str(path / "playlist_tracks.parquet"))
+    entries = (spark.read.parquet(f"{store_base(store)}/playlist_tracks.parquet")
                .select(F.col("pid").cast("long").alias("pid"), "track_uri").distinct()
                .join(users, "pid").join(items, "track_uri")
                .select("user", "item", F.lit(1.0).cast("float").alias("rating")))
@@ -114,7 +116,8 @@ class SparkALSRecommender(ALSRecommender):
         from implicit.cpu.als import AlternatingLeastSquares
         from threadpoolctl import threadpool_limits
 
-        from modules.spark.session import session_for, session_or_master
+        from modules.spark.session import is_uri, session_for, session_or_master
+        from modules.spark.storage import fetch_store
         from modules.store import open_store
 
         for name in ("factors", "iterations"):
@@ -122,14 +125,16 @@ class SparkALSRecommender(ALSRecommender):
             _check_param("SparkALSRecommender", name, v, isinstance(v, int) and v > 0, "a positive int")
         _check_param("SparkALSRecommender", "reg_scale", self.reg_scale, self.reg_scale in REG_SCALES,
                      f"one of {REG_SCALES}")
-        if isinstance(store, (str, Path)):
-            store = open_store(store)
         t0 = time.perf_counter()
-        self._fit_common(store, pids)  # the matrix, fallback and title popularity, as ALSRecommender's
-        m = self.matrix_
         on = session_or_master(self.spark)
         with (session_for(on) if isinstance(on, str) else nullcontext(on)) as spark:
-            Y = item_factors_spark(spark, store.path, m.pids, m.uris, factors=self.factors,
+            if is_uri(store):  # MLlib reads the URI; the fold-in's matrix is built from a copy here
+                store = fetch_store(spark, store)
+            elif isinstance(store, (str, Path)):
+                store = open_store(store)
+            self._fit_common(store, pids)  # the matrix, fallback and title popularity, as ALSRecommender's
+            m = self.matrix_
+            Y = item_factors_spark(spark, store, m.pids, m.uris, factors=self.factors,
                                    regularization=self.regularization, alpha=self.alpha, iterations=self.iterations,
                                    seed=self.seed, reg_scale=self.reg_scale)
         with threadpool_limits(1, "blas"):

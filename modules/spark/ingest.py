@@ -130,7 +130,7 @@ def _first_problem(spark, raw, rows, files: list[Path]) -> None:
            .agg(F.min("file_no")).first()[0])
     for k, file in enumerate(files):
         if k in broken or k in odd_info:
-            read_slice(file)  # raises what is wrong with the file, as the local ingest does
+            _on_driver(spark, [file], lambda local: read_slice(local[0]))  # raises what is wrong, as locally
             if k in broken:
                 raise MPDFormatError(file, "Spark's JSON reader cannot read this slice as the local ingest does; "
                                      "ingest it without --engine spark.")
@@ -138,9 +138,78 @@ def _first_problem(spark, raw, rows, files: list[Path]) -> None:
             e = first_err[k]
             raise MPDFormatError(file, e["err_message"], index=e["err_index"],
                                  pid=None if e["err_pid"] is None else int(e["err_pid"]), field=e["err_field"])
-        if k == dup:
-            _, playlists = read_slice(file)  # the error path only: the earlier slices are read again to say where
-            raise _duplicate_pid(files[: k + 1], playlists)
+        if k == dup:  # the error path only: the earlier slices are read again to say where
+            _on_driver(spark, files[: k + 1], _raise_duplicate)
+
+
+def _raise_duplicate(files: list[Path]) -> None:
+    raise _duplicate_pid(files, read_slice(files[-1])[1])
+
+
+def _uri_path(uri: str) -> str:
+    """The path of a file's URI (how Spark's ``input_file_name`` and the listed URIs are matched)."""
+    return unquote(urlparse(uri).path)
+
+
+def _remote_slices(spark, uri: str) -> list[str]:
+    """``find_slices`` for a folder (or one slice) at a URI: the slices' URIs in pid order."""
+    from modules.errors import MissingInputError
+    from modules.mpd import SLICE_NAME
+    from modules.spark.storage import list_folder, uri_exists
+
+    listed = list_folder(spark, uri)
+    if listed is None:
+        return [uri]
+    files = [u for u, _ in listed if SLICE_NAME.match(u.rsplit("/", 1)[-1])]
+    if not files:
+        data = f"{uri.rstrip('/')}/data"
+        if uri_exists(spark, data):  # the MPD archive unpacks to <root>/data/mpd.slice.*.json
+            return _remote_slices(spark, data)
+        raise MissingInputError(f"{uri} holds no mpd.slice.*.json files.")
+    return sorted(files, key=lambda u: int(SLICE_NAME.match(u.rsplit("/", 1)[-1]).group(1)))
+
+
+def _remote_fingerprint(spark, uris: list[str]) -> tuple[list[int], str]:
+    """The slices' sizes and ``store._fingerprint`` of slices at URIs: names, sizes, the first and last 64 KiB of
+    each (the executors read the files; only those bytes come here)."""
+    import hashlib
+
+    from pyspark.sql import functions as F
+
+    edge = 65536
+    rows = (spark.read.format("binaryFile").load(uris)
+            .select("path", "length", F.substring("content", 1, edge).alias("head"),
+                    F.when(F.col("length") > edge, F.substring("content", -edge, edge)).alias("tail"))
+            .collect())
+    by_path = {_uri_path(r["path"]): r for r in rows}
+    h = hashlib.sha256()
+    sizes = []
+    for uri in uris:
+        r = by_path[_uri_path(uri)]
+        sizes.append(int(r["length"]))
+        h.update(f"{uri.rsplit('/', 1)[-1]}\0{r['length']}\0".encode() + bytes(r["head"]) + bytes(r["tail"] or b""))
+    return sizes, h.hexdigest()[:16]
+
+
+def _on_driver(spark, files: list, call, folder: str | None = None):
+    """``call(files)`` for an error path that reads slices here: local slices as they are; slices at URIs copied
+    here first, and an ``MPDFormatError`` about a copy (or their folder: ``folder``) then names the URI."""
+    from modules.spark.session import is_uri
+    from modules.spark.storage import fetch_files
+
+    if not files or not is_uri(str(files[0])):
+        return call(list(files))
+    local = fetch_files(spark, [str(f) for f in files])
+    names = {str(copy): str(f) for copy, f in zip(local, files)}
+    if folder is not None:
+        names[str(local[0].parent)] = folder
+    try:
+        return call(local)
+    except MPDFormatError as err:
+        if err.file not in names:
+            raise
+        raise MPDFormatError(names[err.file], _message_of(err), index=err.index, pid=err.pid,
+                             field=err.field) from None
 
 
 def ingest_spark(mpd_path: str | Path, out: str | Path, *, spark=None) -> dict:
@@ -150,8 +219,9 @@ def ingest_spark(mpd_path: str | Path, out: str | Path, *, spark=None) -> dict:
     ----------
     mpd_path : path
         A directory of ``mpd.slice.*.json`` files, or one slice.
-    out : path
-        The store to write (new, empty or a store; replaced only once complete).
+    out : path or URI
+        The store to write (new, empty or a store; replaced only once complete). A URI (``hdfs://…``) is written
+        here first and copied there whole.
     spark : SparkSession or str, default=None
         A session, or a master for ``spark_session`` (None: ``local[*]``).
 
@@ -159,19 +229,33 @@ def ingest_spark(mpd_path: str | Path, out: str | Path, *, spark=None) -> dict:
     """
     from pyspark.sql import functions as F
 
-    from modules.spark.session import DEFAULT_MASTER, spark_session
+    from modules.spark.session import DEFAULT_MASTER, is_uri, spark_session
 
-    t0 = time.perf_counter()
-    files = find_slices(mpd_path)
-    out = check_output_folder(out, STORE_KIND, inputs=[mpd_path])
     if spark is None or isinstance(spark, str):
         spark = spark_session(spark or DEFAULT_MASTER)
+    if is_uri(out):  # written here, then copied there whole (storage.publish_folder)
+        from modules.spark.storage import check_destination, publish_folder
+
+        kind = (MANIFEST, "playlist store")
+        check_destination(spark, out, kind)
+        tmp = Path(tempfile.mkdtemp(prefix="playlist-store-"))
+        try:
+            summary = ingest_spark(mpd_path, tmp / "store", spark=spark)
+            publish_folder(spark, tmp / "store", out, kind)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        return summary
+    t0 = time.perf_counter()
+    remote = is_uri(mpd_path)
+    files = _remote_slices(spark, mpd_path) if remote else find_slices(mpd_path)
+    out = check_output_folder(out, STORE_KIND, inputs=[] if remote else [mpd_path])
     paths = [str(f) for f in files]
-    number = {str(Path(f).resolve()): k for k, f in enumerate(files)}
-    file_no = F.udf(lambda uri: number.get(unquote(urlparse(uri).path), -1), "int")
+    uris = paths if remote else [Path(p).resolve().as_uri() for p in paths]
+    number = {_uri_path(u): k for k, u in enumerate(uris)}
+    file_no = F.udf(lambda uri: number.get(_uri_path(uri), -1), "int")
     raw = (spark.read.schema("info string, playlists array<string>, _corrupt string")
            .option("multiLine", True).option("mode", "PERMISSIVE").option("columnNameOfCorruptRecord", "_corrupt")
-           .json([Path(p).resolve().as_uri() for p in paths])
+           .json(uris)
            .withColumn("file_no", file_no(F.input_file_name())).cache())
     texts = raw.filter(F.col("_corrupt").isNull()).select("file_no", F.posexplode("playlists").alias("index", "text"))
     from pyspark.sql.pandas.types import from_arrow_schema
@@ -181,8 +265,9 @@ def ingest_spark(mpd_path: str | Path, out: str | Path, *, spark=None) -> dict:
         _first_problem(spark, raw, rows, files)
         good = rows.filter(F.col("err_message").isNull())
         n_playlists = good.count()
-        if n_playlists == 0:
-            list(read_slices(mpd_path))  # raises the local ingest's "holds no playlists" message
+        if n_playlists == 0:  # raises the local ingest's "holds no playlists" message
+            _on_driver(spark, files, lambda local: list(read_slices(local[0].parent if remote else mpd_path)),
+                       folder=str(mpd_path))
         entries = good.select("file_no", "index", "pid", F.posexplode("tracks").alias("pos", "t"))
         with atomic_directory(out) as tmp:
             _single_file(good.orderBy("file_no", "index").select(
@@ -200,11 +285,13 @@ def ingest_spark(mpd_path: str | Path, out: str | Path, *, spark=None) -> dict:
             _single_file(tracks, tmp / "_tracks", tmp / "tracks.parquet")
             counts = spark.read.parquet(str(tmp / "tracks.parquet")).agg(
                 F.count(F.lit(1)), F.sum("count"), F.countDistinct("artist_uri"), F.countDistinct("album_uri")).first()
-            n_bytes = sum(f.stat().st_size for f in files)
+            sizes, fingerprint = (_remote_fingerprint(spark, paths) if remote
+                                  else ([f.stat().st_size for f in files], _fingerprint(files)))
+            n_bytes = sum(sizes)
             seconds = time.perf_counter() - t0
             summary = {
-                "format": STORE_FORMAT, "created_with": __version__, "fingerprint": _fingerprint(files),
-                "source": [{"file": f.name, "bytes": f.stat().st_size} for f in files],
+                "format": STORE_FORMAT, "created_with": __version__, "fingerprint": fingerprint,
+                "source": [{"file": p.rsplit("/", 1)[-1], "bytes": b} for p, b in zip(paths, sizes)],
                 "playlists": int(n_playlists), "tracks": int(counts[1] or 0), "unique_tracks": int(counts[0]),
                 "unique_artists": int(counts[2]), "unique_albums": int(counts[3]),
                 "seconds": round(seconds, 3), "mb_per_s": round(n_bytes / 1e6 / max(seconds, 1e-9), 1),
@@ -219,8 +306,15 @@ def ingest_spark(mpd_path: str | Path, out: str | Path, *, spark=None) -> dict:
 
 
 def open_store_spark(path: str | Path, spark) -> PlaylistStore:
-    """``open_store`` for the spark engine: a store directory as it is, MPD slices ingested by Spark into a
+    """``open_store`` for the spark engine: a store directory as it is, a store's URI copied here for the
+    driver's parts (Spark's stages read the URI: ``storage.fetch_store``), MPD slices ingested by Spark into a
     temporary store that lives as long as this process."""
+    from modules.spark.session import is_uri
+
+    if is_uri(path):
+        from modules.spark.storage import fetch_store
+
+        return fetch_store(spark, path)
     path = Path(path)
     if (path / MANIFEST).exists():
         return open_store(path)

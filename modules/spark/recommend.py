@@ -11,7 +11,9 @@ puts them back in the file's order and writes them with ``modules.mpd.write_subm
 
 The bundle is read where the executors are: in local mode and on a cluster whose workers see the same path (NFS) it
 is read in place; otherwise ``ship=True`` sends it to every executor as a zip archive with
-``SparkContext.addArchive``, unpacked there (a copy per executor; ``addFile`` takes no folder on a cluster).
+``SparkContext.addArchive``, unpacked there (a copy per executor; ``addFile`` takes no local folder on a cluster).
+A bundle given as a URI (``hdfs://…``, ``s3a://…``; ``file://…`` in local mode) is added with ``addFile(uri,
+recursive=True)``: each executor fetches the folder from there itself.
 """
 
 from __future__ import annotations
@@ -82,8 +84,23 @@ def _bundle_on_executors(spark, model: str | Path, ship: bool) -> tuple[str, boo
     import tempfile
     import zipfile
 
-    from modules.bundle import Bundle
+    from modules.bundle import MANIFEST, Bundle
+    from modules.spark.session import is_uri
 
+    if is_uri(model) and model.startswith("file:") and not spark.sparkContext.master.startswith("local"):
+        from urllib.parse import unquote, urlparse
+
+        model = unquote(urlparse(model).path)  # Spark's addFile takes no local folder on a cluster: a path, then
+    if is_uri(model):  # each executor fetches the folder from where it is (Hadoop's file systems)
+        from modules.spark.storage import uri_exists
+
+        base = model.rstrip("/")
+        if not uri_exists(spark, f"{base}/{MANIFEST}"):
+            raise InputError(f"--model {model} is not a bundle ({MANIFEST} is missing there); give the URI of a "
+                             "folder written by `train`.")
+        spark.sparkContext.addFile(base, recursive=True)
+        log.info("bundle %s added for the executors to fetch", base)
+        return base.rsplit("/", 1)[-1], True
     path = Path(model).resolve()
     Bundle(path).check()  # a missing or stale bundle is named here, not in a task's traceback
     if not ship:
@@ -131,7 +148,7 @@ def recommend_spark(spark, model: str | Path, playlists: list[dict], k: int = 50
     Parameters
     ----------
     spark : SparkSession
-    model : path of a bundle (``train``)
+    model : path or URI of a bundle (``train``)
     playlists : the challenge's playlists, as ``read_challenge`` gives them
     partitions : int, default=None
         Spark partitions (tasks) of the input; None: the session's default parallelism, at most one per 32

@@ -24,16 +24,14 @@ from __future__ import annotations
 import logging
 import math
 import time
-from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 
-from modules.errors import MemoryBudgetError, RulesError
+from modules.errors import MemoryBudgetError
 from modules.rules.ruleset import RuleSet, _compact, _empty_ruleset
 from modules.rules.sparse_miner import _min_count
-from modules.rules.transactions import Transactions
-from modules.spark.session import is_uri
+from modules.spark.transactions import spark_transactions
 
 log = logging.getLogger(__name__)
 
@@ -49,51 +47,6 @@ def min_itemset_count(min_support: float, n: int) -> tuple[int, int]:
     while c / float(n) < min_support:
         c += 1
     return c, max(c, _min_count(min_support, n))
-
-
-def _read_table(spark, base: str, name: str):
-    """A store's table read by Spark from ``base`` (a folder or a URI); a missing one names the store."""
-    try:
-        return spark.read.parquet(f"{base}/{name}")
-    except Exception as err:  # AnalysisException: PATH_NOT_FOUND, or no file system for the scheme
-        if "PATH_NOT_FOUND" in str(err) or "No FileSystem for scheme" in str(err):
-            raise RulesError(f"{base} is not a playlist store Spark can read ({name}: "
-                             f"{str(err).splitlines()[0][:200]}); give a store made by `ingest` (slices are "
-                             "ingested from local paths only).") from None
-        raise
-
-
-def _entries(spark, data, pids):
-    """``(pid, track_uri)`` entries (a Spark DataFrame, distinct) and the number of playlists."""
-    from pyspark.sql import functions as F
-
-    if isinstance(data, Transactions):
-        coo = data.matrix.tocoo()
-        table = pa.table({"pid": pa.array(np.asarray(data.pids)[coo.row].astype(np.int64)),
-                          "track_uri": pa.array(data.track_uris[coo.col].tolist(), pa.string())})
-        playlists = spark.createDataFrame(pa.table({"pid": pa.array(np.asarray(data.pids).astype(np.int64))}))
-        entries = spark.createDataFrame(table) if table.num_rows else None
-    else:
-        if is_uri(data):  # a store Spark reads where it is (file://, hdfs://, s3a://): not opened here
-            base = data.rstrip("/")
-        else:
-            if isinstance(data, (str, Path)):
-                from modules.store import open_store
-
-                data = open_store(data)
-            base = str(Path(data.path))
-        playlists = _read_table(spark, base, "playlists.parquet").select("pid")
-        entries = _read_table(spark, base, "playlist_tracks.parquet").select("pid", "track_uri")
-    if pids is not None:
-        keep = spark.createDataFrame(pa.table({"pid": pa.array(np.unique(np.asarray(pids, np.int64)))}))
-        playlists = playlists.join(keep, "pid", "left_semi")
-        entries = entries.join(keep, "pid", "left_semi") if entries is not None else None
-    n = playlists.distinct().count()
-    if n == 0:
-        raise RulesError("there are no playlists to mine; check the --mpd path (slices or a store).")
-    if entries is None:
-        entries = spark.createDataFrame([], "pid long, track_uri string")
-    return entries.select(F.col("pid").cast("long"), "track_uri").distinct(), n
 
 
 def _candidate_triples(pairs, items: pa.Table, spark) -> int:
@@ -206,8 +159,10 @@ def rule_frame(spark, data, min_support: float, min_confidence: float, max_len: 
     The frequent entries and pairs stay cached in the session while the frame is used."""
     from pyspark.sql import functions as F
 
-    entries, n = _entries(spark, data, pids)
-    items, pairs, triples, _ = _counts(spark, entries, n, min_support, max_len, max_candidate_triples)
+    tx = spark_transactions(spark, data, pids)
+    items, pairs, triples, _ = _counts(spark, tx.entries, tx.n_playlists, min_support, max_len,
+                                       max_candidate_triples)
+    n = tx.n_playlists
     if pairs is None:
         return spark.createDataFrame([], "antecedents array<string>, consequents array<string>, "
                                          "antecedent_count long, consequent_count long, count long, "
@@ -231,8 +186,8 @@ def mine_spark(data, min_support: float, min_confidence: float, max_len: int = 3
 
     Parameters
     ----------
-    data : PlaylistStore, path of a store or of MPD slices, or Transactions
-        A store is read by Spark straight from its Parquet files (slices are ingested first, locally).
+    data : PlaylistStore, path or URI of a store, Transactions or SparkTransactions
+        A store is read by Spark straight from its Parquet files (``spark_transactions``).
     spark : SparkSession or str, default=None
         A session, or a master for ``spark_session`` (None: the session running in this process, e.g. the one
         ``train --engine spark`` started, else ``local[*]``).
@@ -245,16 +200,19 @@ def mine_spark(data, min_support: float, min_confidence: float, max_len: int = 3
     if isinstance(spark, str):
         spark = spark_session(spark)
     t0 = time.perf_counter()
-    entries, n = _entries(spark, data, pids)
-    items, pairs, triples, cached = _counts(spark, entries, n, min_support, max_len, max_candidate_triples)
-    if pairs is None:
-        return _empty_ruleset(n)
+    tx = spark_transactions(spark, data, pids)
+    n, cached = tx.n_playlists, []
     try:
+        items, pairs, triples, cached = _counts(spark, tx.entries, n, min_support, max_len, max_candidate_triples)
+        if pairs is None:
+            return _empty_ruleset(n)
         table = (_rule_rows(spark, items, pairs, triples, n, min_confidence)
                  .select("a1", "a2", "c1", "c2", "ca", "cc", "cac").toArrow())
     finally:
         for frame in cached:
             frame.unpersist()
+        if tx is not data:  # built here: released here (given transactions stay the caller's)
+            tx.release()
     if table.num_rows == 0:
         return _empty_ruleset(n)
 

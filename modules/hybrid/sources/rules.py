@@ -72,17 +72,29 @@ def fit_rules(store, pids, params: dict | None, validation=None, tuning: dict | 
     params = dict(params or {})
     check_rule_params(params)
     rp = rule_params(params)
+    on_spark = rp.get("engine") == "spark"  # train --engine spark: the transactions stay on Spark
     if tunes(params) and tuning is None and validation is not None:
         keep = {k: rp[k] for k in ("min_confidence", "max_len", "aggregation", "engine", "n_jobs") if k in rp}
+        budget = params.get("max_rules", DEFAULT_MAX_RULES)
+        if on_spark:
+            from modules.spark.tuning import tune_evidence_spark
+
+            _, model, report = tune_evidence_spark(store, validation, pids=pids, max_rules=budget,
+                                                   show_progress=show_progress, **keep)
+            return model, report
         tx = load_transactions(store, pids)
-        _, model, report = tune_evidence(tx, validation, max_rules=params.get("max_rules", DEFAULT_MAX_RULES),
-                                         show_progress=show_progress, **keep)
+        _, model, report = tune_evidence(tx, validation, max_rules=budget, show_progress=show_progress, **keep)
         return model, report
+    if on_spark:
+        from modules.spark.tuning import fit_rule_model_spark as fit_model
+    else:
+        def fit_model(store, pids, **kw):
+            return RuleRecommender(**kw).fit(store, pids).model_
     if not tunes(params) or tuning is None:
-        return RuleRecommender(**rp).fit(store, pids).model_, None
+        return fit_model(store, pids, **rp), None
     c = tuning["chosen"]
     chosen = Evidence(c["min_count"], c["max_consequents"], c["smoothing"])
-    model = RuleRecommender(**rp, **chosen.as_dict()).fit(store, pids).model_
+    model = fit_model(store, pids, **rp, **chosen.as_dict())
     model.rules.meta["evidence"]["tuning"] = tuning
     return model, tuning
 
