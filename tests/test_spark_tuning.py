@@ -68,3 +68,27 @@ def test_a_given_setting_mines_on_spark_as_locally(spark, train_store, monkeypat
     got, report = fit_rules(train_store, pids, {**GIVEN, "engine": "spark"})
     assert report is None
     same_rules(got, want)
+
+
+def test_the_ladders_rule_counts_on_spark_as_locally(spark, train_store):
+    """The rule counts by which ``plan_counts`` extends the grid past its min counts (``search_min_counts``) are
+    the local engine's on Spark too, so both engines search the same min counts under the same budget. The tiny
+    world has no pair in 10 playlists, so the grid here starts at min count 1 and its ladder is 2, 3, 5, 10."""
+    from modules.rules.transactions import load_transactions
+    from modules.rules.tuning import GRID_CAPS, GRID_SMOOTHING, grid_rule_counts, ladder_to_count, plan_counts
+    from modules.spark.transactions import spark_transactions
+    from modules.spark.tuning import grid_rule_counts_spark
+
+    grid, ladder = (1,), (2, 3, 5, 10)
+    local_tx = load_transactions(train_store)
+    counted = ladder_to_count(local_tx.n_playlists, grid, ladder)
+    want = grid_rule_counts(local_tx, 0.02, counted, GRID_CAPS)
+    tx = spark_transactions(spark, train_store)
+    try:
+        got = grid_rule_counts_spark(spark, tx, 0.02, counted, GRID_CAPS)
+    finally:
+        tx.release()
+    assert got == want and want[(2, None)] > want[(3, None)] > want[(5, None)] > 0
+    budget = want[(3, None)] - 1  # min counts 1, 2 and 3 out of reach; 5 fits
+    assert plan_counts(got, budget, grid, GRID_CAPS, GRID_SMOOTHING, ladder)[0] == (1, 2, 3, 5)
+    assert plan_counts(got, 10**9, grid, GRID_CAPS, GRID_SMOOTHING, ladder)[0] == (1,)

@@ -125,10 +125,21 @@ def count_and_plan(tx: Transactions, min_confidence: float, max_rules: int, min_
                    ) -> tuple[dict, tuple[int, ...], list[dict], int]:
     """The rule counts of the grid and of the ladder's rungs (one counting pass), the min counts searched
     (``search_min_counts``), the grid's rows and the min count to mine at (``plan_grid``)."""
-    counted = sorted({int(mc) for mc in min_counts} | {int(r) for r in ladder
-                                                       if max(min_counts) < r <= tx.n_playlists})
+    counted = ladder_to_count(tx.n_playlists, min_counts, ladder)
     counts = grid_rule_counts(tx, min_confidence, counted, caps, n_jobs, chunk_pairs, spill_dir=spill_dir,
                               show_progress=show_progress)
+    return (counts, *plan_counts(counts, max_rules, min_counts, caps, smoothings, ladder))
+
+
+def ladder_to_count(n_playlists: int, min_counts=GRID_MIN_COUNTS, ladder=LADDER_MIN_COUNTS) -> list[int]:
+    """The min counts whose rule tables are counted: the grid's and the ladder's rungs a pair can reach."""
+    return sorted({int(mc) for mc in min_counts} | {int(r) for r in ladder if max(min_counts) < r <= n_playlists})
+
+
+def plan_counts(counts: dict, max_rules: int, min_counts=GRID_MIN_COUNTS, caps=GRID_CAPS, smoothings=GRID_SMOOTHING,
+                ladder=LADDER_MIN_COUNTS) -> tuple[tuple[int, ...], list[dict], int]:
+    """From the counted tables: the min counts searched (``search_min_counts``), the grid's rows and the min count
+    to mine at (``plan_grid``). Shared by the local and the Spark engine."""
     searched = search_min_counts(counts, max_rules, min_counts, ladder)
     if len(searched) > len(min_counts):
         top = max(min_counts)
@@ -137,7 +148,7 @@ def count_and_plan(tx: Transactions, min_confidence: float, max_rules: int, min_
                  ", ".join(map(str, searched[len(min_counts):])),
                  ", ".join(f"{counts[(mc, None)]:,}" for mc in searched[len(min_counts):]))
     rows, base = plan_grid(counts, max_rules, searched, caps, smoothings)
-    return counts, searched, rows, base
+    return searched, rows, base
 
 
 def _validation_playlists(split) -> list[tuple[list[str], list[str]]]:
@@ -205,6 +216,15 @@ def tune_evidence(tx: Transactions, split, *, min_confidence: float = 0.02, max_
                        show_progress=show_progress)
     log.info("rules: tuning the evidence filter on %d validation playlists: %d rules mined at min count %d",
              len(playlists), len(rules), base)
+    return score_grid(rules, rows, base, playlists, popular, aggregation=aggregation, max_rules=max_rules, t0=t0,
+                      show_progress=show_progress)
+
+
+def score_grid(rules, rows: list[dict], base: int, playlists, popular: list[str], *, aggregation: str,
+               max_rules: int, t0: float, show_progress: bool = False) -> tuple[Evidence, RuleModel, dict]:
+    """Score every planned setting of ``rows`` on the validation ``playlists`` with the ``rules`` mined at min
+    count ``base``, choose (``choose``) and return the chosen ``Evidence``, its ``RuleModel`` and the report
+    (``t0``: when the tuning began, for its ``seconds``). Shared by the local and the Spark engine."""
     todo = [r for r in rows if "skipped" not in r]
     models: dict[tuple, RuleModel] = {}
     bar = tqdm(todo, desc="rule evidence", unit="setting", disable=not show_progress)

@@ -17,8 +17,6 @@ from __future__ import annotations
 import logging
 import time
 
-import numpy as np
-
 from modules.metrics import SUBMISSION_SIZE
 from modules.rules.evidence import Evidence, apply_evidence, check_evidence
 from modules.rules.mining import mine_rules
@@ -28,12 +26,12 @@ from modules.rules.tuning import (
     GRID_CAPS,
     GRID_MIN_COUNTS,
     GRID_SMOOTHING,
-    _key,
+    LADDER_MIN_COUNTS,
     _validation_playlists,
     check_max_rules,
-    choose,
-    plan_grid,
-    rules_only_ndcg,
+    ladder_to_count,
+    plan_counts,
+    score_grid,
 )
 from modules.spark.rules import _counts, _rule_rows
 from modules.spark.transactions import SparkTransactions, spark_transactions
@@ -82,12 +80,11 @@ def grid_rule_counts_spark(spark, tx: SparkTransactions, min_confidence: float, 
 def tune_evidence_spark(data, split, *, spark=None, pids=None, min_confidence: float = 0.02, max_len: int = 2,
                         aggregation: str = "sum_confidence", max_rules: int = DEFAULT_MAX_RULES,
                         min_counts=GRID_MIN_COUNTS, caps=GRID_CAPS, smoothings=GRID_SMOOTHING,
-                        show_progress: bool = False, **ignored) -> tuple[Evidence, RuleModel, dict]:
+                        ladder=LADDER_MIN_COUNTS, show_progress: bool = False, **ignored
+                        ) -> tuple[Evidence, RuleModel, dict]:
     """``tuning.tune_evidence`` with the training playlists on Spark (``data``: a store, its URI, or
     ``SparkTransactions``; ``pids``: the playlists outside the validation ``split``). Returns the same choice,
     ``RuleModel`` and report. ``ignored``: the local engine's ``engine``, ``n_jobs`` and ``chunk_pairs``."""
-    from tqdm import tqdm
-
     from modules.spark.session import session_or_master, spark_session
 
     max_rules = check_max_rules(max_rules)
@@ -99,8 +96,9 @@ def tune_evidence_spark(data, split, *, spark=None, pids=None, min_confidence: f
     try:
         playlists = _validation_playlists(split)
         popular = popular_tracks_spark(tx, SUBMISSION_SIZE * 4)
-        counts = grid_rule_counts_spark(spark, tx, min_confidence, min_counts, caps)
-        rows, base = plan_grid(counts, max_rules, min_counts, caps, smoothings)
+        counts = grid_rule_counts_spark(spark, tx, min_confidence, ladder_to_count(tx.n_playlists, min_counts, ladder),
+                                        caps)
+        _, rows, base = plan_counts(counts, max_rules, min_counts, caps, smoothings, ladder)
         rules = mine_rules(tx, engine="spark", spark=spark, min_support=min(1.0, (base - 0.5) / tx.n_playlists),
                            min_confidence=min_confidence, max_len=max_len)
     finally:
@@ -108,36 +106,8 @@ def tune_evidence_spark(data, split, *, spark=None, pids=None, min_confidence: f
             tx.release()
     log.info("rules on Spark: tuning the evidence filter on %d validation playlists: %d rules mined at min count %d",
              len(playlists), len(rules), base)
-    scored, table_key, model = [], None, None
-    for r in tqdm([r for r in rows if "skipped" not in r], desc="rule evidence", unit="setting",
-                  disable=not show_progress):
-        if table_key != (r["min_count"], r["max_consequents"]):  # one filtered table at a time
-            table_key, model = (r["min_count"], r["max_consequents"]), None
-            model = RuleModel(apply_evidence(rules, Evidence(*table_key)), aggregation, smoothing=0.0)
-        scored.append(r)
-        r["rules"] = len(model.rules)  # exact now (the count above is a bound with max_len 3)
-        if r["rules"] > max_rules:
-            r["skipped"] = f"over the budget of {max_rules:,} rules"
-            continue
-        ndcg = rules_only_ndcg(model.set_smoothing(r["smoothing"]), playlists, popular)
-        r["ndcg"], r["se"] = (float(ndcg.mean()) if len(ndcg) else 0.0,
-                              float(ndcg.std(ddof=1) / np.sqrt(len(ndcg))) if len(ndcg) > 1 else 0.0)
-    model = None
-    if not any("ndcg" in r for r in rows):  # every mined setting over the budget: the smallest of them
-        smallest = min(scored, key=lambda r: r["rules"])
-        smallest.pop("skipped", None)
-        smallest["ndcg"], smallest["se"] = float("nan"), 0.0
-    pick, why = choose([r for r in rows if "ndcg" in r])
-    chosen = Evidence(pick["min_count"], pick["max_consequents"], pick["smoothing"])
-    report = {"max_rules": max_rules, "validation_playlists": len(playlists), "mined_min_count": base,
-              "chosen": {**_key(pick), "rules": pick["rules"], "ndcg": pick["ndcg"]}, **why,
-              "rule": "the smallest rule table within one standard error of the best validation NDCG",
-              "grid": rows, "seconds": round(time.perf_counter() - t0, 1)}
-    table = apply_evidence(rules, chosen)
-    table.meta["evidence"]["tuning"] = report
-    log.info("rules on Spark: evidence %s chosen (%d rules, validation NDCG %.4f) in %.0f s", chosen.label(),
-             pick["rules"], pick["ndcg"], report["seconds"])
-    return chosen, RuleModel(table, aggregation), report
+    return score_grid(rules, rows, base, playlists, popular, aggregation=aggregation, max_rules=max_rules, t0=t0,
+                      show_progress=show_progress)
 
 
 def fit_rule_model_spark(data, pids=None, *, spark=None, min_count: int = 1, max_consequents: int | None = None,
