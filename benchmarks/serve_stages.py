@@ -152,9 +152,7 @@ def measure_http(model: Path, n_requests: int, repeats: int) -> dict:
     from benchmarks.serve_load import make_requests
     from modules.recommender import Recommender
     from modules.service import limit_native_threads
-    from modules.service.app import _fastapi_app
-    from modules.service.http_errors import install_error_handlers
-    from modules.service.routes import add_routes
+    from modules.service.app import app_for_state
 
     limit_native_threads(1)
     rec = Recommender.load(model)
@@ -171,9 +169,7 @@ def measure_http(model: Path, n_requests: int, repeats: int) -> dict:
 
     state = SimpleNamespace(recommend_batched=canned, max_k=500, max_seeds=500, rec=None, predictor=None,
                             workers=None)
-    app = _fastapi_app(state, 1_000_000, None)
-    install_error_handlers(app)
-    add_routes(app, state)
+    app = app_for_state(state, max_body_bytes=1_000_000, api_key=None)
 
     async def call(body: bytes) -> None:
         scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",

@@ -99,6 +99,12 @@ def create_app(model, *, max_k: int = DEFAULT_MAX_K, max_seeds: int = DEFAULT_MA
         processes=processes, max_k=max_k, max_seeds=max_seeds, max_body_bytes=max_body_bytes, model_name=model_name)
     if warmup:
         _warm_up(state, bundle)
+    return app_for_state(state, max_body_bytes=max_body_bytes, api_key=api_key)
+
+
+def app_for_state(state, *, max_body_bytes: int, api_key: str | None):
+    """The whole app (middleware, error handlers, routes) around a ``ServiceState``, or any object with its
+    fields: ``create_app`` after loading, and a benchmark measuring the HTTP layer with answers computed before."""
     app = _fastapi_app(state, max_body_bytes, api_key)
     install_error_handlers(app)
     add_routes(app, state)
