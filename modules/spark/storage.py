@@ -41,15 +41,24 @@ def uri_exists(spark, uri: str) -> bool:
     return bool(fs.exists(path))
 
 
+def _scratch(prefix: str) -> Path:
+    """A local folder for copies, removed when this process ends."""
+    tmp = Path(tempfile.mkdtemp(prefix=prefix))
+    atexit.register(shutil.rmtree, tmp, True)
+    return tmp
+
+
+def _copy_here(spark, fs, path, local: Path) -> Path:
+    # useRawLocalFileSystem: no .crc files beside the copies
+    fs.copyToLocalFile(False, path, spark.sparkContext._jvm.org.apache.hadoop.fs.Path(local.as_uri()), True)
+    return local
+
+
 def fetch_folder(spark, uri: str, prefix: str = "playlist-uri-") -> Path:
     """A local copy of the folder at ``uri`` (removed when this process ends)."""
     fs, path = _path(spark, uri)
-    tmp = Path(tempfile.mkdtemp(prefix=prefix))
-    atexit.register(shutil.rmtree, tmp, True)
-    local = tmp / (uri.rstrip("/").rsplit("/", 1)[-1] or "folder")
     t0 = time.perf_counter()
-    # useRawLocalFileSystem: no .crc files beside the copies
-    fs.copyToLocalFile(False, path, spark.sparkContext._jvm.org.apache.hadoop.fs.Path(local.as_uri()), True)
+    local = _copy_here(spark, fs, path, _scratch(prefix) / (uri.rstrip("/").rsplit("/", 1)[-1] or "folder"))
     log.info("%s copied to %s in %.1f s", uri, local, time.perf_counter() - t0)
     return local
 
@@ -70,15 +79,11 @@ def list_folder(spark, uri: str) -> list[tuple[str, int]] | None:
 
 def fetch_files(spark, uris: list[str]) -> list[Path]:
     """Local copies of the files at ``uris`` (their names kept; removed when this process ends)."""
-    tmp = Path(tempfile.mkdtemp(prefix="playlist-files-"))
-    atexit.register(shutil.rmtree, tmp, True)
-    jvm = spark.sparkContext._jvm
+    tmp = _scratch("playlist-files-")
     out = []
     for uri in uris:
         fs, path = _path(spark, uri)
-        local = tmp / path.getName()
-        fs.copyToLocalFile(False, path, jvm.org.apache.hadoop.fs.Path(local.as_uri()), True)
-        out.append(local)
+        out.append(_copy_here(spark, fs, path, tmp / path.getName()))
     return out
 
 
