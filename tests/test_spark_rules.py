@@ -57,7 +57,11 @@ def test_rule_frame_metrics_match_the_rule_table(spark, store):
     from modules.spark.rules import rule_frame
 
     rs = mine_rules(load_transactions(store), min_support=0.01, min_confidence=0.1).to_frame()
-    frame = rule_frame(spark, store, 0.01, 0.1, 3).toArrow().to_pandas()
+    before = {r.id() for r in spark.sparkContext._jsc.getPersistentRDDs().values()}
+    with rule_frame(spark, store, 0.01, 0.1, 3) as rules:
+        frame = rules.toArrow().to_pandas()
+        assert len(spark.sparkContext._jsc.getPersistentRDDs()) > len(before)  # the counts are cached while used
+    assert {r.id() for r in spark.sparkContext._jsc.getPersistentRDDs().values()} == before  # and released after
     assert len(frame) == len(rs) > 0
     key = {(tuple(a), tuple(c)): i for i, (a, c) in enumerate(zip(rs["antecedents"], rs["consequents"]))}
     rows = [key[(tuple(a), tuple(c))] for a, c in zip(frame["antecedents"], frame["consequents"])]

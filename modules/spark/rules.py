@@ -16,7 +16,7 @@ and group-bys so that the playlists never have to fit in one process:
 
 The rules come to the driver as Arrow (only counts: 28 bytes a rule) and become a ``RuleSet`` sorted as the other
 engines sort it. ``rule_frame`` gives the same rules as a Spark DataFrame with support, confidence and lift, for a
-pipeline that stays on Spark.
+pipeline that stays on Spark (``with rule_frame(...) as frame:``; leaving the block releases its caches).
 """
 
 from __future__ import annotations
@@ -24,6 +24,8 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import numpy as np
 import pyarrow as pa
@@ -152,32 +154,42 @@ def _rule_rows(spark, items: pa.Table, pairs, triples, n: int, min_confidence: f
             .filter(F.col("confidence") >= F.lit(float(min_confidence))))
 
 
+@contextmanager
 def rule_frame(spark, data, min_support: float, min_confidence: float, max_len: int = 3, *, pids=None,
-               max_candidate_triples: float = 2e9):
+               max_candidate_triples: float = 2e9) -> Iterator:
     """The rules as a Spark DataFrame (antecedents and consequents as arrays of URIs, the three counts, support,
     confidence, lift), for a pipeline that stays on Spark; ``mine_spark`` brings the same rules to the driver.
-    The frequent entries and pairs stay cached in the session while the frame is used."""
+    A context manager: the frame reads the frequent entries and pairs cached in the session, and leaving the
+    ``with`` block releases them (use the frame inside it)."""
     from pyspark.sql import functions as F
 
     tx = spark_transactions(spark, data, pids)
-    items, pairs, triples, _ = _counts(spark, tx.entries, tx.n_playlists, min_support, max_len,
-                                       max_candidate_triples)
-    n = tx.n_playlists
-    if pairs is None:
-        return spark.createDataFrame([], "antecedents array<string>, consequents array<string>, "
-                                         "antecedent_count long, consequent_count long, count long, "
-                                         "support double, confidence double, lift double")
-    rows = _rule_rows(spark, items, pairs, triples, n, min_confidence)
-    uris = F.broadcast(spark.createDataFrame(items.select(["id", "track_uri"])))
-    for side in ("a1", "a2", "c1", "c2"):
-        rows = rows.join(uris.select(F.col("id").alias(side), F.col("track_uri").alias(f"{side}_uri")), side, "left")
+    cached = []
+    try:
+        items, pairs, triples, cached = _counts(spark, tx.entries, tx.n_playlists, min_support, max_len,
+                                                max_candidate_triples)
+        if pairs is None:
+            yield spark.createDataFrame([], "antecedents array<string>, consequents array<string>, "
+                                            "antecedent_count long, consequent_count long, count long, "
+                                            "support double, confidence double, lift double")
+            return
+        rows = _rule_rows(spark, items, pairs, triples, tx.n_playlists, min_confidence)
+        uris = F.broadcast(spark.createDataFrame(items.select(["id", "track_uri"])))
+        for side in ("a1", "a2", "c1", "c2"):
+            rows = rows.join(uris.select(F.col("id").alias(side), F.col("track_uri").alias(f"{side}_uri")), side,
+                             "left")
 
-    def uri_list(first: str, second: str):
-        return F.filter(F.array(F.col(f"{first}_uri"), F.col(f"{second}_uri")), lambda u: u.isNotNull())
+        def uri_list(first: str, second: str):
+            return F.filter(F.array(F.col(f"{first}_uri"), F.col(f"{second}_uri")), lambda u: u.isNotNull())
 
-    return rows.select(uri_list("a1", "a2").alias("antecedents"), uri_list("c1", "c2").alias("consequents"),
-                       F.col("ca").alias("antecedent_count"), F.col("cc").alias("consequent_count"),
-                       F.col("cac").alias("count"), "support", "confidence", "lift")
+        yield rows.select(uri_list("a1", "a2").alias("antecedents"), uri_list("c1", "c2").alias("consequents"),
+                          F.col("ca").alias("antecedent_count"), F.col("cc").alias("consequent_count"),
+                          F.col("cac").alias("count"), "support", "confidence", "lift")
+    finally:
+        for frame in cached:
+            frame.unpersist()
+        if tx is not data:  # built here: released here (given transactions stay the caller's)
+            tx.release()
 
 
 def mine_spark(data, min_support: float, min_confidence: float, max_len: int = 3, *, spark=None, pids=None,
@@ -194,11 +206,9 @@ def mine_spark(data, min_support: float, min_confidence: float, max_len: int = 3
     pids, max_candidate_triples
         As for ``mine_sparse`` (only these playlists; the bound on the triples examined).
     """
-    from modules.spark.session import session_or_master, spark_session
+    from modules.spark.session import active_session
 
-    spark = session_or_master(spark)
-    if isinstance(spark, str):
-        spark = spark_session(spark)
+    spark = active_session(spark)
     t0 = time.perf_counter()
     tx = spark_transactions(spark, data, pids)
     n, cached = tx.n_playlists, []

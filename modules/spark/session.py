@@ -197,6 +197,13 @@ def session_or_master(spark):
     return spark
 
 
+def active_session(spark):
+    """The session a stage given ``spark`` runs on (``session_or_master``), a master string started as a session
+    (``spark_session``; it keeps running, as the one ``train --engine spark`` starts)."""
+    on = session_or_master(spark)
+    return spark_session(on) if isinstance(on, str) else on
+
+
 @contextmanager
 def session_for(master: str = DEFAULT_MASTER, **kwargs) -> Iterator:
     """``spark_session(master, **kwargs)`` for one command: stopped at the end when it was started here (a session

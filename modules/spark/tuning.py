@@ -85,12 +85,10 @@ def tune_evidence_spark(data, split, *, spark=None, pids=None, min_confidence: f
     """``tuning.tune_evidence`` with the training playlists on Spark (``data``: a store, its URI, or
     ``SparkTransactions``; ``pids``: the playlists outside the validation ``split``). Returns the same choice,
     ``RuleModel`` and report. ``ignored``: the local engine's ``engine``, ``n_jobs`` and ``chunk_pairs``."""
-    from modules.spark.session import session_or_master, spark_session
+    from modules.spark.session import active_session
 
     max_rules = check_max_rules(max_rules)
-    spark = session_or_master(spark)
-    if isinstance(spark, str):
-        spark = spark_session(spark)
+    spark = active_session(spark)
     t0 = time.perf_counter()
     tx = spark_transactions(spark, data, pids)
     try:
@@ -118,16 +116,14 @@ def fit_rule_model_spark(data, pids=None, *, spark=None, min_count: int = 1, max
     ``n_jobs``."""
     from modules.errors import RulesError
     from modules.rules.scoring import AGGREGATIONS
-    from modules.spark.session import session_or_master, spark_session
+    from modules.spark.session import active_session
 
     if aggregation not in AGGREGATIONS:
         raise RulesError(f"aggregation must be one of {', '.join(AGGREGATIONS)} (got {aggregation!r}).")
     evidence = check_evidence(min_count, max_consequents, smoothing)
     if min_support is not None:
         evidence = Evidence(1, evidence.max_consequents, evidence.smoothing)  # min_count is ignored
-    spark = session_or_master(spark)
-    if isinstance(spark, str):
-        spark = spark_session(spark)
+    spark = active_session(spark)
     tx = spark_transactions(spark, data, pids)
     try:
         n = tx.n_playlists
