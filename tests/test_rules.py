@@ -227,6 +227,17 @@ def test_rule_model_save_load_roundtrip(tmp_path):
     assert_same_rules(model.rules, read_rules(path))
 
 
+def test_a_model_without_rules_saves_and_loads(tmp_path):
+    """The evidence filter may keep no rule (small data, the smallest table within a standard error of the
+    best); the bundle must still load."""
+    from modules.rules.ruleset import _empty_ruleset
+
+    path = RuleModel(_empty_ruleset(270), "sum_confidence").save(tmp_path / "rules.parquet")
+    again = RuleModel.load(path, "sum_confidence")
+    assert len(again.rules) == 0 and again.rules.n_playlists == 270
+    assert len(again.score([A]).uris) == 0
+
+
 # ------------------------------------------------------------------------------------------- recommender
 
 

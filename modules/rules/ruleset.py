@@ -192,7 +192,7 @@ def read_rules(path: str | Path) -> RuleSet:
         length = np.concatenate(lengths).astype(np.int64) if lengths else np.zeros(0, np.int64)
         width = int(length.max()) if len(length) else 1
         arr = np.full((len(length), width), -1, np.int32)
-        pos = np.arange(len(flat)) - np.repeat(np.r_[0, np.cumsum(length)[:-1]], length)
+        pos = np.arange(len(flat)) - np.repeat(np.cumsum(length) - length, length)  # place in its list
         arr[np.repeat(np.arange(len(length)), length), pos] = flat  # lists are written URI-sorted
         arrays[name] = arr
     counts = {c: table.column(c).to_numpy() for c in ("antecedent_count", "consequent_count", "count")}
