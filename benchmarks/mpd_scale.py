@@ -6,8 +6,9 @@ For each size N (playlists) it runs, each stage as a child process of its own:
 
 world   ``python -m modules world --shape mpd --playlists N --seed S`` into data/bench/mpd-N-sS/mpd (reused when
         its slices exist; generation streams), ``challenge --per-category P`` (the test playlists in the ten
-        categories) and ``ingest`` of the world and of the training split (for the world's statistics: entries,
-        distinct tracks, share of tracks in one playlist; and for ALS).
+        categories) and ``ingest`` of the world (only when the world stage is asked for) and of the training
+        split (for the world's statistics: entries, distinct tracks, share of tracks in one playlist; and for
+        ALS, and for ``train`` with ``--train-from store``).
 train   ``python -m modules train --mpd SPLIT/train --out BUNDLE --seed S --epochs E [--params JSON]``: wall
         time and peak resident memory, exactly (``os.wait4``'s ``ru_maxrss``), plus a timeline: the child's
         memory sampled every second (``/proc/PID/status``) and each of its log lines stamped with the time and
@@ -450,6 +451,7 @@ def world_stats(store: Path) -> dict:
 
 def run_point(n: int, args, stages: set[str]) -> dict:
     from modules.bundle import Bundle
+    from modules.store import MANIFEST as STORE_MANIFEST
 
     base = args.data / f"mpd-{n}-s{args.seed}"
     mpd, split = base / "mpd", base / f"split-pc{args.per_category}"
@@ -494,21 +496,29 @@ def run_point(n: int, args, stages: set[str]) -> dict:
                           timeout=args.timeout, log_file=logs / "challenge.log")
             _check(r, "challenge")
             w["challenge"] = {k: r[k] for k in ("command", "wall_seconds", "peak_rss_mib")}
-        for src, dst, name in ((mpd, world_store, "ingest_world"), (split / "train", train_store, "ingest_train")):
-            if not (dst / "manifest.json").exists():
+        # the whole world's store only gives the world's statistics: ingested when they are asked for
+        wanted = [(split / "train", train_store, "ingest_train")]
+        if "world" in stages:
+            wanted.insert(0, (mpd, world_store, "ingest_world"))
+        for src, dst, name in wanted:
+            if not (dst / STORE_MANIFEST).exists():
                 r = run_child(_python("modules", "ingest", str(src), "--out", str(dst)), timeout=args.timeout,
                               log_file=logs / f"{name}.log")
                 _check(r, name)
                 w[name] = {k: r[k] for k in ("command", "wall_seconds", "peak_rss_mib")}
-        if "world" in stages or not point.get("world"):
+        if ("world" in stages or not point.get("world")) and (world_store / STORE_MANIFEST).exists():
             point["world"] = {**world_stats(world_store), "train_split": world_stats(train_store), **w,
                               "folder": str(base)}
             print(f"world {n:,}: {point['world']['entries']:,} entries, {point['world']['distinct_tracks']:,} "
                   f"tracks, {point['world']['share_tracks_once']:.0%} in one playlist", flush=True)
             save()
+        elif not point.get("world"):  # no world store (the world stage not run): the training split's stats only
+            point["world"] = {"train_split": world_stats(train_store), **w, "folder": str(base)}
+            save()
 
     if "train" in stages:
-        cmd = _python("modules", "train", "--mpd", str(split / "train"), "--out", str(bundle), "--seed",
+        source = train_store if args.train_from == "store" else split / "train"
+        cmd = _python("modules", "train", "--mpd", str(source), "--out", str(bundle), "--seed",
                       str(args.seed), "--epochs", str(args.epochs)) + (["--params", args.params] if args.params
                                                                        else [])
         if bundle.exists():  # train refuses nothing here: a finished bundle is replaced (atomic folder)
@@ -589,6 +599,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
                     help="kill a stage that runs longer and record it as partial (default: no limit)")
     ap.add_argument("--params", default=None, metavar="JSON", help="passed to `train --params`")
+    ap.add_argument("--train-from", choices=("slices", "store"), default="slices",
+                    help="what `train --mpd` reads: the training split's slices (default; train's own ingest is "
+                    "measured) or its store, ingested by the world stage (skips that ingest: for 1M, where it "
+                    "takes ~20 minutes)")
     ap.add_argument("--als-threads", type=int, default=0, help="threads for the ALS reference (0: all cores)")
     ap.add_argument("--label", default="HEAD", help="names the points (e.g. the commit measured)")
     ap.add_argument("--data", type=Path, default=Path("data/bench"), help="where worlds and bundles go")

@@ -4,6 +4,7 @@ runner's memory and timeout, and one real run on a tiny MPD-shaped world (slow).
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 
 import numpy as np
@@ -147,6 +148,14 @@ def test_a_real_point_on_a_tiny_world(tmp_path):
     a = p["als"]
     assert a["playlists"] == 30 and a["fit_seconds"] > 0 and a["p99_ms"] >= a["p50_ms"] > 0 and a["peak_rss_mib"] > 0
     assert p["evaluation"]["set"] == "6k-10k playlists" and p["ratios_to_als"]["p50"] > 0
+    # --train-from store: train reads the split's store; without the world stage the world's store is not needed
+    shutil.rmtree(tmp_path / "bench" / "mpd-300-s0" / "store")
+    assert ms.main(["--sizes", "300", "--epochs", "1", "--per-category", "3", "--label", "u", "--data",
+                    str(tmp_path / "bench"), "--out", str(out), "--stages", "train", "--train-from", "store"]) == 0
+    u = json.loads(out.read_text())["points"]["u/300"]
+    assert u["train"]["exit_code"] == 0 and "split-pc3/store" in u["train"]["command"]
+    assert not (tmp_path / "bench" / "mpd-300-s0" / "store").exists()
+    assert "entries" not in u["world"] and u["world"]["train_split"]["playlists"] == 300 - 30
 
 
 def test_latency_summary_of_wall_and_cpu_times():
