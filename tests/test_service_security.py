@@ -239,6 +239,16 @@ def test_deadline_spares_slow_answers_and_idle_keep_alive(slow_app):
 
 
 # -- the deadline on httptools' edges: partial reads, keep-alive, pipelining ------------------------------------
+def test_the_server_parses_with_httptools_on_asyncio(slow_app):
+    """What the timings in docs/serving.md were measured with: uvicorn's httptools protocol (C parser) carrying the
+    deadline, on asyncio's loop even where uvloop is installed."""
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+    config = make_server(slow_app, request_timeout=1.0).config
+    assert issubclass(config.http, HttpToolsProtocol) and config.http.__name__ == "RequestDeadlineProtocol"
+    assert config.loop == "asyncio"
+
+
 def read_responses(sock: socket.socket, n: int, timeout: float = 10) -> list[tuple[bytes, bytes]]:
     """The next ``n`` responses on ``sock`` as (status line, body); each must have a Content-Length."""
     sock.settimeout(timeout)

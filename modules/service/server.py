@@ -107,12 +107,14 @@ def request_deadline_protocol(request_timeout: float) -> type:
 def make_server(app, *, host: str = "127.0.0.1", port: int = 8000, log_level: str = "info",
                 keep_alive: int = DEFAULT_KEEP_ALIVE, request_timeout: float = DEFAULT_REQUEST_TIMEOUT):
     """The ``uvicorn.Server`` for ``app`` (not started: ``.run()``): HTTP/1.1 with the request deadline of
-    ``request_deadline_protocol`` and ``keep_alive`` seconds for idle connections between requests."""
+    ``request_deadline_protocol`` and ``keep_alive`` seconds for idle connections between requests, on asyncio's
+    own event loop (uvicorn would take uvloop whenever it is installed; it did not lower the HTTP process's CPU per
+    request measurably: docs/serving.md)."""
     import uvicorn
 
     check_timeouts(keep_alive, request_timeout)
     return uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level=log_level, timeout_keep_alive=keep_alive,
-                                         http=request_deadline_protocol(request_timeout)))
+                                         http=request_deadline_protocol(request_timeout), loop="asyncio"))
 
 
 def serve(model: str | Path, *, host: str = "127.0.0.1", port: int = 8000, log_level: str = "info",
