@@ -35,8 +35,8 @@ def request_deadline_protocol(request_timeout: float) -> type:
     file descriptors (Slowloris). The deadline is absolute, not per read, so trickling does not extend it, and
     it stops once the request is in: computing the answer is not limited. A request pipelined behind one still
     being answered gets its deadline when that answer is done (uvicorn stops reading until then), so a slow
-    answer is never cut by the next request. httptools (C) parses a request in a fraction of h11's (pure Python)
-    time, the HTTP process's largest cost after the app.
+    answer is never cut by the next request. On httptools (C) uvicorn's protocol costs about half of what it did on
+    h11 (pure Python): ~0.08 against ~0.16 ms a request (docs/serving.md).
     """
     try:
         from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
