@@ -218,20 +218,23 @@ async def single_latency(base: str, path: str, bodies: list[dict], n: int) -> di
             "p99": round(float(np.percentile(lat, 99)), 1), "mean": round(float(lat.mean()), 1)}
 
 
-def _cpu_seconds(pid: int) -> float:
-    """User + system CPU of a process and its children (the server's workers), from /proc via psutil."""
+def _cpu_seconds(pid: int) -> tuple[float, float]:
+    """User + system CPU of a process (the HTTP process) and of its children (the recommendation processes),
+    from /proc via psutil."""
     import psutil
 
-    procs = [psutil.Process(pid)]
-    procs += procs[0].children(recursive=True)
-    total = 0.0
-    for p in procs:
+    main = psutil.Process(pid)
+    own, kids = 0.0, 0.0
+    for p in [main, *main.children(recursive=True)]:
         try:
             t = p.cpu_times()
-            total += t.user + t.system
         except psutil.NoSuchProcess:
-            pass
-    return total
+            continue
+        if p.pid == pid:
+            own = t.user + t.system
+        else:
+            kids += t.user + t.system
+    return own, kids
 
 
 def _resident_mb(pid: int) -> dict:
@@ -271,8 +274,11 @@ async def main_async(args) -> dict:
                 r = await asyncio.to_thread(run_wrk, base, path, bs, args.clients, args.seconds)
             else:
                 r = await run_load(base, path, bs, args.clients, args.seconds)
-            r["server_cpu_seconds"] = round(_cpu_seconds(proc.pid) - server_cpu, 1)
+            http_cpu, workers_cpu = (after - before for after, before in zip(_cpu_seconds(proc.pid), server_cpu))
+            r["server_cpu_seconds"] = round(http_cpu + workers_cpu, 1)
             r["server_cpu_ms_per_request"] = round(1000 * r["server_cpu_seconds"] / max(r["requests"], 1), 2)
+            # the HTTP process's share: parsing, sockets, validation, the hand-off to the recommendation processes
+            r["http_process_cpu_ms_per_request"] = round(1000 * http_cpu / max(r["requests"], 1), 2)
             result["load"][ep] = r
             log.info("%s", json.dumps(result["load"][ep]))
         if any(r["errors"] for r in result["load"].values()):

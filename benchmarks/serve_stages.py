@@ -21,8 +21,10 @@ includes the ones indented under it:
 
 ``--http`` also times the HTTP layer without the model: the same requests through the FastAPI app of
 ``modules.service`` (middleware, routing, request validation, the response rows, orjson) driven as ASGI calls in
-this process, each answered from the recommender's columns computed beforehand. uvicorn's HTTP parsing, the
-sockets and the hand-off to the recommendation processes are not in it (``serve_load`` measures the whole).
+this process, each answered from the recommender's columns computed beforehand (``app_ms``), and again as HTTP/1.1
+bytes through the service's uvicorn protocol on an in-memory connection (``protocol_ms``: parsing and writing
+the request and response too). The sockets, the event loop's polling and the hand-off to the recommendation
+processes are in neither (``serve_load`` measures the whole, and the HTTP process's share).
 
 ``--code DIR ...`` measures the ``modules`` of each checkout in its own child process, the versions alternating
 round by round, so a comparison shares the machine's load: e.g. the commit before a change extracted with
@@ -32,6 +34,7 @@ round by round, so a comparison shares the machine's load: e.g. the commit befor
 from __future__ import annotations
 
 import argparse
+import asyncio
 import functools
 import json
 import os
@@ -145,8 +148,8 @@ def measure(model: Path, n_requests: int, batch: int, repeats: int, cprofile: in
 
 
 def measure_http(model: Path, n_requests: int, repeats: int) -> dict:
-    """CPU per ``POST /recommend`` in the FastAPI app alone (no uvicorn, no model: canned answers)."""
-    import asyncio
+    """CPU per ``POST /recommend`` in the FastAPI app alone (no uvicorn, no model: canned answers), and through the
+    service's uvicorn protocol."""
     from types import SimpleNamespace
 
     from benchmarks.serve_load import make_requests
@@ -202,7 +205,73 @@ def measure_http(model: Path, n_requests: int, repeats: int) -> dict:
         return time.process_time() - c0
 
     total = asyncio.run(run())
-    return {"requests": repeats * len(raw), "app_ms": round(1000 * total / (repeats * len(raw)), 3)}
+    n = repeats * len(raw)
+    return {"requests": n, "app_ms": round(1000 * total / n, 3),
+            "protocol_ms": round(1000 * asyncio.run(through_protocol(app, raw, repeats, current)) / n, 3)}
+
+
+class _Transport:
+    """An in-memory transport for one uvicorn protocol: keeps what the server writes."""
+
+    def __init__(self):
+        self.statuses = []
+
+    def write(self, data: bytes) -> None:
+        if data.startswith(b"HTTP/1.1 "):
+            self.statuses.append(data[9:12])
+
+    def get_extra_info(self, name: str, default=None):
+        return {"sockname": ("127.0.0.1", 8000), "peername": ("127.0.0.1", 1)}.get(name, default)
+
+    def is_closing(self) -> bool:
+        return False
+
+    def close(self) -> None:
+        pass
+
+    pause_reading = resume_reading = close
+
+
+async def through_protocol(app, raw: list[bytes], repeats: int, current: dict) -> float:
+    """CPU seconds for ``repeats`` rounds of ``raw`` as HTTP/1.1 requests on one keep-alive connection of the
+    service's uvicorn protocol (``request_deadline_protocol``: parsing, the ASGI hand-off, writing the response)
+    around ``app``, bytes in and out of memory: the HTTP process's cost without the sockets and the event loop's
+    polling. ``current["body"]`` tells the canned app which answer to give."""
+    from uvicorn.config import Config
+    from uvicorn.server import ServerState
+
+    from modules.service import request_deadline_protocol
+
+    protocol_class = request_deadline_protocol(10.0)
+    config = Config(app, http=protocol_class, log_level="warning", lifespan="off")
+    config.load()
+    state = ServerState()
+    state.default_headers = [(b"server", b"uvicorn")]
+    protocol = protocol_class(config=config, server_state=state, app_state={}, _loop=asyncio.get_running_loop())
+    transport = _Transport()
+    protocol.connection_made(transport)
+    requests = [b"POST /recommend HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\nContent-Length: "
+                + str(len(body)).encode() + b"\r\n\r\n" + body for body in raw]
+
+    async def one(request: bytes, body: bytes) -> None:
+        before = state.total_requests
+        current["body"] = body
+        protocol.data_received(request)
+        while state.total_requests == before:
+            await asyncio.sleep(0)
+
+    for request, body in zip(requests[:32], raw, strict=False):  # warm-up
+        await one(request, body)
+    c0 = time.process_time()
+    for _ in range(repeats):
+        for request, body in zip(requests, raw, strict=True):
+            await one(request, body)
+    cpu = time.process_time() - c0
+    protocol.connection_lost(None)
+    if set(transport.statuses) != {b"200"}:
+        raise RuntimeError(f"POST /recommend through {protocol_class.__mro__[1].__name__} answered "
+                           f"{sorted(set(transport.statuses))}")
+    return cpu
 
 
 def child(code: Path, args) -> dict:

@@ -238,6 +238,131 @@ def test_deadline_spares_slow_answers_and_idle_keep_alive(slow_app):
             assert took is not None and 2 < took < 8, took
 
 
+# -- the deadline on httptools' edges: partial reads, keep-alive, pipelining ------------------------------------
+def test_the_server_parses_with_httptools_on_asyncio(slow_app):
+    """What the timings in docs/serving.md were measured with: uvicorn's httptools protocol (C parser) carrying the
+    deadline, on asyncio's loop even where uvloop is installed."""
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+    config = make_server(slow_app, request_timeout=1.0).config
+    assert issubclass(config.http, HttpToolsProtocol) and config.http.__name__ == "RequestDeadlineProtocol"
+    assert config.loop == "asyncio"
+
+
+def read_responses(sock: socket.socket, n: int, timeout: float = 10) -> list[tuple[bytes, bytes]]:
+    """The next ``n`` responses on ``sock`` as (status line, body); each must have a Content-Length."""
+    sock.settimeout(timeout)
+    buf, out = b"", []
+    while len(out) < n:
+        head, sep, rest = buf.partition(b"\r\n\r\n")
+        if sep:
+            length = int(next(line.split(b":", 1)[1] for line in head.split(b"\r\n")
+                              if line.lower().startswith(b"content-length:")))
+            if len(rest) >= length:
+                out.append((head.split(b"\r\n", 1)[0], rest[:length]))
+                buf = rest[length:]
+                continue
+        chunk = sock.recv(4096)
+        assert chunk, f"closed after {len(out)} of {n} responses: {buf!r}"
+        buf += chunk
+    return out
+
+
+def trickle(sock: socket.socket, data: bytes, pause: float) -> None:
+    for byte in data:
+        sock.sendall(bytes([byte]))
+        time.sleep(pause)
+
+
+def keeps_sending(sock: socket.socket, byte: bytes, seconds: float) -> float | None:
+    """Sends ``byte`` every 0.2 s until the server closes ``sock``: the seconds that took, or None if it was still
+    open after ``seconds``."""
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < seconds:
+        try:
+            sock.sendall(byte)
+        except (BrokenPipeError, ConnectionResetError):
+            return time.monotonic() - t0
+        time.sleep(0.2)
+    took = closed_within(sock, 0.1)  # a close not yet seen by a send
+    return None if took is None else time.monotonic() - t0
+
+
+ECHO_10 = b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n0123456789"
+
+
+@pytest.mark.parametrize("split", ["whole request", "request line and headers", "body"])
+def test_a_request_trickled_within_the_deadline_is_answered(slow_app, split):
+    """The parser gets the request a byte per read (each a separate ``data_received``) and answers it whole."""
+    head, body = ECHO_10.split(b"\r\n\r\n")
+    with running(slow_app, request_timeout=3.0) as (_url, port):
+        with socket.create_connection(("127.0.0.1", port)) as sock:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if split == "body":
+                sock.sendall(head + b"\r\n\r\n")
+                trickle(sock, body, 0.05)
+            elif split == "request line and headers":
+                trickle(sock, head + b"\r\n\r\n", 0.01)
+                sock.sendall(body)
+            else:
+                trickle(sock, ECHO_10, 0.01)
+            assert read_responses(sock, 1) == [(b"HTTP/1.1 200 OK", b'{"bytes":10}')]
+
+
+def test_each_keep_alive_request_gets_its_own_deadline(slow_app):
+    """On a reused connection the deadline runs from the next request's first byte, not from connecting."""
+    with running(slow_app, request_timeout=1.0, keep_alive=30) as (_url, port):
+        with socket.create_connection(("127.0.0.1", port)) as sock:
+            for _ in range(3):  # more than the deadline in all, each request well within it
+                sock.sendall(ECHO_10)
+                assert read_responses(sock, 1) == [(b"HTTP/1.1 200 OK", b'{"bytes":10}')]
+                time.sleep(0.6)
+            t0 = time.monotonic()
+            sock.sendall(ECHO_10[:30])  # then half a request
+            took = closed_within(sock, 10)
+            assert took is not None and 0.7 < time.monotonic() - t0 < 5, took
+
+
+def test_blank_lines_between_requests_do_not_hold_a_connection(slow_app):
+    """Bytes that begin no request (the parser skips blank lines) cancel uvicorn's keep-alive timer: the deadline
+    then bounds the wait for a request."""
+    with running(slow_app, request_timeout=1.0, keep_alive=30) as (_url, port):
+        with socket.create_connection(("127.0.0.1", port)) as sock:
+            sock.sendall(ECHO_10)
+            assert read_responses(sock, 1)[0][0] == b"HTTP/1.1 200 OK"
+            took = keeps_sending(sock, b"\r\n", 5)
+            assert took is not None and took < 5, took
+
+
+def test_pipelined_requests_are_answered_in_order_and_the_deadline_waits_for_their_turn(slow_app):
+    """Three requests in one write, the last one unfinished: /slow (1.5 s, longer than the deadline) and the echo
+    are answered in order, not cut, and the deadline of the unfinished one starts when the echo is answered."""
+    with running(slow_app, request_timeout=1.0, keep_alive=30) as (_url, port):
+        with socket.create_connection(("127.0.0.1", port)) as sock:
+            t0 = time.monotonic()
+            sock.sendall(b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n" + ECHO_10 + ECHO_10[:40])
+            assert read_responses(sock, 2) == [(b"HTTP/1.1 200 OK", b'{"ok":true}'),
+                                               (b"HTTP/1.1 200 OK", b'{"bytes":10}')]
+            answered = time.monotonic() - t0
+            assert answered > 1.4
+            took = closed_within(sock, 10)
+            assert took is not None and 0.5 < took < 5, took  # ~1 s after the answers, not at connect + 1 s
+        with socket.create_connection(("127.0.0.1", port)) as sock:  # and whole pipelined requests stay whole
+            sock.sendall(b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n" + ECHO_10 + ECHO_10.replace(b"0123", b"abcd"))
+            assert [r[1] for r in read_responses(sock, 3)] == [b'{"ok":true}', b'{"bytes":10}', b'{"bytes":10}']
+
+
+def test_a_body_still_trickling_after_an_early_answer_is_cut(slow_app):
+    """An answer given before the body is in (here 405: /echo takes POST) leaves the request unfinished: its
+    deadline still runs while the rest of the body trickles in."""
+    with running(slow_app, request_timeout=1.0, keep_alive=30) as (_url, port):
+        with socket.create_connection(("127.0.0.1", port)) as sock:
+            sock.sendall(b"GET /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n0123")
+            assert read_responses(sock, 1)[0][0] == b"HTTP/1.1 405 Method Not Allowed"
+            took = keeps_sending(sock, b"x", 5)
+            assert took is not None and took < 5, took
+
+
 # -- what /health and /metadata tell -----------------------------------------------------------------------
 def _strings(value):
     if isinstance(value, dict):
