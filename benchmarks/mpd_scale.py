@@ -482,7 +482,21 @@ def run_point(n: int, args, stages: set[str]) -> dict:
         save_point(args.out, point)
 
     need_data = stages & {"world", "train", "serve", "als"}
-    if need_data:
+    whole_world = args.train_from == "world"
+    if whole_world and stages & {"serve", "als"}:
+        raise SystemExit("--train-from world trains on every playlist, so nothing is held out to serve or to fit "
+                         "ALS against: run the serve and als stages with --train-from store or slices")
+    if need_data and whole_world and "world" not in stages:  # the slices and their store only (no split)
+        w = {}
+        if not (world_store / STORE_MANIFEST).exists():
+            r = run_child(_python("modules", "ingest", str(mpd), "--out", str(world_store)), timeout=args.timeout,
+                          log_file=logs / "ingest_world.log")
+            _check(r, "ingest_world")
+            w["ingest_world"] = {k: r[k] for k in ("command", "wall_seconds", "peak_rss_mib")}
+        if not point.get("world"):
+            point["world"] = {**world_stats(world_store), **w, "folder": str(base)}
+            save()
+    elif need_data:
         w: dict = {}
         if not (mpd.exists() and len(list(mpd.glob("mpd.slice.*.json"))) * 1000 >= n):
             r = run_child(_python("modules", "world", "--shape", "mpd", "--playlists", str(n), "--seed",
@@ -517,7 +531,7 @@ def run_point(n: int, args, stages: set[str]) -> dict:
             save()
 
     if "train" in stages:
-        source = train_store if args.train_from == "store" else split / "train"
+        source = {"store": train_store, "world": world_store}.get(args.train_from, split / "train")
         cmd = _python("modules", "train", "--mpd", str(source), "--out", str(bundle), "--seed",
                       str(args.seed), "--epochs", str(args.epochs)) + (["--params", args.params] if args.params
                                                                        else [])
@@ -599,10 +613,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
                     help="kill a stage that runs longer and record it as partial (default: no limit)")
     ap.add_argument("--params", default=None, metavar="JSON", help="passed to `train --params`")
-    ap.add_argument("--train-from", choices=("slices", "store"), default="slices",
+    ap.add_argument("--train-from", choices=("slices", "store", "world"), default="slices",
                     help="what `train --mpd` reads: the training split's slices (default; train's own ingest is "
-                    "measured) or its store, ingested by the world stage (skips that ingest: for 1M, where it "
-                    "takes ~20 minutes)")
+                    "measured), its store, ingested by the world stage (skips that ingest: for 1M, where it "
+                    "takes ~20 minutes), or the whole world's store (no challenge split made, so no serve or als "
+                    "stage: a train's memory and time where the split is too slow to make)")
     ap.add_argument("--als-threads", type=int, default=0, help="threads for the ALS reference (0: all cores)")
     ap.add_argument("--label", default="HEAD", help="names the points (e.g. the commit measured)")
     ap.add_argument("--data", type=Path, default=Path("data/bench"), help="where worlds and bundles go")
