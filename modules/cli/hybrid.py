@@ -137,10 +137,9 @@ def cmd_recommend(args) -> int:
     from modules.mpd import load_json, read_challenge, validate_playlist, write_submission
     from modules.recommender import Recommender
     from modules.spark.session import engine_and_master
-
-    at_least(args.k, 1, "-k")
     from modules.spark.storage import check_uri_engine
 
+    at_least(args.k, 1, "-k")
     engine, master = engine_and_master(args.engine, args.spark, default="local")
     check_uri_engine("--model", args.model, engine)
     if engine == "spark" and not args.challenge:

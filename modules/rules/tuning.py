@@ -15,7 +15,7 @@ then mined once, at the smallest min count left, as long as that uncapped table 
 is there to save), and every setting is a filter of that one table.
 
 The grid's min counts reach higher when the data needs them. Pairs seen in ten playlists grow faster than the data
-(31.5k rules at 10k MPD-shaped playlists, 13.2 M at 300k, ≈ 65-74 M projected at 1M; docs/rules.md): past some size
+(31.5k rules at 10k MPD-shaped playlists, 13.2 M at 300k, 46.3 M at 1M; docs/rules.md): past some size
 every setting of the grid is over the mining budget, and the smallest of them would be mined anyway. So the same
 counting pass also counts the ``LADDER_MIN_COUNTS`` rungs above the grid (free: few pairs reach them), and
 ``search_min_counts`` adds rungs to the searched grid, one at a time, while the highest min count searched is out
