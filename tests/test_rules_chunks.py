@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 
 import numpy as np
 import pytest
@@ -132,3 +133,20 @@ def test_cli_chunked_writes_the_same_file(store, tmp_path):
 
     a, b = (pd.read_parquet(o) for o in outs)
     assert len(a) > 0 and a.equals(b)
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs Linux's /dev/full (every write: ENOSPC)")
+def test_a_full_disk_names_the_spill_folder_and_the_way_out(tmp_path, monkeypatch):
+    # the third chunk's file goes to /dev/full, whose writes fail as a full disk does
+    real_open, opened = open, []
+
+    def open_third_on_full_disk(path, mode="r", *args, **kwargs):
+        opened.append(path)
+        return real_open("/dev/full" if len(opened) == 3 else path, mode, *args, **kwargs)
+
+    monkeypatch.setattr(pair_chunks, "open", open_third_on_full_disk, raising=False)
+    tx = random_transactions(5)
+    with pytest.raises(RulesError, match=r"filled its disk after 2 chunks.*--spill-dir DIR.*TMPDIR") as e:
+        list(chunked_pair_counts(tx.matrix, 1, 2_000, spill_dir=tmp_path))
+    assert str(tmp_path) in str(e.value)
+    assert list(tmp_path.iterdir()) == []  # the spill folder is gone with its two finished chunks

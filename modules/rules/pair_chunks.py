@@ -23,6 +23,7 @@ of its tracks. Counts are integers, so the result is the in-memory count exactly
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import shutil
@@ -34,6 +35,8 @@ from pathlib import Path
 import numpy as np
 from scipy import sparse
 from tqdm import tqdm
+
+from modules.errors import RulesError
 
 log = logging.getLogger(__name__)
 
@@ -147,8 +150,18 @@ class _Spill:
         self.bytes = 0
 
     def write(self, counts: sparse.csr_matrix, max_count: int) -> None:
-        run = _Run(self.dir / f"chunk-{len(self.runs):05d}.bin", counts,
-                   np.uint16 if max_count < 1 << 16 else np.int32)
+        try:
+            run = _Run(self.dir / f"chunk-{len(self.runs):05d}.bin", counts,
+                       np.uint16 if max_count < 1 << 16 else np.int32)
+        except OSError as e:
+            if e.errno != errno.ENOSPC:
+                raise
+            # hours into a train, a bare ENOSPC names neither the folder nor the way out
+            raise RulesError(
+                f"the pair counts spilled to {self.dir} filled its disk after {len(self.runs)} chunks "
+                f"({self.bytes / 2**30:.1f} GiB written; the folder is removed). Free space there, or spill to a "
+                "larger disk: `rules --spill-dir DIR`, or the TMPDIR environment variable for `train` (a million "
+                "MPD-shaped playlists spill ~22 GiB; docs/rules.md)") from e
         self.runs.append(run)
         self.bytes += run.bytes
         self.row_entries += np.diff(counts.indptr)
