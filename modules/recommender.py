@@ -263,7 +263,7 @@ class Recommender:
 
     def _answer(self, q: Query, retrieved: dict) -> dict[str, np.ndarray | list]:
         h, seeds, title, k, weights, explain = self.hybrid, q.seeds, q.title, q.k, q.weights, q.explain
-        cs = h.candidate_set(seeds, title, weights, retrieved=retrieved)
+        cs = h.candidate_set(seeds, title, weights, retrieved=retrieved, k=k)
         if q.mode == "collaborative":
             score = cs.column("tt_score")
         else:

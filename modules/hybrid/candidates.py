@@ -1,12 +1,15 @@
 """A playlist's candidates: the pool the sources retrieved, and the candidate set the fusion scores.
 
 The pool is the union of every pooling source's answer (two-tower, rules, ALS, popularity, in that order; a track
-keeps the place of its first source), seeds removed. ``CandidateSet`` holds the pooled tracks with their features;
-its ``order`` is the ranking (ties by URI, so deterministic).
+keeps the place of its first source), seeds removed; a request for few tracks pools only each source's best
+(``HybridRecommender.pool_sizes``), while the features still read everything the sources retrieved.
+``CandidateSet`` holds the pooled tracks with their features; its ``order`` is the ranking (ties by URI, so
+deterministic).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -14,9 +17,11 @@ import numpy as np
 from modules.hybrid.sources import Candidates, Query, SourceSet
 
 
-def pool_candidates(sources: SourceSet, query: Query) -> Candidates:
-    """The union of the sources' answers in ``query.found``, each track at its first place, seeds removed."""
-    pool = np.concatenate([query.found[s.name].ids for s in sources.pooling if s.name in query.found])
+def pool_candidates(sources: SourceSet, query: Query, sizes: Mapping[str, int] | None = None) -> Candidates:
+    """The union of the sources' answers in ``query.found``, each track at its first place, seeds removed;
+    with ``sizes`` (source name → count) only each source's best that many (``CandidateSource.best``)."""
+    found = [(s, query.found[s.name]) for s in sources.pooling if s.name in query.found]
+    pool = np.concatenate([f.ids if sizes is None else s.best(f, sizes[s.name]) for s, f in found])
     _, first = np.unique(pool, return_index=True)
     pool = pool[np.sort(first)]
     return Candidates(pool[~np.isin(pool, query.seed_ids)], len(sources.ids.uris))

@@ -80,10 +80,10 @@ def context_features(query: Query, candidates: Candidates, artist_code: np.ndarr
 
 
 def candidate_set(sources: SourceSet, query: Query, names: tuple[str, ...], artist_code: np.ndarray,
-                  album_code: np.ndarray) -> CandidateSet:
+                  album_code: np.ndarray, sizes=None) -> CandidateSet:
     """The candidates of one playlist (``query``, its sources' answers in ``query.found``) with the columns
-    ``names``, seeds excluded."""
-    candidates = pool_candidates(sources, query)
+    ``names``, seeds excluded; ``sizes``: how many of each source's answer join the pool (``None``: all)."""
+    candidates = pool_candidates(sources, query, sizes)
     n = len(candidates)
     cols = context_features(query, candidates, artist_code, album_code, sources.ids.n_known)
     for source in sources.featuring:

@@ -97,6 +97,7 @@ def load_fusion(cls, path: Path):
     params = dict(state["params"])
     params["parts"] = tuple(params["parts"])
     h = cls(**params)
+    h._check_pool_rule()  # serving parameters: a hand-edited config fails here, not at the first request
     h.parts_ = tuple(state["parts"])
     h.feature_names_ = tuple(state["feature_names"])
     h.fusion_kind_ = state["fusion_kind"]

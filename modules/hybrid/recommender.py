@@ -9,6 +9,7 @@ that end in ``_``.
 from __future__ import annotations
 
 import dataclasses
+import math
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +38,16 @@ class HybridRecommender(PlaylistRecommender):
         Rule consequents added to the pool.
     n_popular_candidates : int, default=100
         Most popular training tracks added to the pool.
+    candidates_per_k : float >= 1 or None, default=10
+        A request for ``k`` tracks scores a pool sized to ``k``: the two-tower's best
+        ``max(min_candidates, ceil(candidates_per_k * k))`` (the full pool once that reaches ``n_candidates``)
+        and the same share of the rule, ALS and popular candidates (``pool_sizes``; every feature still reads
+        all the sources retrieved). With the defaults a request for 150 tracks or more, the challenge's 500
+        among them, gets exactly the full pool's answer, and one for 50 scores ~540 candidates instead of
+        ~1,600 at no measured loss at k = 10, 20, 50 or 100 (docs/serving.md, "Fifth round"). ``None``: always
+        the full pool.
+    min_candidates : int, default=500
+        The fewest two-tower candidates of a pool sized to ``k``.
     validation_per_category : int or "auto", default="auto"
         Validation playlists per challenge category carved from the training playlists (halved until the
         data allows it). ``"auto"``: 1.5 % of the training playlists, 10 to 50 per category
@@ -77,7 +88,8 @@ class HybridRecommender(PlaylistRecommender):
     """
 
     def __init__(self, *, parts=DEFAULT_PARTS, n_candidates: int = 1500, n_rule_candidates: int = 300,
-                 n_popular_candidates: int = 100, validation_per_category: int | str = "auto",
+                 n_popular_candidates: int = 100, candidates_per_k: float | None = 10,
+                 min_candidates: int = 500, validation_per_category: int | str = "auto",
                  fusion_cuts: int = 4, audio_taste: bool = True,
                  fusion: str = "auto",
                  two_tower: dict | None = None, rules: dict | None = None, content: dict | None = None,
@@ -87,6 +99,8 @@ class HybridRecommender(PlaylistRecommender):
         self.n_candidates = n_candidates
         self.n_rule_candidates = n_rule_candidates
         self.n_popular_candidates = n_popular_candidates
+        self.candidates_per_k = candidates_per_k
+        self.min_candidates = min_candidates
         self.validation_per_category = validation_per_category
         self.fusion_cuts = fusion_cuts
         self.audio_taste = audio_taste
@@ -117,6 +131,7 @@ class HybridRecommender(PlaylistRecommender):
                 also = " or 'auto'" if name == "validation_per_category" else ""
                 raise HybridError(f"The {name!r} parameter of HybridRecommender must be an int >= "
                                   f"{1 if name == 'n_candidates' else 0}{also}. Got {v!r} instead.")
+        self._check_pool_rule()
         if not isinstance(self.audio_taste, bool):
             raise HybridError(f"The 'audio_taste' parameter of HybridRecommender must be True or False. Got "
                               f"{self.audio_taste!r} instead.")
@@ -124,6 +139,20 @@ class HybridRecommender(PlaylistRecommender):
             raise HybridError(f"The 'fusion' parameter of HybridRecommender must be 'auto' or one of "
                               f"{list(FUSION_KINDS)}. Got {self.fusion!r} instead.")
         return tuple(p for p in PARTS if p in parts)
+
+    def _check_pool_rule(self) -> None:
+        """Raises ``HybridError`` when ``candidates_per_k`` or ``min_candidates`` is not usable (also at load: they
+        are serving parameters a bundle's config may carry)."""
+        per_k = self.candidates_per_k
+        if per_k is not None and (isinstance(per_k, bool) or not isinstance(per_k, (int, float))
+                                  or not math.isfinite(per_k) or per_k < 1):
+            raise HybridError(f"The 'candidates_per_k' parameter of HybridRecommender must be a number >= 1 (two-tower "
+                              f"candidates per requested track: at least k) or None (always the full pool). Got "
+                              f"{per_k!r} instead.")
+        v = self.min_candidates
+        if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+            raise HybridError(f"The 'min_candidates' parameter of HybridRecommender must be an int >= 0. Got {v!r} "
+                              "instead.")
 
     # -- fitting ----------------------------------------------------------------------------------------
     def fit(self, store, pids=None):
@@ -136,7 +165,7 @@ class HybridRecommender(PlaylistRecommender):
     # -- recommending -----------------------------------------------------------------------------------
     def _recommend(self, seeds, title, k):
         with single_thread_native():
-            cs = self.candidate_set(seeds, title)
+            cs = self.candidate_set(seeds, title, k=k)
             score = self.score_candidates(cs)
         order = cs.order(score, k)
         return cs.uris[order].tolist(), score[order]
@@ -149,14 +178,37 @@ class HybridRecommender(PlaylistRecommender):
         return sources.retrieve([sources.query(seeds, title) for seeds, title in queries])
 
     def candidate_set(self, seeds: list[str], title: str | None, feature_weights=None,
-                      retrieved: dict | None = None) -> CandidateSet:
+                      retrieved: dict | None = None, k: int | None = None) -> CandidateSet:
         """Candidates of one playlist with their features (seeds excluded); ``retrieved`` is the playlist's
-        ``retrieve`` answer when it was computed with others."""
+        ``retrieve`` answer when it was computed with others; ``k``, the tracks asked for, sizes the pool
+        (``pool_sizes``; ``None``: the full pool, as the fusion was fitted on). A request with audio-feature
+        weights keeps the full pool: their emphasis re-ranks by rank percentiles over the pool, a ranking the
+        pool's quality check did not cover."""
         sources = self._sources()
         query = sources.query(seeds, title, feature_weights)
         found = retrieved if retrieved is not None else sources.retrieve([query])[0]
         return candidate_set(sources, dataclasses.replace(query, found=found), self.feature_names_,
-                             self.artist_code_, self.album_code_)
+                             self.artist_code_, self.album_code_, None if feature_weights else self.pool_sizes(k))
+
+    def pool_sizes(self, k: int | None) -> dict[str, int] | None:
+        """How many of each source's candidates a request for ``k`` tracks pools (source name → count), or
+        ``None`` for the full pool (``k`` None, ``candidates_per_k`` None, or ``k`` large enough).
+
+        Most of a request's features cost is per candidate; a request for 50 tracks does not need the 2,000 a
+        submission of 500 ranks (docs/serving.md, "Fifth round")."""
+        per_k = self.candidates_per_k
+        if k is None or per_k is None:
+            return None
+        m = max(self.min_candidates, math.ceil(per_k * int(k)))
+        if m >= self.n_candidates:
+            return None
+        share = m / self.n_candidates
+        return {name: m if name == "two_tower" else math.ceil(share * n) for name, n in self._pool_sizes_full().items()}
+
+    def _pool_sizes_full(self) -> dict[str, int]:
+        """How many candidates each pooling source proposes (``retrieve``'s ``n``): the full pool."""
+        return {"two_tower": self.n_candidates, "rules": self.n_rule_candidates, "als": self.n_rule_candidates,
+                "popularity": self.n_popular_candidates}
 
     @staticmethod
     def fired_rules(retrieved: dict) -> np.ndarray | None:
@@ -183,11 +235,10 @@ class HybridRecommender(PlaylistRecommender):
         parts = (self.two_tower_, self.rules_, getattr(self, "als_", None), self.content_)
         sources = getattr(self, "_sources_", None)
         if sources is None or any(a is not b for a, b in zip(sources.parts, parts, strict=True)):
-            sizes = {"two_tower": self.n_candidates, "rules": self.n_rule_candidates, "als": self.n_rule_candidates,
-                     "popularity": self.n_popular_candidates}
             sources = self._sources_ = SourceSet(
                 two_tower=parts[0], rules=parts[1], als=parts[2], content=parts[3], track_uris=self.track_uris_,
-                popular=self.popular_, pop_log=self.pop_log_, sizes=sizes, taste="taste" in self.feature_names_)
+                popular=self.popular_, pop_log=self.pop_log_, sizes=self._pool_sizes_full(),
+                taste="taste" in self.feature_names_)
         return sources
 
     def _ids(self):
@@ -217,7 +268,8 @@ class HybridRecommender(PlaylistRecommender):
         return persistence.load_fusion(cls, Path(path))
 
     def get_params(self) -> dict:
-        names = ("parts", "n_candidates", "n_rule_candidates", "n_popular_candidates", "validation_per_category",
+        names = ("parts", "n_candidates", "n_rule_candidates", "n_popular_candidates", "candidates_per_k",
+                 "min_candidates", "validation_per_category",
                  "fusion_cuts", "audio_taste", "fusion", "two_tower", "rules", "content", "als", "two_tower_bundle",
                  "features", "seed", "show_progress")
         return {k: getattr(self, k) for k in names}

@@ -72,6 +72,13 @@ class ALSSource(CandidateSource):
             out.append(Retrieved(top, s))
         return out
 
+    def best(self, found: Retrieved, n: int) -> np.ndarray:
+        """The ``n`` best-scoring of the top (``argpartition`` leaves it unordered), in the top's order."""
+        if n >= len(found.ids):
+            return found.ids
+        sc = found.data[self.row_of[found.ids]]
+        return found.ids[np.sort(np.argpartition(-sc, n)[:n])] if n else found.ids[:0]
+
     def features(self, query: Query, candidates: Candidates) -> dict[str, np.ndarray]:
         scores = query.found[self.name].data
         n = len(candidates)

@@ -87,6 +87,12 @@ class CandidateSource:
         """Each query's ``n`` best candidates, ``[len(queries)]`` answers (``None``: the source has none)."""
         return [None] * len(queries)
 
+    def best(self, found: Retrieved, n: int) -> np.ndarray:
+        """The ``n`` best of a ``retrieve`` answer's candidates, in its order: what a smaller pool takes from this
+        source (``HybridRecommender.pool_sizes``). The answer's ``ids`` are best first; a source whose are not
+        overrides this."""
+        return found.ids[:n]
+
     def features(self, query: Query, candidates: Candidates) -> dict[str, np.ndarray]:
         """Feature columns (name → ``[len(candidates)]``) for one playlist's pooled candidates."""
         return {}
