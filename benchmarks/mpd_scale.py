@@ -51,6 +51,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -285,11 +286,13 @@ def rss_mib(pid: int) -> float | None:
     return None
 
 
-def run_child(cmd: list[str], *, timeout: float | None, log_file: Path, echo: bool = True) -> dict:
+def run_child(cmd: list[str], *, timeout: float | None, log_file: Path,
+              echo: bool | Callable[[dict], None] = True) -> dict:
     """Run ``cmd`` (its own process group), sampling its memory each second and stamping its log lines.
 
     Returns wall time, the exact peak resident memory (``ru_maxrss`` from ``os.wait4``, also after a kill),
-    ``partial`` (killed by ``timeout``), the exit code, the timeline (``events``) and the samples.
+    ``partial`` (killed by ``timeout``), the exit code, the timeline (``events``) and the samples. ``echo``
+    prints each event as it comes (a callable prints it its own way: ``benchmarks.train_scale``).
     """
     env = {**os.environ, "TF_USE_LEGACY_KERAS": "1", "PYTHONUNBUFFERED": "1"}
     log_file.parent.mkdir(parents=True, exist_ok=True)
@@ -329,7 +332,9 @@ def run_child(cmd: list[str], *, timeout: float | None, log_file: Path, echo: bo
                     e = {"s": round(time.perf_counter() - t0, 1), "rss_mib": round(rss_mib(child.pid) or 0),
                          "logger": logger, "log": text[:160]}
                     events.append(e)
-                    if echo:
+                    if callable(echo):
+                        echo(e)
+                    elif echo:
                         print(f"{e['s']:8.1f} s {e['rss_mib']:7d} MiB  {text[:110]}", flush=True)
             tail = (tail + [raw.rstrip()])[-20:]
     _, status, usage = os.wait4(child.pid, 0)

@@ -3,7 +3,8 @@
     python -m benchmarks.train_scale --playlists 100000 --epochs 2 --label HEAD
 
 Generates the world (``python -m modules world``, skipped when the slices exist), runs ``train`` on all of it as
-a child process and samples the child's resident memory (``/proc/<pid>/status``, Linux) every second. Each
+a child process (``benchmarks.mpd_scale.run_child``; its stderr is kept in ``<data>/logs/``) and samples the
+child's resident memory (``/proc/<pid>/status``, Linux) every second; the peak is exact (``ru_maxrss``). Each
 log line the child writes is stamped with the elapsed time and the memory at that moment, so the peak can be
 put on a stage (ingest, two-tower epochs, rules, content, ALS, fusion). ``--epochs`` bounds the two-tower (the
 default config trains until early stopping); ``--params`` is passed to ``train --params`` (e.g. the two-tower's
@@ -19,29 +20,29 @@ import hashlib
 import json
 import os
 import platform
-import re
 import shlex
 import subprocess
 import sys
-import threading
-import time
 from pathlib import Path
 
 from modules.bundle import Bundle
 
+if __package__:
+    from benchmarks.mpd_scale import run_child
+else:  # run as a file from another checkout (above): Python put this file's folder first on the path
+    from mpd_scale import run_child
+
 HERE = Path(__file__).resolve().parent
-STAGE = re.compile(r"INFO (modules\.[\w.]+): (.*)")
-EPOCH = re.compile(r"^epoch (\d+): loss")
 
 
-def rss_mb(pid: int) -> float | None:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        return None
-    return None
+def _stage_or_epoch(event: dict) -> bool:
+    """A log line of a ``modules`` logger, or a two-tower epoch line: the timeline this benchmark records."""
+    return event["logger"].startswith("modules.") or not event["logger"]
+
+
+def _echo(event: dict) -> None:
+    if _stage_or_epoch(event):
+        print(f"{event['s']:8.1f} s {event['rss_mib']:7d} MB  {event['log'][:110]}", flush=True)
 
 
 def main() -> int:
@@ -73,43 +74,15 @@ def main() -> int:
            str(args.seed)] + (["--epochs", str(args.epochs)] if args.epochs else []) \
         + (["--features", str(args.catalog)] if args.catalog else []) \
         + (["--params", args.params] if args.params else [])
-    t0 = time.perf_counter()
-    child = subprocess.Popen(cmd, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, env=env, text=True,
-                             errors="replace")
-    samples: list[tuple[float, float]] = []
-    done = threading.Event()
-
-    def sample() -> None:
-        while not done.is_set():
-            r = rss_mb(child.pid)
-            if r is not None:
-                samples.append((round(time.perf_counter() - t0, 1), round(r)))
-            done.wait(1.0)
-
-    sampler = threading.Thread(target=sample, daemon=True)
-    sampler.start()
-    events = []
-    tail: list[str] = []
-    for raw in child.stderr:
-        for line in raw.split("\r"):
-            line = line.strip()
-            m = STAGE.search(line)
-            text = m.group(2) if m else line if EPOCH.search(line) else None
-            if text:
-                events.append({"s": round(time.perf_counter() - t0, 1), "rss_mb": round(rss_mb(child.pid) or 0),
-                               "log": text[:160]})
-                print(f"{events[-1]['s']:8.1f} s {events[-1]['rss_mb']:7d} MB  {text[:110]}", flush=True)
-        tail = (tail + [raw.rstrip()])[-20:]
-    code = child.wait()
-    wall = time.perf_counter() - t0
-    done.set()
-    sampler.join()
-    if code != 0:
-        print("\n".join(tail), file=sys.stderr)
-        print(f"train failed with exit code {code}", file=sys.stderr)
-        return code
-    peak = max((r for _, r in samples), default=0)
-    at = next(s for s, r in samples if r == peak) if samples else None
+    run = run_child(cmd, timeout=None, log_file=base / "logs" / f"train-{bundle.name}.log", echo=_echo)
+    if run["exit_code"] != 0:
+        print("\n".join(run["tail"]), file=sys.stderr)
+        print(f"train failed with exit code {run['exit_code']}", file=sys.stderr)
+        return run["exit_code"]
+    wall, peak, samples = run["wall_seconds"], run["peak_rss_mib"], run["samples"]
+    top = max((m for _, m in samples), default=None)
+    at = next(s for s, m in samples if m == top) if samples else None  # when the sampled peak was seen
+    events = [{"s": e["s"], "rss_mb": e["rss_mib"], "log": e["log"]} for e in run["events"] if _stage_or_epoch(e)]
     manifest = Bundle(bundle).read_manifest()
     curve = json.loads(Bundle(bundle).training_curve.read_text())["epochs"]
     result = {"label": args.label, "command": shlex.join(["python", "-m", "benchmarks.train_scale", *sys.argv[1:]]),

@@ -86,13 +86,28 @@ def check_output_folder(out: str | Path, kind: FolderKind, *, inputs: Iterable[s
         where = "is" if out.resolve() == clash.resolve() else "holds"
         raise OutputError(f"{flag} {out} {where} the input {clash}: writing it would replace the input. "
                           f"Choose another {flag} folder, one that is not and does not hold the input.")
-    if out.is_file():
-        raise OutputError(f"{flag} {out} is a file; the {kind.name} is a folder. Choose a new or empty folder.")
-    if out.is_dir() and any(out.iterdir()) and not kind.owns(out):
-        why = f" (no {kind.marker})" if kind.marker else ""
-        raise OutputError(f"{flag} {out} already holds files and is not a {kind.name}{why}; writing there would "
-                          "replace them. Choose a new or empty folder, or move the files away.")
+    why = refusal(out, kind.name, kind.marker, is_file=out.is_file(),
+                  holds_files=lambda: out.is_dir() and any(out.iterdir()), is_kind=lambda: kind.owns(out), flag=flag)
+    if why is not None:
+        raise OutputError(why)
     return out
+
+
+def refusal(out, kind_name: str, marker: str | None, *, is_file: bool, holds_files: Callable[[], bool],
+            is_kind: Callable[[], bool], flag: str = "--out") -> str | None:
+    """Why writing a ``kind_name`` folder at ``out`` would wreck what is there, or ``None`` when it may be
+    written: nothing there, an empty folder, or a folder of that kind (replaced as a whole).
+
+    The one rule (and its messages) for every destination: local folders (``check_output_folder``) and URIs
+    (``modules.spark.storage.check_destination``), each asking its own file system through ``is_file`` and the
+    callables, which are only called when the answer needs them."""
+    if is_file:
+        return f"{flag} {out} is a file; the {kind_name} is a folder. Choose a new or empty folder."
+    if holds_files() and not is_kind():
+        why = f" (no {marker})" if marker else ""
+        return (f"{flag} {out} already holds files and is not a {kind_name}{why}; writing there would replace "
+                "them. Choose a new or empty folder, or move the files away.")
+    return None
 
 
 def check_output_file(out: str | Path, *, inputs: Iterable[str | Path] = (), flag: str = "--out",

@@ -149,6 +149,19 @@ def single_thread_native():
     return _THREADPOOLS.limit(limits=1)
 
 
+def one_blas_thread():
+    """A context that keeps BLAS on one thread where a trained model must not depend on the machine.
+
+    OpenBLAS splits a long matrix-vector product over its threads and adds the partial sums, so the bits of
+    ``X @ w`` depend on how many threads it has: the core count, ``OMP_NUM_THREADS``/``OPENBLAS_NUM_THREADS``, or
+    a process-wide limit set elsewhere (``single_thread_native``, a server's ``native_threads``). The fusion's
+    logistic regression is fitted and scored under it (``modules.hybrid.selection``): on two threads and on one
+    the tiny test bundle's validation NDCG was 0.157085 and 0.156975. OpenMP (the trees) is left alone."""
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(limits=1, user_api="blas")
+
+
 def complete(uris, scores, seeds, k: int, fallback) -> tuple[list[str], np.ndarray]:
     """The answer every recommender gives: ``uris`` (best first, with ``scores``) without seeds or duplicates,
     padded from ``fallback`` (popularity order, scored below the last) up to ``k``."""

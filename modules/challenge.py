@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import math
+import multiprocessing as mp
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -23,7 +24,7 @@ import orjson
 
 from modules.atomic import FolderKind, atomic_directory, check_output_folder
 from modules.errors import MPDFormatError, SplitError
-from modules.mpd import find_slices, load_json, read_slices, write_challenge, write_slice
+from modules.mpd import find_slices, load_json, read_slice, read_slices, write_challenge, write_slice
 
 log = logging.getLogger(__name__)
 
@@ -134,45 +135,41 @@ def _order(entries: list[dict], truth: dict) -> list[dict]:
 
 
 def split_mpd(mpd_path: str | Path, out: str | Path, *, per_category: int = 100, seed: int = 0,
-              categories=CATEGORIES) -> dict:
+              categories=CATEGORIES, jobs: int = 1) -> dict:
     """Split MPD slices into ``out/train/``, ``out/challenge_set.json``, ``out/truth.json``,
     ``out/track_artists.json`` (track URI → artist name, for the artist-credit R-precision) and ``out/split.json``
     (what the folder is, with the counts).
 
-    Two streaming passes over the slices (``read_slices``: the checks of every command that reads slices); the
-    output directory is replaced only when all is written, and only when it is a split already (or new or empty)
-    and does not overlap ``mpd_path``. Returns a summary with the number of test playlists per category.
+    Two passes over the slices, each slice read and validated (``read_slice``; ``read_slices``' checks across
+    slices in the first pass), ``jobs`` slices at a time in worker processes: the same bytes for any ``jobs``.
+    The output directory is replaced only when all is written, and only when it is a split already (or new or
+    empty) and does not overlap ``mpd_path``. Returns a summary with the number of test playlists per category.
     """
-    find_slices(mpd_path)
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+        raise SplitError(f"jobs (--jobs) must be a positive integer (got {jobs!r}).")
+    files = find_slices(mpd_path)
     out = check_output_folder(out, SPLIT_KIND, inputs=[mpd_path])
-    pids, lengths, titled = [], [], []
-    newest = 0
-    for _, _, playlists in read_slices(mpd_path):
-        for pl in playlists:
-            pids.append(pl["pid"])
-            lengths.append(len(pl["tracks"]))
-            titled.append(bool((pl.get("name") or "").strip()))
-            newest = max(newest, int(pl.get("modified_at") or 0))
+    counts = _counts(files, jobs)
+    if counts is None:  # a problem: read again one slice after the other, which names it as every reader does
+        for _ in read_slices(mpd_path):
+            pass
+        raise SplitError(f"the slices in {mpd_path} changed while they were read; run the command again.")
+    pids, lengths, titled, newest = counts
     chosen = assign_categories(pids, lengths, titled, per_category, seed, categories)
 
     with atomic_directory(out) as tmp:
         (tmp / "train").mkdir()
         entries, truth, artists = [], {}, {}
         n_train = 0
-        for f, info, playlists in read_slices(mpd_path):
-            keep = []
-            for pl in playlists:
-                for t in pl["tracks"]:
-                    artists.setdefault(t["track_uri"], str(t.get("artist_name") or ""))
-                cat = chosen.get(pl["pid"])
-                if cat is None:
-                    keep.append(pl)
-                    continue
-                entry, t = _challenge_entry(pl, cat, seed)
-                entries.append(entry)
-                truth[str(pl["pid"])] = t
-            n_train += len(keep)
-            write_slice(tmp / "train" / f.name, dict(info, split=f"train (seed {seed})"), keep)
+        shared = artists if jobs == 1 else None  # one process fills the one dict; workers fill one per slice
+        tasks = [(f, tmp / "train" / f.name, chosen, seed, shared) for f in files]
+        for kept, slice_entries, slice_truth, slice_artists in _per_slice(_cut_slice, tasks, jobs):
+            n_train += kept
+            entries += slice_entries
+            truth.update(slice_truth)
+            if slice_artists is not artists:  # the first slice naming a track gives its artist
+                for uri in slice_artists.keys() - artists.keys():
+                    artists[uri] = slice_artists[uri]
         doc = {"date": _date(newest), "version": f"split-v1 seed={seed} per_category={per_category}",
                "playlists": _order(entries, truth)}
         write_challenge(tmp / "challenge_set.json", doc)
@@ -184,6 +181,72 @@ def split_mpd(mpd_path: str | Path, out: str | Path, *, per_category: int = 100,
             {"format": SPLIT_FORMAT, "source": str(mpd_path), "seed": seed, "per_category_asked": per_category,
              **summary}, option=orjson.OPT_INDENT_2))
     return summary
+
+
+def _counts(files: list[Path], jobs: int) -> tuple[list[int], list[int], list[bool], int] | None:
+    """Every playlist's pid, length and whether it has a title, and the newest ``modified_at``; ``None`` when a
+    slice is invalid, a pid appears twice or there is no playlist (``read_slices`` says which)."""
+    pids, lengths, titled = [], [], []
+    newest = 0
+    try:
+        for p, n, t, last in _per_slice(_slice_counts, [(f,) for f in files], jobs):
+            pids += p
+            lengths += n
+            titled += t
+            newest = max(newest, last)
+    except MPDFormatError:
+        return None
+    return (pids, lengths, titled, newest) if pids and len(set(pids)) == len(pids) else None
+
+
+def _per_slice(fn, tasks: list[tuple], jobs: int):
+    """``fn(*task)`` for every task, in order; ``jobs`` worker processes when there is more than one task. A task
+    that fails in a worker runs again here, so its error is raised as it would be without workers."""
+    if jobs > 1 and len(tasks) > 1:
+        with mp.get_context("fork").Pool(min(jobs, len(tasks))) as pool:
+            for task, (ok, result) in zip(tasks, pool.imap(_in_worker, [(fn, t) for t in tasks]), strict=True):
+                yield result if ok else fn(*task)
+    else:
+        for task in tasks:
+            yield fn(*task)
+
+
+def _in_worker(job) -> tuple[bool, object]:
+    """``(True, fn(*task))``, or ``(False, None)`` when it raised (an exception need not survive pickling)."""
+    fn, task = job
+    try:
+        return True, fn(*task)
+    except Exception:
+        return False, None
+
+
+def _slice_counts(file: Path) -> tuple[list[int], list[int], list[bool], int]:
+    """One slice's pids, playlist lengths, whether each has a title, and its newest ``modified_at``."""
+    _, playlists = read_slice(file)
+    return ([pl["pid"] for pl in playlists], [len(pl["tracks"]) for pl in playlists],
+            [bool((pl.get("name") or "").strip()) for pl in playlists],
+            max((int(pl.get("modified_at") or 0) for pl in playlists), default=0))
+
+
+def _cut_slice(file: Path, train_file: Path, chosen: dict[int, Category], seed: int, artists: dict | None = None):
+    """Write one slice's training playlists to ``train_file``; returns how many, the challenge entries and truth
+    of its test playlists (``chosen``), and ``artists`` (a new dict by default) with its tracks' artists added
+    (the first one named per track)."""
+    info, playlists = read_slice(file)
+    keep, entries, truth = [], [], {}
+    artists = {} if artists is None else artists
+    for pl in playlists:
+        for t in pl["tracks"]:
+            artists.setdefault(t["track_uri"], str(t.get("artist_name") or ""))
+        cat = chosen.get(pl["pid"])
+        if cat is None:
+            keep.append(pl)
+            continue
+        entry, t = _challenge_entry(pl, cat, seed)
+        entries.append(entry)
+        truth[str(pl["pid"])] = t
+    write_slice(train_file, dict(info, split=f"train (seed {seed})"), keep)
+    return len(keep), entries, truth, artists
 
 
 def _date(timestamp: int) -> str:

@@ -76,3 +76,35 @@ def test_validation_grows_with_the_training_playlists_within_bounds():
     sizes = [validation_per_category(n) for n in (0, 350, 3_000, 10_000, 19_000, 30_000, 40_000, 1_000_000)]
     assert sizes == [10, 10, 10, 15, 28, 45, 50, 50]
     assert validation_per_category(19_000) * len(CATEGORIES) == 280  # 1.5 % of 19,000 playlists, rounded
+
+
+def test_jobs_write_the_same_bytes(world_dir, tmp_path):
+    """``--jobs 2`` (slices in worker processes) writes every file as one process does, and a bad slice is
+    reported as without workers."""
+    from modules.cli import main
+    from modules.mpd import read_slice, write_slice
+
+    info, playlists = read_slice(find_slices(world_dir)[0])
+    mpd = tmp_path / "mpd"
+    mpd.mkdir()
+    for a in range(0, len(playlists), 150):  # three slices, so the workers have several
+        part = playlists[a:a + 150]
+        write_slice(mpd / f"mpd.slice.{a}-{a + len(part) - 1}.json", info, part)
+    outs = {}
+    for jobs in (1, 2):
+        assert main(["challenge", str(mpd), "--out", str(tmp_path / f"j{jobs}"), "--per-category", "3",
+                     "--seed", "0", "--jobs", str(jobs)]) == 0
+        outs[jobs] = {p.relative_to(tmp_path / f"j{jobs}"): p.read_bytes()
+                      for p in sorted((tmp_path / f"j{jobs}").rglob("*")) if p.is_file()}
+    assert len(outs[1]) == 3 + 4 and outs[1] == outs[2]  # 3 train slices, challenge, truth, artists, split.json
+    for bad, says in ((b'{"playlists": [{"pid": 1}]}', "mpd.slice.150-299.json"),
+                      ((mpd / "mpd.slice.0-149.json").read_bytes(), "appears twice")):
+        (mpd / "mpd.slice.150-299.json").write_bytes(bad)
+        errors = []
+        for jobs in (1, 2):
+            with pytest.raises(Exception) as err:
+                split_mpd(mpd, tmp_path / f"bad{jobs}", per_category=3, jobs=jobs)
+            errors.append((type(err.value), str(err.value)))
+        assert errors[0] == errors[1] and says in errors[0][1]
+    with pytest.raises(SplitError, match="jobs"):
+        split_mpd(mpd, tmp_path / "x", per_category=3, jobs=0)

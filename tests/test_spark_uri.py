@@ -126,3 +126,29 @@ def test_every_uri_needs_the_spark_engine(tmp_path, capsys, args, flag):
     assert main([a.format(tmp=tmp_path) for a in args]) == 2
     assert f"{flag} is a URI, which only Spark reads: add --engine spark" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_uri_destination_meets_the_local_folders_rule(spark, tmp_path):
+    """``--out URI`` is refused or accepted as a local ``--out`` is, with the same message (``atomic.refusal``)."""
+    from modules.atomic import check_output_folder
+    from modules.errors import InputError, OutputError
+    from modules.spark.storage import check_destination
+    from modules.store import MANIFEST, STORE_KIND
+
+    kind = (MANIFEST, STORE_KIND.name)
+    (tmp_path / "file").write_text("x")
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "notes.txt").write_text("x")
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "store").mkdir()
+    (tmp_path / "store" / MANIFEST).write_text('{"format": "playlist-store/1"}')
+    for name in ("file", "other"):
+        with pytest.raises(OutputError) as local:
+            check_output_folder(tmp_path / name, STORE_KIND)
+        uri = (tmp_path / name).as_uri()
+        with pytest.raises(InputError) as remote:
+            check_destination(spark, uri, kind)
+        assert str(remote.value) == str(local.value).replace(str(tmp_path / name), uri)
+    for name in ("new", "empty", "store"):
+        check_destination(spark, (tmp_path / name).as_uri(), kind)
+        check_output_folder(tmp_path / name, STORE_KIND)

@@ -77,6 +77,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, type=Path, metavar="SPLIT_DIR")
     p.add_argument("--per-category", type=int, default=100, help="test playlists per category (default 100)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--jobs", type=int, default=1, help="slices read and written in parallel, one process each "
+                   "(default 1; the same files for any number)")
     p.set_defaults(func=cmd_challenge)
 
     p = sub.add_parser("evaluate", help="score a submission CSV against truth.json",
@@ -169,8 +171,10 @@ def cmd_stats(args) -> int:
 
 def cmd_challenge(args) -> int:
     from modules.challenge import split_mpd
+    from modules.cli.options import at_least
 
-    s = split_mpd(args.mpd, args.out, per_category=args.per_category, seed=args.seed)
+    at_least(args.jobs, 1, "--jobs")
+    s = split_mpd(args.mpd, args.out, per_category=args.per_category, seed=args.seed, jobs=args.jobs)
     print(f"challenge: {s['test_playlists']:,} test playlists ({args.per_category} per category), "
           f"{s['train_playlists']:,} training playlists -> {args.out}")
     return 0

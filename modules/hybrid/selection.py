@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from modules.base import one_blas_thread
 from modules.hybrid.blend import choose_blend
 from modules.hybrid.fusion import LINEAR_FUSIONS, fusion_score
 from modules.metrics import evaluate
@@ -34,12 +35,13 @@ def cross_fitted_scores(data: dict, new_fusion: Callable) -> list[np.ndarray]:
     ``new_fusion()`` fitted on the other fold's playlists."""
     X, y, fold, sets = data["X"], data["y"], data["fold"], data["sets"]
     out: list[np.ndarray] = [np.zeros(0)] * len(sets)
-    for f in (0, 1):
-        tr = fold != f
-        model = new_fusion().fit(X[tr], y[tr])
-        for i, (g, *_rest) in enumerate(data["examples"]):
-            if g % 2 == f:
-                out[i] = fusion_score(model, sets[i].X)
+    with one_blas_thread():  # the same numbers on any machine (modules.base.one_blas_thread)
+        for f in (0, 1):
+            tr = fold != f
+            model = new_fusion().fit(X[tr], y[tr])
+            for i, (g, *_rest) in enumerate(data["examples"]):
+                if g % 2 == f:
+                    out[i] = fusion_score(model, sets[i].X)
     return out
 
 
@@ -116,7 +118,8 @@ def select_fusion(data: dict, split, kinds: tuple[str, ...], new_fusion: Callabl
     tt_eval = score_cuts(data, split, [s.column("tt_score") for s in sets])
     # what is served is the blend, so the blend's honest estimate decides
     best, choice = choose_fusion_kind(blend_evals, [e[0] for e in data["examples"]])
-    model = new_fusion(best).fit(data["X"], y)
+    with one_blas_thread():
+        model = new_fusion(best).fit(data["X"], y)
     weights, blend_eval = blends[best], blend_evals[best]
     n_held = sum(len(t["tracks"]) for t in split.truth.values())
     found = sum(int(labels[first[g]].sum()) for g in range(len(pls)))

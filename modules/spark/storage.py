@@ -18,6 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from modules.atomic import refusal
 from modules.errors import InputError
 
 log = logging.getLogger(__name__)
@@ -107,15 +108,18 @@ def store_uri(store) -> str | None:
 
 def check_destination(spark, uri: str, kind: tuple[str, str]) -> None:
     """``InputError`` unless ``uri`` is new, an empty folder or a folder of ``kind`` (``(marker file, what it
-    is)``, e.g. ``("store.json", "store")``): called before the work, as ``atomic.check_output_folder``."""
+    is)``, e.g. ``("store.json", "playlist store")``): called before the work. The rule and its messages are
+    ``atomic.refusal``, the local folders' (``atomic.check_output_folder``); here the file system is Hadoop's."""
     marker, what = kind
-    fs, dest = _path(spark, uri.rstrip("/"))
-    if fs.exists(dest):
-        status = fs.getFileStatus(dest)
-        is_kind = status.isDirectory() and fs.exists(_path(spark, f"{uri.rstrip('/')}/{marker}")[1])
-        if not status.isDirectory() or (fs.listStatus(dest) and not is_kind):
-            raise InputError(f"--out {uri} exists and is not a {what} (no {marker}); give a new or empty folder, "
-                             f"or a {what} to replace.")
+    base = uri.rstrip("/")
+    fs, dest = _path(spark, base)
+    exists = bool(fs.exists(dest))
+    is_dir = exists and bool(fs.getFileStatus(dest).isDirectory())
+    why = refusal(uri, what, marker, is_file=exists and not is_dir,
+                  holds_files=lambda: is_dir and bool(fs.listStatus(dest)),
+                  is_kind=lambda: bool(fs.exists(_path(spark, f"{base}/{marker}")[1])))
+    if why is not None:
+        raise InputError(why)
 
 
 def publish_folder(spark, local: Path, uri: str, kind: tuple[str, str]) -> None:
