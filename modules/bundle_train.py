@@ -8,6 +8,7 @@ leaves the previous bundle intact. ``modules.bundle.Bundle`` names the files; ``
 
 from __future__ import annotations
 
+import gc
 import logging
 import time
 from collections.abc import Mapping
@@ -58,7 +59,6 @@ def train_bundle(mpd, out: str | Path, *, features=None, seed: int = 0, epochs: 
     """
     from modules.hybrid import HybridRecommender
     from modules.recommender import Recommender
-    from modules.store import open_store
 
     if engine not in ENGINES:
         raise InputError(f"engine must be one of {', '.join(ENGINES)} (got {engine!r}).")
@@ -72,6 +72,20 @@ def train_bundle(mpd, out: str | Path, *, features=None, seed: int = 0, epochs: 
     if engine == "spark":
         hp = spark_params(hp)
     hybrid = checked_hybrid(HybridRecommender, hp, seed=seed, show_progress=show_progress)
+    _fit_and_write(hybrid, mpd, out, features, engine, spark, show_progress, t0)
+    del hybrid
+    # the fitted parts and the store are gone before the bundle is loaded: at 1M playlists they held ~20 GiB,
+    # and a bundle loaded beside them took train to 23 GiB and the OOM killer (docs/scale.md)
+    gc.collect()
+    log.info("bundle written to %s in %.0f s", out, time.perf_counter() - t0)
+    return Recommender.load(out)
+
+
+def _fit_and_write(hybrid, mpd, out: Path, features, engine: str, spark, show_progress: bool, t0: float) -> None:
+    """Fit ``hybrid`` on the playlists at ``mpd`` and write the bundle to ``out`` (atomically). The store and
+    the features live only in this call, so they are released when it returns."""
+    from modules.store import open_store
+
     frame = read_features(features)
     with _engine_session(engine, spark) as session:
         if session is None:
@@ -104,8 +118,6 @@ def train_bundle(mpd, out: str | Path, *, features=None, seed: int = 0, epochs: 
             "train_seconds": round(time.perf_counter() - t0, 1),
         }
         bundle.write_manifest(manifest)
-    log.info("bundle written to %s in %.0f s", out, time.perf_counter() - t0)
-    return Recommender.load(out)
 
 
 ENGINES = ("local", "spark")

@@ -408,3 +408,28 @@ def test_the_two_tower_holds_out_the_hybrids_validation_split_whatever_its_seed(
     assert tt._fingerprint(store, split.train_pids, tt.config_) == tt.fingerprint_
     with pytest.raises(HybridError, match="Set validation_per_category on the hybrid"):
         HybridRecommender(two_tower={"validation_per_category": 3}, validation_per_category=2).fit(store)
+
+
+def test_train_releases_the_training_state_before_loading_the_bundle(split_dir, tmp_path, monkeypatch):
+    # at 1M playlists the fitted parts and the store held ~20 GiB; loading the bundle beside them was OOM-killed
+    import gc
+
+    from modules.hybrid import HybridRecommender
+    from modules.recommender import Recommender, train_bundle
+    from modules.store import PlaylistStore
+    from tests.conftest import TINY_PARAMS
+
+    alive_at_load = []
+    real_load = Recommender.load.__func__
+
+    def load_counting_survivors(cls, path, *args, **kwargs):
+        gc.collect()
+        alive_at_load.append(sum(isinstance(o, (HybridRecommender, PlaylistStore)) for o in gc.get_objects()))
+        return real_load(cls, path, *args, **kwargs)
+
+    monkeypatch.setattr(Recommender, "load", classmethod(load_counting_survivors))
+    gc.collect()
+    before = sum(isinstance(o, (HybridRecommender, PlaylistStore)) for o in gc.get_objects())
+    rec = train_bundle(split_dir / "train", tmp_path / "b", seed=0, params=TINY_PARAMS, show_progress=False)
+    assert alive_at_load == [before]  # neither the fitted hybrid nor the store outlived the training
+    assert rec.hybrid.fitted_
