@@ -5,7 +5,8 @@
 For each size N (playlists) it runs, each stage as a child process of its own:
 
 world   ``python -m modules world --shape mpd --playlists N --seed S`` into data/bench/mpd-N-sS/mpd (reused when
-        its slices exist; generation streams), ``challenge --per-category P`` (the test playlists in the ten
+        its slices exist, not needed once the split and the stores exist; generation streams),
+        ``challenge --per-category P`` (the test playlists in the ten
         categories) and ``ingest`` of the world (only when the world stage is asked for) and of the training
         split (for the world's statistics: entries, distinct tracks, share of tracks in one playlist; and for
         ALS, and for ``train`` with ``--train-from store``).
@@ -503,7 +504,10 @@ def run_point(n: int, args, stages: set[str]) -> dict:
             save()
     elif need_data:
         w: dict = {}
-        if not (mpd.exists() and len(list(mpd.glob("mpd.slice.*.json"))) * 1000 >= n):
+        # the slices only make the split and the world's store: once both exist they may be gone (18 GB at 1M)
+        needs_slices = not (split / "challenge_set.json").exists() or (
+            "world" in stages and not (world_store / STORE_MANIFEST).exists())
+        if needs_slices and not (mpd.exists() and len(list(mpd.glob("mpd.slice.*.json"))) * 1000 >= n):
             r = run_child(_python("modules", "world", "--shape", "mpd", "--playlists", str(n), "--seed",
                                   str(args.seed), "--out", str(mpd), "--jobs", "2"),
                           timeout=args.timeout, log_file=logs / "world.log")
