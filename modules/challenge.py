@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 import math
-import multiprocessing as mp
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -25,6 +24,7 @@ import orjson
 from modules.atomic import FolderKind, atomic_directory, check_output_folder
 from modules.errors import MPDFormatError, SplitError
 from modules.mpd import find_slices, load_json, read_slice, read_slices, write_challenge, write_slice
+from modules.parallel import ordered_map
 
 log = logging.getLogger(__name__)
 
@@ -163,7 +163,7 @@ def split_mpd(mpd_path: str | Path, out: str | Path, *, per_category: int = 100,
         n_train = 0
         shared = artists if jobs == 1 else None  # one process fills the one dict; workers fill one per slice
         tasks = [(f, tmp / "train" / f.name, chosen, seed, shared) for f in files]
-        for kept, slice_entries, slice_truth, slice_artists in _per_slice(_cut_slice, tasks, jobs):
+        for kept, slice_entries, slice_truth, slice_artists in ordered_map(_cut_slice, tasks, jobs):
             n_train += kept
             entries += slice_entries
             truth.update(slice_truth)
@@ -189,7 +189,7 @@ def _counts(files: list[Path], jobs: int) -> tuple[list[int], list[int], list[bo
     pids, lengths, titled = [], [], []
     newest = 0
     try:
-        for p, n, t, last in _per_slice(_slice_counts, [(f,) for f in files], jobs):
+        for p, n, t, last in ordered_map(_slice_counts, [(f,) for f in files], jobs):
             pids += p
             lengths += n
             titled += t
@@ -197,27 +197,6 @@ def _counts(files: list[Path], jobs: int) -> tuple[list[int], list[int], list[bo
     except MPDFormatError:
         return None
     return (pids, lengths, titled, newest) if pids and len(set(pids)) == len(pids) else None
-
-
-def _per_slice(fn, tasks: list[tuple], jobs: int):
-    """``fn(*task)`` for every task, in order; ``jobs`` worker processes when there is more than one task. A task
-    that fails in a worker runs again here, so its error is raised as it would be without workers."""
-    if jobs > 1 and len(tasks) > 1:
-        with mp.get_context("fork").Pool(min(jobs, len(tasks))) as pool:
-            for task, (ok, result) in zip(tasks, pool.imap(_in_worker, [(fn, t) for t in tasks]), strict=True):
-                yield result if ok else fn(*task)
-    else:
-        for task in tasks:
-            yield fn(*task)
-
-
-def _in_worker(job) -> tuple[bool, object]:
-    """``(True, fn(*task))``, or ``(False, None)`` when it raised (an exception need not survive pickling)."""
-    fn, task = job
-    try:
-        return True, fn(*task)
-    except Exception:
-        return False, None
 
 
 def _slice_counts(file: Path) -> tuple[list[int], list[int], list[bool], int]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import multiprocessing as mp
 import time
 from pathlib import Path
 
@@ -12,6 +11,7 @@ from tqdm import tqdm
 from modules.catalog import read_catalog
 from modules.errors import InputError
 from modules.mpd import SLICE_NAME, slice_name
+from modules.parallel import ordered_map
 from modules.world.catalog_shape import SLICE_SIZE, PlaylistWorld
 from modules.world.mpd_shape import MPDWorld
 
@@ -63,16 +63,9 @@ def write_world(out: str | Path, playlists: int, *, seed: int = 0, catalog=None,
     total = 0
     bar = tqdm(total=playlists, unit="playlist", desc="world", disable=not show_progress)
     try:
-        if jobs > 1 and len(tasks) > 1:
-            with mp.get_context("fork").Pool(jobs) as pool:
-                for (_, size), (_, _, count) in zip(pool.imap(_write_one, tasks), tasks):
-                    total += size
-                    bar.update(count)
-        else:
-            for task in tasks:
-                _, size = _write_one(task)
-                total += size
-                bar.update(task[2])
+        for (_, size), (_, _, count) in zip(ordered_map(_write_one, [(t,) for t in tasks], jobs), tasks, strict=True):
+            total += size
+            bar.update(count)
     finally:
         bar.close()
     seconds = time.perf_counter() - t0
