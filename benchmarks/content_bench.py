@@ -37,7 +37,7 @@ from modules.base import recommend_challenge
 from modules.challenge import split_store
 from modules.content import ContentModel, ContentRecommender
 from modules.content.model import ALBUM_WEIGHT
-from modules.metrics import evaluate
+from modules.metrics import evaluate, standard_error
 from modules.store import PlaylistStore
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -170,7 +170,7 @@ def cmd_blend(args) -> dict:
         ndcg = blend_ndcg(ContentModel(album_weight=aw).fit(None, store, pids), test, popular)
         for j, w in enumerate(GRID_W_NUM):
             held_out.append({"w_num": w, "album_weight": aw, "ndcg": round(float(ndcg[:, j].mean()), 4),
-                             "se": round(float(ndcg[:, j].std(ddof=1) / np.sqrt(len(ndcg))), 4)})
+                             "se": round(standard_error(ndcg[:, j]), 4)})
             print(json.dumps(held_out[-1]), flush=True)
     val = carve_validation(store, pids, seed=args.seed)
     chosen, _, report = tune_content(

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import sys
 import time
@@ -23,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from modules.metrics import score_playlist
+from modules.metrics import score_playlist, standard_error
 from modules.recommender import Recommender
 
 METRICS = ("ndcg", "r_precision", "recall")
@@ -53,7 +52,7 @@ def answers(rec: Recommender, playlists: list[dict], k: int, rule: tuple[float |
 def compare(full: np.ndarray, other: np.ndarray) -> dict[str, float]:
     d = other - full
     return {"full": float(full.mean()), "rule": float(other.mean()), "diff": float(d.mean()),
-            "se": float(d.std(ddof=1) / math.sqrt(len(d))) if len(d) > 1 else float("nan")}
+            "se": standard_error(d, single=float("nan"))}
 
 
 def main(argv=None) -> int:

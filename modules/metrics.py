@@ -34,6 +34,15 @@ SUBMISSION_SIZE = 500
 _DISCOUNT = 1.0 / np.log2(np.arange(2, SUBMISSION_SIZE * 4 + 2))
 
 
+def standard_error(values, *, single: float = 0.0) -> float:
+    """The standard error of the mean of ``values`` (sample standard deviation / sqrt(n)); ``single`` when fewer
+    than two values give no spread: callers choose it (0.0 to report, ``inf`` where a gain must beat it)."""
+    values = np.asarray(values)  # its own dtype: the same number the callers computed before
+    if len(values) < 2:
+        return float(single)
+    return float(values.std(ddof=1) / math.sqrt(len(values)))
+
+
 def _discount(n: int) -> np.ndarray:
     return _DISCOUNT[:n] if n <= len(_DISCOUNT) else 1.0 / np.log2(np.arange(2, n + 2))
 

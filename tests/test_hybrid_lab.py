@@ -140,3 +140,20 @@ def test_benchmarks_use_public_names_only():
                           if a.name.startswith("_") and (path.name, a.name) not in PRIVATE_IMPORTS]
     assert not found, found
     assert (ROOT / "benchmarks" / "lab" / "__init__.py").exists()
+
+
+def test_the_fusion_choice_shows_its_steps_and_chooses_as_without_a_bar(stage, manifest, capsys):
+    """At a million playlists the choice runs for a quarter of an hour after the features' bar ends: it shows a
+    bar of its own (three steps per kind and the refit), and the bar changes nothing."""
+    from modules.hybrid.selection import select_fusion
+
+    h, split, data = stage
+    kinds = ("logistic", "hgb")
+    quiet = select_fusion(data, split, kinds, h._new_fusion, True)
+    assert "fusion choice" not in capsys.readouterr().err
+    shown = select_fusion(data, split, kinds, h._new_fusion, True, show_progress=True)
+    err = capsys.readouterr().err
+    assert "fusion choice" in err and "7/7" in err
+    assert shown.kind == quiet.kind and shown.validation == quiet.validation and shown.weights == quiet.weights
+    assert shown.validation["fusion_all_cuts"]["logistic"]["ndcg"] == pytest.approx(
+        manifest["validation"]["fusion_all_cuts"]["logistic"]["ndcg"], abs=1e-9)

@@ -9,7 +9,7 @@ import numpy as np
 import orjson
 import pytest
 
-from modules.metrics import evaluate, score_playlist
+from modules.metrics import evaluate, score_playlist, standard_error
 from modules.mpd import read_challenge, write_submission
 
 
@@ -133,3 +133,10 @@ def test_evaluate_cli_flags_malformed_lines(split_dir, tmp_path):
                           str(split_dir / "truth.json"), "--strict"], capture_output=True, text=True)
     assert out.returncode == 1
     assert "malformed" in out.stderr and "missing from the submission" in out.stderr
+
+
+def test_standard_error_is_the_sample_sd_over_root_n_and_the_callers_fallback_below_two():
+    assert standard_error([1.0, 2.0, 3.0, 4.0]) == pytest.approx(np.std([1, 2, 3, 4], ddof=1) / 2)
+    assert standard_error([5.0]) == 0.0
+    assert standard_error([], single=float("inf")) == float("inf")
+    assert math.isnan(standard_error(np.array([0.3]), single=float("nan")))

@@ -23,7 +23,7 @@ import numpy as np
 from tqdm import tqdm
 
 from modules.base import complete
-from modules.metrics import SUBMISSION_SIZE, score_playlist
+from modules.metrics import SUBMISSION_SIZE, score_playlist, standard_error
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +103,7 @@ def tune_content(fit: Callable[[float], object], split, popular: list[str], *, w
                 if popularity is not None:
                     row["popularity_weight"] = float(pw)
                 row.update({"ndcg": float(col.mean()) if len(col) else 0.0,
-                            "se": float(col.std(ddof=1) / np.sqrt(len(col))) if len(col) > 1 else 0.0})
+                            "se": standard_error(col)})
                 rows.append(row)
                 if best is None or row["ndcg"] > best["ndcg"]:
                     best, best_model = row, model

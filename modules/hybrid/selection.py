@@ -15,11 +15,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+from tqdm import tqdm
 
 from modules.base import one_blas_thread
 from modules.hybrid.blend import choose_blend
 from modules.hybrid.fusion import LINEAR_FUSIONS, fusion_score
-from modules.metrics import evaluate
+from modules.metrics import evaluate, standard_error
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +84,7 @@ def choose_fusion_kind(evals: dict, playlist_of_cut) -> tuple[str, dict]:
     groups = np.asarray(playlist_of_cut)
     _, inverse = np.unique(groups, return_inverse=True)
     per_playlist = np.bincount(inverse, diff) / np.bincount(inverse)
-    se = float(per_playlist.std(ddof=1) / np.sqrt(len(per_playlist))) if len(per_playlist) > 1 else float("inf")
+    se = standard_error(per_playlist, single=float("inf"))
     gain = float(diff.mean())
     best = "hgb" if gain > se + TREES_SERVING_PRICE else best_linear
     return best, {"rule": "trees only when they beat the best linear fusion by more than one standard error plus "
@@ -104,22 +105,35 @@ class Selected:
 
 
 def select_fusion(data: dict, split, kinds: tuple[str, ...], new_fusion: Callable[..., object],
-                  with_als: bool) -> Selected:
+                  with_als: bool, show_progress: bool = False) -> Selected:
     """Compare the fusion ``kinds`` (``new_fusion(kind)`` makes an unfitted one) on ``data``, the validation cuts
-    of ``split``, and refit the chosen one on all of them; ``with_als``: the blend may weigh ALS."""
+    of ``split``, and refit the chosen one on all of them; ``with_als``: the blend may weigh ALS. A kind takes
+    minutes on a million playlists' cuts, so ``show_progress`` shows a bar over kinds and their steps."""
     pls = split.challenge["playlists"]
     sets, labels, first, y = data["sets"], data["labels"], data["first"], data["y"]
     results, blends, blend_evals = {}, {}, {}
+    bar = tqdm(total=3 * len(kinds) + 1, desc="fusion choice", unit="step", disable=not show_progress)
     for kind in kinds:
+        bar.set_postfix_str(f"{kind}: cross-fitting")
         scores = cross_fitted_scores(data, lambda kind=kind: new_fusion(kind))
         results[kind] = score_cuts(data, split, scores)
+        bar.update()
+        bar.set_postfix_str(f"{kind}: blend")
         blends[kind], blended = choose_blend(data, scores, with_als)
+        bar.update()
+        bar.set_postfix_str(f"{kind}: scoring")
         blend_evals[kind] = score_cuts(data, split, blended)
+        bar.update()
+        log.info("hybrid: fusion %s scored on the validation cuts: NDCG %.4f, %.4f blended", kind,
+                 results[kind]["ALL_CUTS"]["ndcg"], blend_evals[kind]["ALL_CUTS"]["ndcg"])
+    bar.set_postfix_str("refit")
     tt_eval = score_cuts(data, split, [s.column("tt_score") for s in sets])
     # what is served is the blend, so the blend's honest estimate decides
     best, choice = choose_fusion_kind(blend_evals, [e[0] for e in data["examples"]])
     with one_blas_thread():
         model = new_fusion(best).fit(data["X"], y)
+    bar.update()
+    bar.close()
     weights, blend_eval = blends[best], blend_evals[best]
     n_held = sum(len(t["tracks"]) for t in split.truth.values())
     found = sum(int(labels[first[g]].sum()) for g in range(len(pls)))

@@ -105,5 +105,5 @@ def learn_fusion(h, split, store) -> None:
     examples = fusion_examples(split, store, h.fusion_cuts, h.seed)
     data = fusion_data(examples, h.candidate_set, store, h.show_progress)
     kinds = FUSION_KINDS if h.fusion == "auto" else (h.fusion,)
-    chosen = select_fusion(data, split, kinds, h._new_fusion, "als" in h.parts_)
+    chosen = select_fusion(data, split, kinds, h._new_fusion, "als" in h.parts_, h.show_progress)
     h.fusion_kind_, h.fusion_, h.blend_, h.validation_ = chosen.kind, chosen.model, chosen.weights, chosen.validation

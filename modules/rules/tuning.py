@@ -35,7 +35,7 @@ from tqdm import tqdm
 
 from modules.base import complete
 from modules.errors import RulesError
-from modules.metrics import SUBMISSION_SIZE, score_playlist
+from modules.metrics import SUBMISSION_SIZE, score_playlist, standard_error
 from modules.rules.evidence import Evidence, apply_evidence
 from modules.rules.mining import mine_rules
 from modules.rules.scoring import RuleModel
@@ -241,7 +241,7 @@ def score_grid(rules, rows: list[dict], base: int, playlists, popular: list[str]
             continue
         ndcg = rules_only_ndcg(model.set_smoothing(r["smoothing"]), playlists, popular)
         r["ndcg"] = float(ndcg.mean()) if len(ndcg) else 0.0
-        r["se"] = float(ndcg.std(ddof=1) / np.sqrt(len(ndcg))) if len(ndcg) > 1 else 0.0
+        r["se"] = standard_error(ndcg)
     bar.close()
     models.clear()
     if not any("ndcg" in r for r in rows):  # every mined setting was over the budget: the smallest of them
