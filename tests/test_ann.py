@@ -116,3 +116,10 @@ def test_a_bundle_with_a_full_probing_index_answers_as_without(tiny_bundle, spli
     shutil.copy(copy / "als" / ann.ANN_FILE, copy / "two_tower" / ann.ANN_FILE)
     with pytest.raises(BundleError, match="bundle index"):
         _answers(copy, playlists)
+
+
+def test_bundle_index_command_needs_a_bundle(tmp_path, capsys):
+    from modules.cli import main
+
+    assert main(["bundle", "index", str(tmp_path)]) != 0
+    assert "is not a bundle (no manifest.json)" in capsys.readouterr().err
