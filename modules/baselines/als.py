@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 from scipy import sparse
 
+from modules import ann
 from modules.baselines.shared import _Baseline, _check_param, _Matrix
 from modules.baselines.title_popularity import _TitlePopularity
 from modules.bundle import PARQUET_COMPRESSION
@@ -82,18 +83,20 @@ class ALSRecommender(_Baseline):
         model.user_factors = None  # a playlist is always folded in from its seeds
         self.model_ = model
         self._YtY = None
+        self.ann_ = None  # an index is built by save (large catalogs) or add_index
         self.fitted_ = True
         return self
 
     # -- persistence: arrays, Parquet and JSON (no pickle) ---------------------------------------------------
-    def save(self, path: str | Path) -> Path:
+    def save(self, path: str | Path, *, ann_min_rows: int | None = ann.MIN_ROWS) -> Path:
         """Write the fitted model to folder ``path``: ``config.json`` (parameters), ``item_factors.npy``,
         ``gram.npy`` (the factors' Gram matrix ``Y.T @ Y`` in float64, factors x factors, which every fold-in
         uses: a loaded model need not build it from a float64 copy of the factors, the serving peak),
         ``matrix.npz`` (the training playlist × track matrix, scipy sparse), ``tracks.parquet`` (the matrix's
         track URIs), ``playlists.parquet`` (its playlist ids and normalized titles) and ``fallback.parquet`` (the
         popularity order). The training playlists' own factors are not written: a playlist is always folded in
-        from its seeds."""
+        from its seeds. With ``ann_min_rows`` tracks or more (``None``: never) the factors' index is built if
+        missing (``add_index``) and written (``ann.npz``); a model that has one writes it."""
         import pandas as pd
 
         path = Path(path)
@@ -105,6 +108,10 @@ class ALSRecommender(_Baseline):
         (path / "config.json").write_text(json.dumps(config, indent=1))
         np.save(path / "item_factors.npy", np.asarray(model.item_factors).astype(FACTORS_DTYPE), allow_pickle=False)
         np.save(path / "gram.npy", self._gram(), allow_pickle=False)
+        if ann_min_rows is not None:
+            self.add_index(ann_min_rows)
+        if getattr(self, "ann_", None) is not None:
+            self.ann_.save(path)
         sparse.save_npz(path / "matrix.npz", m.X.tocsr())
 
         def parquet(frame: pd.DataFrame, name: str) -> None:
@@ -122,6 +129,8 @@ class ALSRecommender(_Baseline):
         import pandas as pd
         from implicit.cpu.als import AlternatingLeastSquares
         from threadpoolctl import threadpool_limits
+
+        from modules.ann import ClusterIndex
 
         path = Path(path)
         if not (path / "config.json").exists():
@@ -156,7 +165,9 @@ class ALSRecommender(_Baseline):
             model = AlternatingLeastSquares(factors=int(spec["factors"]), regularization=float(spec["regularization"]),
                                             alpha=float(spec["alpha"]), iterations=int(spec["iterations"]),
                                             num_threads=self.num_threads, random_state=self.seed)
-        model.item_factors = factors.astype(np.float32)
+        self.ann_ = ClusterIndex.load(path, factors)
+        # with an index the index holds the factors (float16) and stands for them
+        model.item_factors = factors.astype(np.float32) if self.ann_ is None else self.ann_
         self.model_ = model
         self.matrix_ = _Matrix.from_arrays(X, playlists["pid"].to_numpy(np.int64), uris,
                                            [str(t) for t in playlists["title"]])
@@ -186,7 +197,7 @@ class ALSRecommender(_Baseline):
         pool (30 ms on a busy machine). Equal to implicit's answer to float32 precision (tested).
         """
         m = self.model_
-        Y = np.asarray(m.item_factors)
+        Y = self.ann_ if getattr(self, "ann_", None) is not None else np.asarray(m.item_factors)  # its rows: Y[idx]
         ytY = self._gram()
         idx = np.unique(np.asarray(seed_index, np.int64))
         if len(idx) == 0:
@@ -203,10 +214,32 @@ class ALSRecommender(_Baseline):
 
         return scan(np.asarray(self.model_.item_factors), [self.fold_in(idx) for idx in seed_indices])
 
+    def add_index(self, min_rows: int = 0, **build) -> ALSRecommender:
+        """Build ``ann_`` over the item factors when there are ``min_rows`` tracks or more (``build``: ``nlist``,
+        ``nprobe``, ``seed`` of ``modules.ann.ClusterIndex.build``); the index then holds the factors (float16,
+        the same values) and stands for them as ``model_.item_factors``. An existing index is kept unless
+        ``build`` is given. Returns ``self``."""
+        from modules.ann import ClusterIndex
+
+        if len(self.model_.item_factors) < min_rows or (getattr(self, "ann_", None) is not None and not build):
+            return self
+        self.ann_ = self.model_.item_factors = ClusterIndex.build(np.asarray(self.model_.item_factors), **build)
+        return self
+
+    def search(self, seed_index: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(folded-in factors, the ``n`` best tracks best first (seeds excluded), their exact scores) from the
+        index ``ann_`` (``modules.ann``): the tracks of the probed clusters only."""
+        u = self.fold_in(seed_index)
+        rows, scores = self.ann_.search(u, n, exclude=seed_index)
+        return u, rows, scores
+
     def _recommend(self, seeds, title, k):
         idx = self.matrix_.known(seeds)
         if len(idx) == 0:
             return self._title_answer(title, k)
+        if getattr(self, "ann_", None) is not None:
+            _, top, scores = self.search(idx, k)
+            return self.matrix_.uris[top].tolist(), scores
         scores = self.scan([idx])[0]
         scores[idx] = -np.inf
         top = np.argpartition(-scores, min(k, len(scores) - 1))[:k]

@@ -18,6 +18,7 @@ import pandas as pd
 from tqdm import tqdm
 
 import modules  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow is imported)
+from modules import ann
 from modules.base import PlaylistRecommender, popularity_order
 from modules.challenge import SplitError, split_store, validation_per_category
 from modules.two_tower.bundle import VARIABLES, read_bundle, write_bundle
@@ -57,7 +58,11 @@ class TwoTowerRecommender(PlaylistRecommender):
     curve_ : list of dict
         Per epoch: loss, seconds, examples/s, validation metrics.
     candidate_embeddings_ : ndarray of shape (n_candidates, embedding_dim)
-        Cached candidate-tower outputs (``candidates`` scores against these with a matmul).
+        Cached candidate-tower outputs (``candidates`` scores against these with a matmul); with ``ann_``, the
+        index itself, which holds them.
+    ann_ : modules.ann.ClusterIndex or None
+        The index ``candidates`` searches instead of scanning every candidate (catalogs of at least
+        ``modules.ann.MIN_ROWS`` candidates: ``save`` builds it, ``load`` reads it); ``None``: exact scan.
 
     Examples
     --------
@@ -242,6 +247,7 @@ class TwoTowerRecommender(PlaylistRecommender):
         self.candidate_embeddings_ = (np.concatenate(out) if out else np.zeros((0, dim), np.float32)).astype(
             np.float32)
         self.candidate_uris_ = self.items_.uris[:n]
+        self.ann_ = None
 
     def encode_queries(self, seed_lists: list[list[str]], titles: list[str | None]) -> np.ndarray:
         """Query-tower outputs for playlists, ``[len(seed_lists), embedding_dim]``; unknown seeds are ignored.
@@ -280,14 +286,20 @@ class TwoTowerRecommender(PlaylistRecommender):
 
         Each query's answer is exactly what it gets alone: the query tower runs once per query (a batched call
         pads the seeds to the longest list and multiplies other matrix shapes, which changes the float sums), and
-        the catalog scan is ``modules.scan.scan``. A tower call costs ~0.5 ms; the scan is shared by the batch."""
+        the catalog scan is ``modules.scan.scan``. A tower call costs ~0.5 ms; the scan is shared by the batch.
+        With an index (``ann_``) each query scores only the candidates of its probed clusters
+        (``modules.ann``), exactly."""
         from modules.scan import scan
         from modules.top_n import top_n
 
         Q = [self.encode_queries([s], [t])[0] for s, t in zip(seed_lists, titles, strict=True)]
-        S = scan(self.candidate_embeddings_, Q)
         nc = len(self.candidate_uris_)
         idx = self.items_.index
+        index = getattr(self, "ann_", None)
+        if index is not None:
+            return [index.search(q, min(n, nc), exclude=[idx[u] - 1 for u in seeds if u in idx and idx[u] <= nc])
+                    for q, seeds in zip(Q, seed_lists, strict=True)]
+        S = scan(self.candidate_embeddings_, Q)
         out = []
         for r, seeds in enumerate(seed_lists):
             s = S[r]
@@ -346,10 +358,29 @@ class TwoTowerRecommender(PlaylistRecommender):
         self._keras_parts()
         return export_saved_model(self, path, int(min(k or self.config_.k, len(self.candidate_uris_))))
 
-    def save(self, bundle_dir: str | Path) -> Path:
-        """Write the bundle to ``bundle_dir/two_tower/`` (layout in ``bundle.py``); returns that folder."""
+    def save(self, bundle_dir: str | Path, *, ann_min_rows: int | None = ann.MIN_ROWS) -> Path:
+        """Write the bundle to ``bundle_dir/two_tower/`` (layout in ``bundle.py``); returns that folder.
+
+        With ``ann_min_rows`` candidates or more (``None``: never) the candidate index is built if missing,
+        kept as ``ann_`` and written (``ann.npz``); a model that has one writes it."""
         self._check_fitted()
-        return write_bundle(self, bundle_dir)
+        root = write_bundle(self, bundle_dir)
+        if ann_min_rows is not None:
+            self.add_index(ann_min_rows)
+        if getattr(self, "ann_", None) is not None:
+            self.ann_.save(root)
+        return root
+
+    def add_index(self, min_rows: int = 0, **build) -> TwoTowerRecommender:
+        """Build ``ann_`` over the candidate table when it has ``min_rows`` rows or more (``build``: ``nlist``,
+        ``nprobe``, ``seed`` of ``ClusterIndex.build``); the index then holds the table (float16, the same values)
+        and stands for it as ``candidate_embeddings_``. An existing index is kept unless ``build`` is given."""
+        from modules.ann import ClusterIndex
+
+        if len(self.candidate_embeddings_) < min_rows or (getattr(self, "ann_", None) is not None and not build):
+            return self
+        self.ann_ = self.candidate_embeddings_ = ClusterIndex.build(np.asarray(self.candidate_embeddings_), **build)
+        return self
 
     @classmethod
     def load(cls, bundle_dir: str | Path) -> TwoTowerRecommender:
@@ -382,7 +413,11 @@ class TwoTowerRecommender(PlaylistRecommender):
             raise BundleError(f"two-tower bundle {found.root}: the SavedModel's candidate table is {table.shape}, "
                               f"config.json/items.parquet say ({n}, {cfg.embedding_dim + int(cfg.item_bias)}). "
                               "Re-train it.")
-        self.candidate_embeddings_ = table.astype(np.float32)
+        from modules.ann import ClusterIndex
+
+        self.ann_ = ClusterIndex.load(found.root, table)
+        # with an index the index holds the table (float16) and stands for it
+        self.candidate_embeddings_ = table.astype(np.float32) if self.ann_ is None else self.ann_
         self.candidate_uris_ = self.items_.uris[:n]
         del table
         self.query_tower_ = self.words_layer_ = self.ngrams_layer_ = None

@@ -53,8 +53,20 @@ class ALSSource(CandidateSource):
 
     def retrieve(self, queries: list[Query], n: int) -> list[Retrieved]:
         """Every track's score for each playlist with a known seed (one pass over the item factors serves the
-        batch), seeds at -inf, and its top ``n``; ``data`` is the scores (``None`` without a known seed)."""
+        batch), seeds at -inf, and its top ``n``; ``data`` is the scores (``None`` without a known seed).
+
+        With the model's index (``ann_``) the top ``n`` is the index's (best first) and ``data`` computes the
+        exact score of the rows asked (``FoldedScores``) instead of holding every track's."""
         known = [self.model.matrix_.known(q.seeds) for q in queries]
+        if getattr(self.model, "ann_", None) is not None:
+            out = []
+            for k in known:
+                if not len(k):
+                    out.append(Retrieved(NO_IDS, None))
+                    continue
+                u, rows, _ = self.model.search(k, n)
+                out.append(Retrieved(self.to_id[rows], FoldedScores(self.model.model_.item_factors, u, k)))
+            return out
         have = [i for i, k in enumerate(known) if len(k)]
         scores: list[np.ndarray | None] = [None] * len(queries)
         if have:
@@ -90,3 +102,20 @@ class ALSSource(CandidateSource):
         rank = np.empty_like(order)
         rank[order] = np.arange(len(order))  # the inverse permutation: what a second stable argsort gave
         return {"als_score": sc, "als_z": zscore(sc), "als_rank_log": np.log1p(rank.astype(np.float64))}
+
+
+class FoldedScores:
+    """A playlist's ALS score of any track, computed when asked (``scores[rows]``): what the exact scan's score
+    vector gives for those rows (seeds at -inf), without scoring the catalog."""
+
+    def __init__(self, factors: np.ndarray, user: np.ndarray, seeds: np.ndarray):
+        self.factors, self.user, self.seeds = factors, user, np.unique(np.asarray(seeds, np.int64))
+
+    def __len__(self) -> int:
+        return len(self.factors)
+
+    def __getitem__(self, rows) -> np.ndarray:
+        rows = np.asarray(rows, np.int64)
+        out = np.asarray(self.factors[rows], np.float32) @ self.user
+        out[np.isin(rows, self.seeds)] = -np.inf
+        return out
