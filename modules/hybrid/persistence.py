@@ -77,12 +77,14 @@ def load(cls, path: str | Path):
     """A ``cls`` (``HybridRecommender``) from a bundle folder written by ``save``."""
     path = Path(path)
     h = load_fusion(cls, Bundle(path).fusion_dir)
-    h.two_tower_ = load_two_tower(path)
-    h.rules_ = load_rules(path, h.rules) if "rules" in h.parts_ else None
-    h.content_ = load_content(path) if "content" in h.parts_ else None
-    h.als_ = load_als(path) if "als" in h.parts_ else None
-    share_uris(h)
-    release_arrow_memory()
+    # one copy of each track URI string across the parts, shared as each part loads (so the copies never pile up)
+    pool = UriPool(h.track_uris_)
+    h.track_uris_ = pool.uris
+    h.fallback_ = pool.share(h.fallback_).tolist()
+    h.two_tower_ = shared(pool, "two_tower", load_two_tower(path))
+    h.rules_ = shared(pool, "rules", load_rules(path, h.rules)) if "rules" in h.parts_ else None
+    h.content_ = shared(pool, "content", load_content(path)) if "content" in h.parts_ else None
+    h.als_ = shared(pool, "als", load_als(path)) if "als" in h.parts_ else None
     h.fitted_ = True
     return h
 
@@ -95,29 +97,27 @@ def release_arrow_memory() -> None:
     pa.default_memory_pool().release_unused()
 
 
-def share_uris(h) -> None:
-    """Make the loaded parts hold the fusion's track URI strings instead of their own copies
-    (``modules.uri_pool``): equal strings, so no answer changes; at 1M playlists each copy was ≈ 190 MiB."""
-    pool = UriPool(h.track_uris_)
-    h.track_uris_ = pool.uris
-    h.fallback_ = pool.share(h.fallback_).tolist()
-    tt = h.two_tower_
-    items = tt.items_
-    items.uris = pool.share(items.uris)
-    items.__dict__.pop("_index", None)  # built from the old strings: built again on first use
-    items.track_vocab = pool.share(items.track_vocab).tolist()
-    tt.candidate_uris_ = items.uris[:len(tt.candidate_uris_)]
-    if h.rules_ is not None:
-        rules = h.rules_
-        rules.rules.track_uris = pool.share(rules.rules.track_uris)
-        rules.index_ = {u: i for i, u in enumerate(rules.rules.track_uris.tolist())}
-    if h.content_ is not None:
-        c = h.content_
-        c.uris_ = pool.share(c.uris_)
-        c.index_ = {u: i for i, u in enumerate(c.uris_.tolist())}
-        c.__dict__.pop("_uri_index_", None)
-    if h.als_ is not None:
-        h.als_.matrix_.share_uris(pool.share(h.als_.matrix_.uris))
+def shared(pool: UriPool, name: str, part):
+    """The hybrid's part ``name`` holding the pool's track URI strings instead of its own copies
+    (``modules.uri_pool``): equal strings, so no answer changes; at 1M playlists each copy was ≈ 190 MiB. The URI
+    dicts are built again over the shared strings. Arrow's freed buffers go back to the system too."""
+    if name == "two_tower":
+        items = part.items_
+        items.uris = pool.share(items.uris)
+        items.__dict__.pop("_index", None)  # built from the old strings: built again on first use
+        items.track_vocab = pool.share(items.track_vocab).tolist()
+        part.candidate_uris_ = items.uris[:len(part.candidate_uris_)]
+    elif name == "rules":
+        part.rules.track_uris = pool.share(part.rules.track_uris)
+        part.index_ = {u: i for i, u in enumerate(part.rules.track_uris.tolist())}
+    elif name == "content":
+        part.uris_ = pool.share(part.uris_)
+        part.index_ = {u: i for i, u in enumerate(part.uris_.tolist())}
+        part.__dict__.pop("_uri_index_", None)
+    elif name == "als":
+        part.matrix_.share_uris(pool.share(part.matrix_.uris))
+    release_arrow_memory()
+    return part
 
 
 def load_fusion(cls, path: Path):
