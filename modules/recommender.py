@@ -40,6 +40,7 @@ from modules.bundle_train import read_features, train_bundle
 from modules.errors import BundleError, InputError
 from modules.mpd import SUBMISSION_SIZE
 from modules.query import MODES, Query, check_text, lone_surrogate, unknown_weights
+from modules.track_labels import TrackLabels
 
 # the names importers of modules.recommender use (some live in modules.bundle, .bundle_train and .query now)
 __all__ = ["BATCH", "BUNDLE_FORMAT", "BUNDLE_KIND", "CHECKED_PACKAGES", "MANIFEST", "MODES", "PICKLE_FORMAT",
@@ -67,17 +68,28 @@ class Recommender:
         self.manifest = manifest
         self.path = path
         self.bundle = Bundle(path)
-        # one frame of the tracks: lookups go through this index of its URIs, not a second, re-indexed frame
-        self._uri_keys = pd.Index(tracks["track_uri"].to_numpy(dtype=object), dtype=object)
-        self._columns = {c: tracks[c].fillna("").astype(str).to_numpy(dtype=object)
-                         for c in ("track_name", "artist_name")}
-        self._names = dict(zip(tracks["track_uri"], tracks["track_name"] + " by " + tracks["artist_name"]))
+        # one frame of the tracks: lookups go through this index of its URIs, not a second, re-indexed frame; its
+        # strings are the hybrid's own when the tables agree (the bundle's do: modules.uri_pool)
+        uris = tracks["track_uri"].to_numpy(dtype=object)
+        same = getattr(hybrid, "track_uris_", None)
+        if same is not None and len(same) == len(uris) and np.array_equal(uris, same):
+            uris = np.asarray(same, dtype=object)
+        self._uri_keys = pd.Index(uris, dtype=object)
+        del uris
+        # names for the k tracks of an answer, taken from the frame's columns (Arrow strings: no Python object per
+        # track) when asked
+        self._columns = {c: tracks[c].fillna("").astype(str).array for c in ("track_name", "artist_name")}
+        if self._uri_keys.is_unique:
+            self._names = TrackLabels(self._uri_keys, tracks["track_name"].array, tracks["artist_name"].array)
+        else:
+            self._names = dict(zip(tracks["track_uri"], tracks["track_name"] + " by " + tracks["artist_name"]))
 
     # -- loading ----------------------------------------------------------------------------------------
     @classmethod
     def load(cls, path: str | Path) -> Recommender:
         """Load a bundle; raises ``BundleError`` naming what is missing, warns about stale package versions."""
         from modules.hybrid import HybridRecommender
+        from modules.hybrid.persistence import release_arrow_memory
 
         bundle = Bundle(path)
         manifest = bundle.check()
@@ -85,7 +97,9 @@ class Recommender:
             hybrid = HybridRecommender.load(bundle.path)
         except FileNotFoundError as err:
             raise BundleError(f"bundle {bundle.path} is incomplete: {err}") from None
-        return cls(hybrid, pd.read_parquet(bundle.tracks_file), manifest, bundle.path)
+        rec = cls(hybrid, pd.read_parquet(bundle.tracks_file), manifest, bundle.path)
+        release_arrow_memory()
+        return rec
 
     # -- what the model knows (for apps) ------------------------------------------------------------------
     @property
@@ -282,7 +296,7 @@ class Recommender:
             scores = np.concatenate([scores, np.full(len(extra), floor)])
             part = {n: np.concatenate([v, np.full(len(extra), np.nan)]) for n, v in part.items()}
         rows = positions(self._uri_keys, uris)
-        names = {col: np.where(rows >= 0, self._columns[col][np.maximum(rows, 0)], "")
+        names = {col: np.where(rows >= 0, self._columns[col].take(np.maximum(rows, 0)).to_numpy(dtype=object), "")
                  if len(self._columns[col]) else np.full(len(uris), "", dtype=object)
                  for col in ("track_name", "artist_name")}
         n_explain = len(uris) if explain is True else int(explain or 0)

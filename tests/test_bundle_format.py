@@ -133,6 +133,15 @@ def test_als_folds_in_identically_after_reload(fitted, tmp_path):
     for s, title in ((seeds, None), ([], "chill"), (seeds[:2], "party")):
         (u1, s1), (u2, s2) = als.recommend(s, title, k=100), back.recommend(s, title, k=100)
         assert u1 == u2 and np.array_equal(s1, s2)
+    # the matrix, its title index and the popularity order are read on first use: seeds alone never read them
+    lazy = ALSRecommender.load(path)
+    assert not lazy.matrix_.loaded and "_title_pop" not in vars(lazy) and "_fallback" not in vars(lazy)
+    (u1, s1), (u2, s2) = als.recommend(seeds, None, k=100), lazy.recommend(seeds, None, k=100)
+    assert u1 == u2 and np.array_equal(s1, s2) and not lazy.matrix_.loaded
+    (u1, s1), (u2, s2) = als.recommend([], "chill", k=100), lazy.recommend([], "chill", k=100)
+    assert u1 == u2 and np.array_equal(s1, s2) and lazy.matrix_.loaded
+    assert (lazy.matrix_.X != als.matrix_.X).nnz == 0 and lazy.matrix_.titles == als.matrix_.titles
+    assert np.array_equal(lazy.matrix_.pids, als.matrix_.pids) and np.array_equal(lazy.matrix_.counts, als.matrix_.counts)
     # a folder written before gram.npy was kept: built on first use, the same numbers
     (path / "gram.npy").unlink()
     old = ALSRecommender.load(path)
@@ -141,6 +150,32 @@ def test_als_folds_in_identically_after_reload(fitted, tmp_path):
     np.save(path / "gram.npy", np.zeros((3, 3)))
     with pytest.raises(BundleError, match=r"gram.npy is float64 \(3, 3\), not float64 \(\d+, \d+\)"):
         ALSRecommender.load(path)
+
+
+def test_a_loaded_hybrid_holds_one_copy_of_each_track_uri_and_no_als_matrix(fitted, challenge, tmp_path):
+    h = fitted("hgb")
+    h.save(tmp_path / "b")
+    loaded = HybridRecommender.load(tmp_path / "b")
+    uris = loaded.track_uris_
+    assert uris.dtype == object and np.array_equal(uris, h.track_uris_)
+
+    def pooled(values) -> bool:
+        """Every value that is a training track (there are some) is the hybrid's own string object."""
+        rows = pd.Index(uris).get_indexer(pd.Index(list(values), dtype=object))
+        return (rows >= 0).any() and all(v is uris[r] for v, r in zip(values, rows) if r >= 0)
+
+    als, tt, content, rules = loaded.als_, loaded.two_tower_, loaded.content_, loaded.rules_
+    assert als.matrix_.uris is uris and pooled(loaded.fallback_) and loaded.fallback_ == list(h.fallback_)
+    assert pooled(tt.items_.uris) and pooled(tt.candidate_uris_) and pooled(tt.items_.track_vocab)
+    assert pooled(content.uris_) and all(content.index_[u] == i for i, u in enumerate(content.uris_))
+    assert pooled(rules.rules.track_uris)
+    assert all(rules.index_[u] == i for i, u in enumerate(rules.rules.track_uris))
+    assert "_names" not in vars(content) and content.names_.tolist() == h.content_.names_.tolist()  # on first use
+    for seeds, title in playlists(challenge):
+        uris1, scores1 = h.recommend(seeds, title, k=500)
+        uris2, scores2 = loaded.recommend(seeds, title, k=500)
+        assert uris1 == uris2 and np.array_equal(scores1, scores2)
+    assert not als.matrix_.loaded and "_title_pop" not in vars(als)
 
 
 def test_tree_fusion_gives_the_pipelines_numbers_with_and_without_sklearns_compiled_walk():

@@ -180,3 +180,23 @@ def test_explanations_from_the_candidate_set_equal_the_plain_ones(rec):
         fast = content.explanations(s, uris, weights, title=title, candidate_rows=content.rows_of(uris),
                                     parts=(sim["num"], sim["text"]))
         assert json.dumps(fast) == json.dumps(plain)
+
+
+def test_track_labels_answer_what_the_dict_of_every_track_answered():
+    from modules.track_labels import TrackLabels
+
+    tracks = pd.DataFrame({"track_uri": ["u:a", "u:b", "u:c", "u:d"], "track_name": ["A", None, "C", "D"],
+                           "artist_name": ["x", "y", None, "z"]})
+    old = dict(zip(tracks["track_uri"], tracks["track_name"] + " by " + tracks["artist_name"]))
+    labels = TrackLabels(pd.Index(tracks["track_uri"].to_numpy(dtype=object)), tracks["track_name"].array,
+                         tracks["artist_name"].array)
+    assert len(labels) == len(old) and list(labels) == list(old)
+    for u in [*old, "u:nowhere", None]:
+        assert (u in labels) == (u in old)
+        got, want = labels.get(u, u), old.get(u, u)
+        assert got == want or (pd.isna(got) and pd.isna(want)), u
+    assert labels["u:a"] == "A by x"
+    with pytest.raises(KeyError):
+        labels["u:nowhere"]
+    with pytest.raises(ValueError, match="unique"):
+        TrackLabels(pd.Index(["u:a", "u:a"]), ["A", "B"], ["x", "y"])

@@ -68,6 +68,13 @@ def test_checkpoint_reader_reads_what_tensorflow_reads(bundle, tmp_path):
     keys = variable_keys(prefix, ["candidates", "query_tower/hidden/kernel", "query_tower/seed_encoder/missing"])
     assert np.array_equal(ours[keys["query_tower/hidden/kernel"]], TwoTowerRecommender.load(bundle)
                           .query_encoder_.w["hidden_kernel"])
+    # memory-mapped (what a loaded tower does with its embedding tables): the same numbers, read when touched
+    key = keys["candidates"]
+    mapped = read_checkpoint(prefix, [key], mapped={key})
+    assert isinstance(mapped[key], np.memmap) and np.array_equal(mapped[key], ours[key])
+    tower = TwoTowerRecommender.load(bundle).query_encoder_
+    assert all(isinstance(tower.w[t], np.memmap) and not tower.w[t].flags.writeable
+               for t in ("track", "artist", "album", "words", "ngrams"))
     with pytest.raises(BundleError, match="has no variable query_tower/nothing"):
         variable_keys(prefix, ["query_tower/nothing"])
     bad = tmp_path / "variables"

@@ -24,6 +24,12 @@ FACTORS_DTYPE = np.float16  # item_factors.npy on disk (read as float32; bundles
 ALS_PARAMS = ("factors", "regularization", "alpha", "iterations", "num_threads", "show_progress", "seed")
 
 
+def _npz_shape(path: Path) -> tuple[int, int]:
+    """The shape of the sparse matrix ``sparse.save_npz`` wrote to ``path``, without reading its arrays."""
+    with np.load(path, allow_pickle=False) as npz:
+        return tuple(int(n) for n in npz["shape"])
+
+
 class ALSRecommender(_Baseline):
     """``implicit`` ALS on the playlist × track matrix; new playlists folded in from their seeds.
 
@@ -127,6 +133,7 @@ class ALSRecommender(_Baseline):
         """A model written by ``save``; reads only JSON, Parquet and arrays (``allow_pickle=False``). A folder
         without ``gram.npy`` (written before it was kept) still loads: the Gram matrix is built on first use."""
         import pandas as pd
+        import pyarrow.parquet as pq
         from implicit.cpu.als import AlternatingLeastSquares
         from threadpoolctl import threadpool_limits
 
@@ -151,12 +158,11 @@ class ALSRecommender(_Baseline):
                 raise BundleError(f"{path / f'{name}.npy'} holds more than numbers ({err}); it was not written by "
                                   "this package: retrain the bundle.") from None
         factors, gram = arrays["item_factors"], arrays.get("gram")
-        X = sparse.load_npz(path / "matrix.npz").tocsr()  # scipy reads it with allow_pickle=False
         uris = pd.read_parquet(path / "tracks.parquet")["track_uri"].to_numpy().astype(object)
-        playlists = pd.read_parquet(path / "playlists.parquet")
-        if factors.ndim != 2 or factors.shape[0] != len(uris) or X.shape != (len(playlists), len(uris)):
-            raise BundleError(f"{path}: item_factors {factors.shape}, matrix {X.shape}, {len(uris)} tracks and "
-                             f"{len(playlists)} playlists do not fit together; copy or retrain the bundle.")
+        shape, n_playlists = _npz_shape(path / "matrix.npz"), pq.read_metadata(path / "playlists.parquet").num_rows
+        if factors.ndim != 2 or factors.shape[0] != len(uris) or shape != (n_playlists, len(uris)):
+            raise BundleError(f"{path}: item_factors {factors.shape}, matrix {shape}, {len(uris)} tracks and "
+                             f"{n_playlists} playlists do not fit together; copy or retrain the bundle.")
         if gram is not None and (gram.shape != (factors.shape[1],) * 2 or gram.dtype != np.float64):
             raise BundleError(f"{path / 'gram.npy'} is {gram.dtype} {gram.shape}, not float64 "
                               f"{(factors.shape[1],) * 2} (the factors' Gram matrix); copy or retrain the bundle.")
@@ -169,13 +175,42 @@ class ALSRecommender(_Baseline):
         # with an index the index holds the factors (float16) and stands for them
         model.item_factors = factors.astype(np.float32) if self.ann_ is None else self.ann_
         self.model_ = model
-        self.matrix_ = _Matrix.from_arrays(X, playlists["pid"].to_numpy(np.int64), uris,
-                                           [str(t) for t in playlists["title"]])
-        self.fallback_ = [str(u) for u in pd.read_parquet(path / "fallback.parquet")["track_uri"]]
-        self.title_pop_ = _TitlePopularity(self.matrix_)
+
+        def read_matrix():
+            playlists = pd.read_parquet(path / "playlists.parquet")
+            # scipy reads it with allow_pickle=False
+            return (sparse.load_npz(path / "matrix.npz"), playlists["pid"].to_numpy(np.int64),
+                    [str(t) for t in playlists["title"]])
+
+        self.matrix_ = _Matrix.from_files(read_matrix, uris)
+        self._fallback_file = path / "fallback.parquet"
         self._YtY = gram
         self.fitted_ = True
         return self
+
+    # what a folded-in playlist does not need, read on first use: the standalone baseline's title answer and
+    # padding (the hybrid's ALS part never reads them; at 1M playlists they were 2.4 GiB of a serving process)
+    @property
+    def title_pop_(self) -> _TitlePopularity:
+        if self.__dict__.get("_title_pop") is None:
+            self._title_pop = _TitlePopularity(self.matrix_)
+        return self._title_pop
+
+    @title_pop_.setter
+    def title_pop_(self, value: _TitlePopularity) -> None:
+        self._title_pop = value
+
+    @property
+    def fallback_(self) -> list[str]:
+        if self.__dict__.get("_fallback") is None and self.__dict__.get("_fallback_file") is not None:
+            import pandas as pd
+
+            self._fallback = [str(u) for u in pd.read_parquet(self._fallback_file)["track_uri"]]
+        return self._fallback
+
+    @fallback_.setter
+    def fallback_(self, value: list[str]) -> None:
+        self._fallback = value
 
     def _gram(self) -> np.ndarray:
         """``Y.T @ Y`` of the item factors in float64 (``[factors, factors]``), built once and kept."""

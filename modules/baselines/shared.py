@@ -8,7 +8,7 @@ popularity, then URI), so every baseline is deterministic.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import numpy as np
 
@@ -23,7 +23,11 @@ def _check_param(owner: str, name: str, value, ok: bool, what: str) -> None:
 
 
 class _Matrix:
-    """The training playlist × track matrix with its index maps, shared by the baselines."""
+    """The training playlist × track matrix with its index maps, shared by the baselines.
+
+    A loaded model may read the matrix itself (``X``, ``pids``, ``titles``, ``counts``) on first use
+    (``from_files``): the hybrid's ALS part needs only the URIs and the factors, and at 1M playlists the matrix,
+    its transpose and the title index were 2.4 GiB of a serving process."""
 
     def __init__(self, store, pids=None):
         inter = store.interactions(pids)
@@ -34,18 +38,66 @@ class _Matrix:
 
     @classmethod
     def from_arrays(cls, X, pids: np.ndarray, uris: np.ndarray, titles: list[str]) -> _Matrix:
-        """The matrix from its parts (``ALSRecommender.load``): ``X`` ``[playlists, tracks]``, normalized titles."""
+        """The matrix from its parts: ``X`` ``[playlists, tracks]``, normalized titles."""
         self = cls.__new__(cls)
         self._set(X.tocsr().astype(np.float32), pids, uris, titles)
         return self
 
-    def _set(self, X, pids, uris, titles) -> None:
-        self.X = X
-        self.pids = pids
+    @classmethod
+    def from_files(cls, read: Callable[[], tuple], uris: np.ndarray) -> _Matrix:
+        """The matrix of the tracks ``uris`` whose ``X``, ``pids`` and ``titles`` (what ``from_arrays`` takes)
+        ``read()`` returns, called on first use of any of them (``ALSRecommender.load``)."""
+        self = cls.__new__(cls)
         self.uris = uris
         self.index = {u: i for i, u in enumerate(self.uris.tolist())}
-        self.counts = np.asarray(self.X.sum(axis=0)).ravel()
-        self.titles = titles
+        self._read = read
+        return self
+
+    def _set(self, X, pids, uris, titles) -> None:
+        self._read = None
+        self._X = X
+        self._pids = pids
+        self.uris = uris
+        self.index = {u: i for i, u in enumerate(self.uris.tolist())}
+        self._counts = np.asarray(self._X.sum(axis=0)).ravel()
+        self._titles = titles
+
+    def _parts(self) -> None:
+        if self._read is not None:
+            X, pids, titles = self._read()
+            self._X, self._pids, self._titles = X.tocsr().astype(np.float32), pids, titles
+            self._counts = np.asarray(self._X.sum(axis=0)).ravel()
+            self._read = None
+
+    @property
+    def loaded(self) -> bool:
+        """Whether ``X``, ``pids`` and ``titles`` are in memory (``False`` until first use after ``from_files``)."""
+        return self._read is None
+
+    @property
+    def X(self):
+        self._parts()
+        return self._X
+
+    @property
+    def pids(self) -> np.ndarray:
+        self._parts()
+        return self._pids
+
+    @property
+    def titles(self) -> list[str]:
+        self._parts()
+        return self._titles
+
+    @property
+    def counts(self) -> np.ndarray:
+        self._parts()
+        return self._counts
+
+    def share_uris(self, uris: np.ndarray) -> None:
+        """Hold ``uris`` (equal to ``self.uris``, e.g. the same strings another part holds) instead."""
+        self.uris = uris
+        self.index = {u: i for i, u in enumerate(self.uris.tolist())}
 
     def known(self, seeds: Iterable[str]) -> np.ndarray:
         return np.array([self.index[s] for s in seeds if s in self.index], dtype=np.int64)

@@ -389,6 +389,21 @@ class ContentModel(BaseEstimator):
         acoustic; shares genre indie, artist Phoebe Bridgers"``."""
         return [e["reason"] for e in self.explanations(seed_uris, candidate_uris, feature_weights, **kwargs)]
 
+    @property
+    def names_(self) -> np.ndarray:
+        """Track names, in ``uris_`` order. A loaded model reads them from its folder on first use
+        (``persistence.read_names``): only the command line's answer prints them, and at 1M playlists they were
+        2.28 M strings of a serving process."""
+        if self.__dict__.get("_names") is None and self.__dict__.get("_names_from") is not None:
+            from modules.content.persistence import read_names
+
+            self._names = read_names(self._names_from)
+        return self._names
+
+    @names_.setter
+    def names_(self, value: np.ndarray) -> None:
+        self._names = value
+
     # -- persistence -------------------------------------------------------------------------------------------
 
     def save(self, path: str | os.PathLike) -> Path:

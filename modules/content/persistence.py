@@ -64,7 +64,13 @@ def load_model(cls, path: str | os.PathLike):
     model.uris_ = np.array(tokens["uris"], dtype=object)
     model.vocab_ = np.array(tokens["vocab"], dtype=object)
     model.labels_ = np.array(tokens["labels"], dtype=object)
-    model.names_ = np.array(tokens["names"], dtype=object)
+    model._names_from = path  # the names are read on first use (ContentModel.names_)
     model.index_ = {u: i for i, u in enumerate(tokens["uris"])}
+    del tokens
     model._finish()
     return model
+
+
+def read_names(path: str | os.PathLike) -> np.ndarray:
+    """The track names of the model in folder ``path`` (``uris_`` order), from its ``tokens.json``."""
+    return np.array(orjson.loads((Path(path) / "tokens.json").read_bytes())["names"], dtype=object)

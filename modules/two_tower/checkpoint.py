@@ -127,10 +127,12 @@ def checkpoint_entries(prefix: str | Path) -> dict[str, dict]:
     return out
 
 
-def read_checkpoint(prefix: str | Path, keys=None) -> dict[str, np.ndarray]:
+def read_checkpoint(prefix: str | Path, keys=None, mapped=()) -> dict[str, np.ndarray]:
     """The numeric tensors of the checkpoint at ``prefix`` (the path without ``.index``), by key; ``keys``:
     only those (all numeric tensors when ``None``). String tensors (the object graph, lookup tables) are
-    skipped. Each tensor is read straight from its shard into its own array.
+    skipped. Each tensor is read straight from its shard into its own array, or, for the keys in ``mapped``,
+    memory-mapped read-only from it (a serving tower reads a few rows of its embedding tables per query: their
+    pages are read, and count as resident, only when touched).
 
     Raises
     ------
@@ -157,7 +159,10 @@ def read_checkpoint(prefix: str | Path, keys=None) -> dict[str, np.ndarray]:
                 or shard.stat().st_size < e["offset"] + e["size"]:
             raise BundleError(f"checkpoint {prefix}: {key} does not fit its data file {shard.name} (truncated?). "
                               "Re-train the bundle.")
-        a = np.fromfile(shard, dtype=dtype, count=count, offset=e["offset"]) if count else np.zeros(0, dtype)
+        if key in mapped and count and dtype.isnative:
+            a = np.memmap(shard, dtype=dtype, mode="r", offset=e["offset"], shape=(count,))
+        else:
+            a = np.fromfile(shard, dtype=dtype, count=count, offset=e["offset"]) if count else np.zeros(0, dtype)
         out[key] = a.reshape(e["shape"]).astype(dtype.newbyteorder("="), copy=False)
     return out
 

@@ -69,7 +69,8 @@ class NumpyQueryTower:
         of ``extra`` (name -> object path, e.g. ``{"candidates": "candidates"}``) as a dict."""
         paths = cls.weight_paths(cfg, items)
         keys = variable_keys(prefix, [*paths.values(), *(extra or {}).values()])
-        tensors = read_checkpoint(prefix, list(keys.values()))
+        # the embedding tables memory-mapped: a query reads its seeds' rows (at 1M playlists the tables are 0.4 GiB)
+        tensors = read_checkpoint(prefix, list(keys.values()), mapped={keys[paths[t]] for t in TABLES})
         got = {name: tensors[keys[p]] for name, p in paths.items()}
         return cls(got, items, cfg, tokens), {name: tensors[keys[p]] for name, p in (extra or {}).items()}
 
