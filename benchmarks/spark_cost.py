@@ -145,6 +145,14 @@ def tree_usage(child_pid: int, stop: threading.Event, into: dict, every: float =
         stop.wait(every)
 
 
+def shown_command(cmd: list[str]) -> str:
+    """The child's command as a reader would type it: ``python -m ...``, without the ``nice -n N`` prefix (which
+    used to leave ``python -n 10 ...`` in the results) or the interpreter's full path."""
+    if cmd[:1] == ["nice"]:
+        cmd = cmd[3:]
+    return shlex.join(["python", *cmd[1:]])
+
+
 def run_child(cmd: list[str], timeout: float | None) -> dict:
     env = {**os.environ, "TF_USE_LEGACY_KERAS": "1", "PYTHONUNBUFFERED": "1"}
     load0 = os.getloadavg()
@@ -168,7 +176,7 @@ def run_child(cmd: list[str], timeout: float | None) -> dict:
     import resource
 
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)  # every child reaped so far (cumulative: see below)
-    return {"command": shlex.join(["python", *cmd[1:]]), "wall_seconds": round(wall, 1), "partial": partial,
+    return {"command": shown_command(cmd), "wall_seconds": round(wall, 1), "partial": partial,
             "exit_code": child.returncode, "stdout": stdout, "stderr_tail": stderr.splitlines()[-15:],
             "rusage_children_cpu": usage.ru_utime + usage.ru_stime, **seen,
             "load_average": {"before": [round(x, 2) for x in load0],

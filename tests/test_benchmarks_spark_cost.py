@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from benchmarks.spark_cost import line, table
+from benchmarks.spark_cost import line, shown_command, table
 
 
 def test_the_line_through_the_points():
@@ -31,3 +31,9 @@ def test_the_table_says_what_is_measured_and_what_projected():
     # the line 280 + 0.002 N s of wall, 100 + 0.001 N s of CPU, at 1M playlists
     assert "| 1,000,000 | projected | 2,280 | 1,100 | | 2,280 | 1,100 | |" in rules[2]
     assert [r.split(" | ")[2] for r in rows if r.startswith("| ingest")] == ["measured"]  # one size: no line
+
+
+def test_the_recorded_command_is_the_python_one_without_nice():
+    child = ["/venv/bin/python", "-m", "benchmarks.spark_cost", "_stage", "als", "--master", "local[2]"]
+    assert shown_command(child) == "python -m benchmarks.spark_cost _stage als --master 'local[2]'"
+    assert shown_command(["nice", "-n", "10", *child]) == shown_command(child)

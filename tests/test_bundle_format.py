@@ -141,7 +141,8 @@ def test_als_folds_in_identically_after_reload(fitted, tmp_path):
     (u1, s1), (u2, s2) = als.recommend([], "chill", k=100), lazy.recommend([], "chill", k=100)
     assert u1 == u2 and np.array_equal(s1, s2) and lazy.matrix_.loaded
     assert (lazy.matrix_.X != als.matrix_.X).nnz == 0 and lazy.matrix_.titles == als.matrix_.titles
-    assert np.array_equal(lazy.matrix_.pids, als.matrix_.pids) and np.array_equal(lazy.matrix_.counts, als.matrix_.counts)
+    assert np.array_equal(lazy.matrix_.pids, als.matrix_.pids)
+    assert np.array_equal(lazy.matrix_.counts, als.matrix_.counts)
     # a folder written before gram.npy was kept: built on first use, the same numbers
     (path / "gram.npy").unlink()
     old = ALSRecommender.load(path)
