@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from modules.base import positions, single_thread_native
 from modules.bundle import (
@@ -77,8 +78,9 @@ class Recommender:
         self._uri_keys = pd.Index(uris, dtype=object)
         del uris
         # names for the k tracks of an answer, taken from the frame's columns (Arrow strings: no Python object per
-        # track) when asked
-        self._columns = {c: tracks[c].fillna("").astype(str).array for c in ("track_name", "artist_name")}
+        # track) when asked; in one chunk: a take of 500 rows from the Parquet read's 18 chunks cost 3.3 ms at 1M
+        # playlists (4 ms of a 34 ms request for the two columns), from one chunk 0.02 ms
+        self._columns = {c: _one_chunk(tracks[c].fillna("").astype(str)) for c in ("track_name", "artist_name")}
         if self._uri_keys.is_unique:
             self._names = TrackLabels(self._uri_keys, tracks["track_name"].array, tracks["artist_name"].array)
         else:
@@ -296,7 +298,8 @@ class Recommender:
             scores = np.concatenate([scores, np.full(len(extra), floor)])
             part = {n: np.concatenate([v, np.full(len(extra), np.nan)]) for n, v in part.items()}
         rows = positions(self._uri_keys, uris)
-        names = {col: np.where(rows >= 0, self._columns[col].take(np.maximum(rows, 0)).to_numpy(dtype=object), "")
+        names = {col: np.where(rows >= 0, self._columns[col].take(np.maximum(rows, 0)).to_numpy(zero_copy_only=False),
+                               "")
                  if len(self._columns[col]) else np.full(len(uris), "", dtype=object)
                  for col in ("track_name", "artist_name")}
         n_explain = len(uris) if explain is True else int(explain or 0)
@@ -374,3 +377,9 @@ class Recommender:
         for w in words:
             mask &= text.str.contains(w, regex=False).to_numpy()
         return tr.loc[mask].sort_values(["count", "track_uri"], ascending=[False, True]).head(limit)
+
+
+def _one_chunk(values: pd.Series) -> pa.Array:
+    """``values`` as one contiguous Arrow array (a ``take`` from a chunked one searches the chunks per row)."""
+    arr = pa.array(values)
+    return arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr
