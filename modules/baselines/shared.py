@@ -22,6 +22,14 @@ def _check_param(owner: str, name: str, value, ok: bool, what: str) -> None:
         raise InputError(f"The {name!r} parameter of {owner} must be {what}. Got {value!r} instead.")
 
 
+def _read_first(attr: str, doc: str) -> property:
+    """A read-only attribute of ``_Matrix`` that reads the matrix's files on first use (``_Matrix._parts``)."""
+    def get(self):
+        self._parts()
+        return getattr(self, attr)
+    return property(get, doc=doc)
+
+
 class _Matrix:
     """The training playlist × track matrix with its index maps, shared by the baselines.
 
@@ -74,25 +82,10 @@ class _Matrix:
         """Whether ``X``, ``pids`` and ``titles`` are in memory (``False`` until first use after ``from_files``)."""
         return self._read is None
 
-    @property
-    def X(self):
-        self._parts()
-        return self._X
-
-    @property
-    def pids(self) -> np.ndarray:
-        self._parts()
-        return self._pids
-
-    @property
-    def titles(self) -> list[str]:
-        self._parts()
-        return self._titles
-
-    @property
-    def counts(self) -> np.ndarray:
-        self._parts()
-        return self._counts
+    X = _read_first("_X", "the playlist x track matrix, CSR float32")
+    pids = _read_first("_pids", "the matrix rows' playlist ids")
+    titles = _read_first("_titles", "the playlists' normalized titles, in row order")
+    counts = _read_first("_counts", "each track's number of playlists (column sums)")
 
     def share_uris(self, uris: np.ndarray) -> None:
         """Hold ``uris`` (equal to ``self.uris``, e.g. the same strings another part holds) instead."""
