@@ -21,17 +21,17 @@ log = logging.getLogger(__name__)
 PARTS = ("two_tower", "als")
 
 
-def part_vectors(bundle: Bundle, part: str) -> tuple[Path, np.ndarray]:
-    """(the part's folder, the matrix its index covers, as the part holds it)."""
+def part_vectors(bundle: Bundle, part: str) -> np.ndarray:
+    """The matrix the part's index covers, as the part holds it."""
     if part == "als":
         folder = bundle.als_dir
         if not (folder / "item_factors.npy").exists():
             raise MissingInputError(f"{bundle.path} has no ALS part ({folder / 'item_factors.npy'} is missing)")
-        return folder, np.load(folder / "item_factors.npy", allow_pickle=False)
+        return np.load(folder / "item_factors.npy", allow_pickle=False)
     from modules.two_tower import TwoTowerRecommender
 
     tt = TwoTowerRecommender.load(bundle.path)
-    return bundle.two_tower_dir, tt.candidate_embeddings_
+    return tt.candidate_embeddings_
 
 
 def add_indexes(bundle_dir: str | Path, *, min_rows: int = ann.MIN_ROWS, nlist: int | None = None,
@@ -55,7 +55,7 @@ def add_indexes(bundle_dir: str | Path, *, min_rows: int = ann.MIN_ROWS, nlist: 
                 done[part] = "has an index (--force rebuilds it)"
                 continue
             existing.unlink()  # before loading: the part loads without it, scanning exactly
-        _, matrix = part_vectors(bundle, part)
+        matrix = part_vectors(bundle, part)
         if len(matrix) < min_rows:
             done[part] = f"{len(matrix):,} rows < {min_rows:,}: scanned exactly, no index"
             continue
