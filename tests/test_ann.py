@@ -83,6 +83,22 @@ def test_below_the_threshold_no_index():
     assert ann.MIN_ROWS == 500_000
 
 
+def test_an_als_without_the_attribute_scans_exactly(train_store):
+    """A model unpickled from before the index existed has no ``ann_`` of its own: it reads the class's ``None``."""
+    import pickle
+
+    from modules.baselines import ALSRecommender
+
+    assert ALSRecommender().ann_ is None and ALSRecommender.__new__(ALSRecommender).ann_ is None
+    als = ALSRecommender(factors=8, iterations=2).fit(train_store)
+    seeds = [str(u) for u in als.matrix_.uris[:5]]
+    old = pickle.loads(pickle.dumps(als))
+    del old.__dict__["ann_"]
+    assert old.ann_ is None
+    got, want = old.recommend(seeds, k=20), als.recommend(seeds, k=20)
+    assert got[0] == want[0] and np.array_equal(got[1], want[1])
+
+
 def _answers(bundle, playlists):
     from modules.query import Query
     from modules.recommender import Recommender

@@ -60,6 +60,10 @@ class ALSRecommender(_Baseline):
     world (``benchmarks/lab/two_tower_tune.py --method als``; docs/two_tower.md has the grid and its numbers).
     """
 
+    # the factors' index (``modules.ann``), set by fit, load and add_index; a class default so that every path
+    # reads the attribute, a model unpickled from a playlist-bundle/1 bundle (``bundle convert``) included
+    ann_: ann.ClusterIndex | None = None
+
     def __init__(self, *, factors: int = 128, regularization: float = 0.05, alpha: float = 10.0,
                  iterations: int = 15, num_threads: int = 0, show_progress: bool = False, seed: int = 0):
         self.factors = factors
@@ -116,7 +120,7 @@ class ALSRecommender(_Baseline):
         np.save(path / "gram.npy", self._gram(), allow_pickle=False)
         if ann_min_rows is not None:
             self.add_index(ann_min_rows)
-        if getattr(self, "ann_", None) is not None:
+        if self.ann_ is not None:
             self.ann_.save(path)
         sparse.save_npz(path / "matrix.npz", m.X.tocsr())
 
@@ -232,7 +236,7 @@ class ALSRecommender(_Baseline):
         pool (30 ms on a busy machine). Equal to implicit's answer to float32 precision (tested).
         """
         m = self.model_
-        Y = self.ann_ if getattr(self, "ann_", None) is not None else np.asarray(m.item_factors)  # its rows: Y[idx]
+        Y = self.ann_ if self.ann_ is not None else np.asarray(m.item_factors)  # its rows: Y[idx]
         ytY = self._gram()
         idx = np.unique(np.asarray(seed_index, np.int64))
         if len(idx) == 0:
@@ -256,7 +260,7 @@ class ALSRecommender(_Baseline):
         ``build`` is given. Returns ``self``."""
         from modules.ann import ClusterIndex
 
-        if len(self.model_.item_factors) < min_rows or (getattr(self, "ann_", None) is not None and not build):
+        if len(self.model_.item_factors) < min_rows or (self.ann_ is not None and not build):
             return self
         self.ann_ = self.model_.item_factors = ClusterIndex.build(np.asarray(self.model_.item_factors), **build)
         return self
@@ -272,7 +276,7 @@ class ALSRecommender(_Baseline):
         idx = self.matrix_.known(seeds)
         if len(idx) == 0:
             return self._title_answer(title, k)
-        if getattr(self, "ann_", None) is not None:
+        if self.ann_ is not None:
             _, top, scores = self.search(idx, k)
             return self.matrix_.uris[top].tolist(), scores
         scores = self.scan([idx])[0]

@@ -71,6 +71,8 @@ class TwoTowerRecommender(PlaylistRecommender):
     >>> rec.save("models/demo")                                               # doctest: +SKIP
     """
 
+    ann_: ann.ClusterIndex | None = None  # set by fit, load and add_index; a class default: every path has it
+
     def __init__(self, config: TwoTowerConfig | dict | None = None, *, features: pd.DataFrame | None = None,
                  seed: int = 0, checkpoint_dir: str | Path | None = None, show_progress: bool = False,
                  **params):
@@ -295,9 +297,8 @@ class TwoTowerRecommender(PlaylistRecommender):
         Q = [self.encode_queries([s], [t])[0] for s, t in zip(seed_lists, titles, strict=True)]
         nc = len(self.candidate_uris_)
         idx = self.items_.index
-        index = getattr(self, "ann_", None)
-        if index is not None:
-            return [index.search(q, min(n, nc), exclude=[idx[u] - 1 for u in seeds if u in idx and idx[u] <= nc])
+        if self.ann_ is not None:
+            return [self.ann_.search(q, min(n, nc), exclude=[idx[u] - 1 for u in seeds if u in idx and idx[u] <= nc])
                     for q, seeds in zip(Q, seed_lists, strict=True)]
         S = scan(self.candidate_embeddings_, Q)
         out = []
@@ -367,7 +368,7 @@ class TwoTowerRecommender(PlaylistRecommender):
         root = write_bundle(self, bundle_dir)
         if ann_min_rows is not None:
             self.add_index(ann_min_rows)
-        if getattr(self, "ann_", None) is not None:
+        if self.ann_ is not None:
             self.ann_.save(root)
         return root
 
@@ -377,7 +378,7 @@ class TwoTowerRecommender(PlaylistRecommender):
         and stands for it as ``candidate_embeddings_``. An existing index is kept unless ``build`` is given."""
         from modules.ann import ClusterIndex
 
-        if len(self.candidate_embeddings_) < min_rows or (getattr(self, "ann_", None) is not None and not build):
+        if len(self.candidate_embeddings_) < min_rows or (self.ann_ is not None and not build):
             return self
         self.ann_ = self.candidate_embeddings_ = ClusterIndex.build(np.asarray(self.candidate_embeddings_), **build)
         return self

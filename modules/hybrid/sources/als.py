@@ -58,7 +58,7 @@ class ALSSource(CandidateSource):
         With the model's index (``ann_``) the top ``n`` is the index's (best first) and ``data`` computes the
         exact score of the rows asked (``FoldedScores``) instead of holding every track's."""
         known = [self.model.matrix_.known(q.seeds) for q in queries]
-        if getattr(self.model, "ann_", None) is not None:
+        if self.model.ann_ is not None:
             out = []
             for k in known:
                 if not len(k):
