@@ -213,12 +213,17 @@ class ClusterIndex:
         return index
 
 
-def build_if_large(matrix: np.ndarray, min_rows: int | None = MIN_ROWS, seed: int = 0) -> ClusterIndex | None:
-    """An index for ``matrix`` when it has at least ``min_rows`` rows (``None``: never), else ``None``."""
-    if min_rows is None or len(matrix) < int(min_rows):
-        return None
-    log.info("building the %d x %d index (%d lists)", len(matrix), matrix.shape[1], default_nlist(len(matrix)))
-    return ClusterIndex.build(matrix, seed=seed)
+def ensure_index(matrix, current: ClusterIndex | None, min_rows: int | None = MIN_ROWS,
+                 **build) -> ClusterIndex | None:
+    """The index a part should hold for ``matrix``: ``current`` when it has one and ``build`` (``nlist``,
+    ``nprobe``, ``seed`` of ``ClusterIndex.build``) asks for no other, or when ``matrix`` has fewer than
+    ``min_rows`` rows (``None``: never build); otherwise one built from ``matrix``. The one rule ``save``,
+    ``add_index`` and ``bundle index`` share, so a part is indexed, kept or rebuilt the same way by each."""
+    if min_rows is None or len(matrix) < min_rows or (current is not None and not build):
+        return current
+    log.info("building the %d x %d index (%d lists)", len(matrix), matrix.shape[1],
+             build.get("nlist") or default_nlist(len(matrix)))
+    return ClusterIndex.build(np.asarray(matrix), **build)
 
 
 def _assign(x: np.ndarray, centroids: np.ndarray) -> np.ndarray:

@@ -56,10 +56,10 @@ def add_indexes(bundle_dir: str | Path, *, min_rows: int = ann.MIN_ROWS, nlist: 
                 continue
             existing.unlink()  # before loading: the part loads without it, scanning exactly
         matrix = part_vectors(bundle, part)
-        if len(matrix) < min_rows:
+        index = ann.ensure_index(matrix, None, min_rows, nlist=nlist, nprobe=nprobe, seed=seed)
+        if index is None:
             done[part] = f"{len(matrix):,} rows < {min_rows:,}: scanned exactly, no index"
             continue
-        index = ann.ClusterIndex.build(matrix, nlist=nlist, nprobe=nprobe, seed=seed)
         index.save(folder)
         done[part] = f"index of {len(matrix):,} rows: {index.nlist} lists, {index.nprobe} probed"
         log.info("%s: %s", part, done[part])

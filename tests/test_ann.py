@@ -76,11 +76,42 @@ def test_an_index_of_other_vectors_is_refused(tmp_path):
     assert ann.ClusterIndex.load(tmp_path / "nothing") is None
 
 
-def test_below_the_threshold_no_index():
+def test_ensure_index_builds_keeps_or_rebuilds():
     m = _matrix(500)
-    assert ann.build_if_large(m, min_rows=501) is None and ann.build_if_large(m, None) is None
-    assert ann.build_if_large(m, min_rows=500) is not None
+    assert ann.ensure_index(m, None, min_rows=501) is None and ann.ensure_index(m, None, None) is None
+    built = ann.ensure_index(m, None, min_rows=500, nlist=4)
+    assert isinstance(built, ann.ClusterIndex) and built.nlist == 4 and built.fingerprint == ann.fingerprint(m)
+    # an index held is kept below the threshold, with no threshold, and when no other build is asked for
+    assert ann.ensure_index(m, built, min_rows=501, nlist=8) is built
+    assert ann.ensure_index(m, built, None, nlist=8) is built
+    assert ann.ensure_index(built, built, min_rows=0) is built
+    # asked for another: built again from the matrix the index stands for
+    again = ann.ensure_index(built, built, min_rows=0, nlist=8, seed=1)
+    assert again is not built and again.nlist == 8 and again.seed == 1 and again.fingerprint == built.fingerprint
     assert ann.MIN_ROWS == 500_000
+
+
+def test_als_indexes_keeps_and_writes_as_ensure_index_says(train_store, tmp_path):
+    from modules.baselines import ALSRecommender
+
+    als = ALSRecommender(factors=8, iterations=2).fit(train_store)
+    factors = als.model_.item_factors
+    n = len(factors)
+    als.save(tmp_path / "small")  # fewer rows than ann.MIN_ROWS: scanned exactly, no file
+    assert als.ann_ is None and not (tmp_path / "small" / ann.ANN_FILE).exists()
+    assert als.add_index(n + 1).ann_ is None and als.model_.item_factors is factors
+    seeds = [str(u) for u in als.matrix_.uris[:5]]
+    before = als.recommend(seeds, k=20)
+    index = als.add_index(n, nlist=4, nprobe=4).ann_
+    assert index is als.model_.item_factors and als.add_index(0).ann_ is index  # the index stands for the factors
+    after = als.recommend(seeds, k=20)
+    assert after[0] == before[0]
+    np.testing.assert_allclose(after[1], before[1], rtol=1e-5)
+    als.save(tmp_path / "held", ann_min_rows=None)  # none built, the one held written
+    assert ann.ClusterIndex.load(tmp_path / "held").fingerprint == index.fingerprint
+    back = ALSRecommender.load(tmp_path / "held")
+    assert back.ann_.nlist == 4 and back.model_.item_factors is back.ann_ and back.recommend(seeds, k=20)[0] == after[0]
+    assert als.add_index(0, nlist=2).ann_ is not index and als.ann_.nlist == 2 and als.model_.item_factors is als.ann_
 
 
 def test_an_als_without_the_attribute_scans_exactly(train_store):
@@ -97,6 +128,23 @@ def test_an_als_without_the_attribute_scans_exactly(train_store):
     assert old.ann_ is None
     got, want = old.recommend(seeds, k=20), als.recommend(seeds, k=20)
     assert got[0] == want[0] and np.array_equal(got[1], want[1])
+
+
+def test_two_tower_add_index_keeps_or_rebuilds(tiny_bundle):
+    from modules.two_tower import TwoTowerRecommender
+
+    tt = TwoTowerRecommender.load(tiny_bundle)
+    table = tt.candidate_embeddings_
+    n = len(table)
+    assert tt.ann_ is None and tt.add_index(n + 1).ann_ is None and tt.candidate_embeddings_ is table
+    assert tt.add_index(None, nlist=4).ann_ is None
+    before = tt.candidates(list(tt.candidate_uris_[:3]), "chill", n=30)
+    index = tt.add_index(n, nlist=4, nprobe=4).ann_
+    assert tt.candidate_embeddings_ is index and tt.add_index(0).ann_ is index
+    after = tt.candidates(list(tt.candidate_uris_[:3]), "chill", n=30)
+    assert after[0] == before[0]
+    np.testing.assert_allclose(after[1], before[1], rtol=1e-5)
+    assert tt.add_index(0, nlist=2).ann_ is not index and tt.candidate_embeddings_ is tt.ann_
 
 
 def _answers(bundle, playlists):

@@ -118,8 +118,7 @@ class ALSRecommender(_Baseline):
         (path / "config.json").write_text(json.dumps(config, indent=1))
         np.save(path / "item_factors.npy", np.asarray(model.item_factors).astype(FACTORS_DTYPE), allow_pickle=False)
         np.save(path / "gram.npy", self._gram(), allow_pickle=False)
-        if ann_min_rows is not None:
-            self.add_index(ann_min_rows)
+        self.add_index(ann_min_rows)
         if self.ann_ is not None:
             self.ann_.save(path)
         sparse.save_npz(path / "matrix.npz", m.X.tocsr())
@@ -253,16 +252,14 @@ class ALSRecommender(_Baseline):
 
         return scan(np.asarray(self.model_.item_factors), [self.fold_in(idx) for idx in seed_indices])
 
-    def add_index(self, min_rows: int = 0, **build) -> ALSRecommender:
-        """Build ``ann_`` over the item factors when there are ``min_rows`` tracks or more (``build``: ``nlist``,
-        ``nprobe``, ``seed`` of ``modules.ann.ClusterIndex.build``); the index then holds the factors (float16,
-        the same values) and stands for them as ``model_.item_factors``. An existing index is kept unless
-        ``build`` is given. Returns ``self``."""
-        from modules.ann import ClusterIndex
-
-        if len(self.model_.item_factors) < min_rows or (self.ann_ is not None and not build):
-            return self
-        self.ann_ = self.model_.item_factors = ClusterIndex.build(np.asarray(self.model_.item_factors), **build)
+    def add_index(self, min_rows: int | None = 0, **build) -> ALSRecommender:
+        """Build ``ann_`` over the item factors when there are ``min_rows`` tracks or more (``None``: never;
+        ``build``: ``nlist``, ``nprobe``, ``seed`` of ``modules.ann.ClusterIndex.build``); the index then holds the
+        factors (float16, the same values) and stands for them as ``model_.item_factors``. An existing index is
+        kept unless ``build`` is given (``modules.ann.ensure_index``). Returns ``self``."""
+        self.ann_ = ann.ensure_index(self.model_.item_factors, self.ann_, min_rows, **build)
+        if self.ann_ is not None:
+            self.model_.item_factors = self.ann_
         return self
 
     def search(self, seed_index: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

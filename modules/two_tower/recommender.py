@@ -366,21 +366,19 @@ class TwoTowerRecommender(PlaylistRecommender):
         kept as ``ann_`` and written (``ann.npz``); a model that has one writes it."""
         self._check_fitted()
         root = write_bundle(self, bundle_dir)
-        if ann_min_rows is not None:
-            self.add_index(ann_min_rows)
+        self.add_index(ann_min_rows)
         if self.ann_ is not None:
             self.ann_.save(root)
         return root
 
-    def add_index(self, min_rows: int = 0, **build) -> TwoTowerRecommender:
-        """Build ``ann_`` over the candidate table when it has ``min_rows`` rows or more (``build``: ``nlist``,
-        ``nprobe``, ``seed`` of ``ClusterIndex.build``); the index then holds the table (float16, the same values)
-        and stands for it as ``candidate_embeddings_``. An existing index is kept unless ``build`` is given."""
-        from modules.ann import ClusterIndex
-
-        if len(self.candidate_embeddings_) < min_rows or (self.ann_ is not None and not build):
-            return self
-        self.ann_ = self.candidate_embeddings_ = ClusterIndex.build(np.asarray(self.candidate_embeddings_), **build)
+    def add_index(self, min_rows: int | None = 0, **build) -> TwoTowerRecommender:
+        """Build ``ann_`` over the candidate table when it has ``min_rows`` rows or more (``None``: never;
+        ``build``: ``nlist``, ``nprobe``, ``seed`` of ``ClusterIndex.build``); the index then holds the table
+        (float16, the same values) and stands for it as ``candidate_embeddings_``. An existing index is kept unless
+        ``build`` is given (``modules.ann.ensure_index``). Returns ``self``."""
+        self.ann_ = ann.ensure_index(self.candidate_embeddings_, self.ann_, min_rows, **build)
+        if self.ann_ is not None:
+            self.candidate_embeddings_ = self.ann_
         return self
 
     @classmethod
