@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from scipy import sparse
@@ -18,6 +19,9 @@ from modules.baselines.shared import _Baseline, _check_param, _Matrix
 from modules.baselines.title_popularity import _TitlePopularity
 from modules.bundle import PARQUET_COMPRESSION
 from modules.errors import BundleError, MissingInputError
+
+if TYPE_CHECKING:
+    from modules.uri_pool import UriPool
 
 ALS_FORMAT = "als-arrays/1"  # ALSRecommender.save's folder
 FACTORS_DTYPE = np.float16  # item_factors.npy on disk (read as float32; bundles with float32 factors still load)
@@ -261,6 +265,11 @@ class ALSRecommender(_Baseline):
         if self.ann_ is not None:
             self.model_.item_factors = self.ann_
         return self
+
+    def share_uris(self, pool: UriPool) -> None:
+        """Hold ``pool``'s strings for the matrix's track URIs (``modules.uri_pool``: equal strings, so no answer
+        changes; ``_Matrix.share_uris``)."""
+        self.matrix_.share_uris(pool.share(self.matrix_.uris))
 
     def search(self, seed_index: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(folded-in factors, the ``n`` best tracks best first (seeds excluded), their exact scores) from the

@@ -22,6 +22,7 @@ import os
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from sklearn.base import BaseEstimator
@@ -34,6 +35,9 @@ from modules.content.preparation import standardize_audio, tag_vectors, track_na
 from modules.content.query import _norm, _Query, compute_query
 from modules.errors import ContentError
 from modules.features import FEATURE_COLUMNS
+
+if TYPE_CHECKING:
+    from modules.uri_pool import UriPool
 
 log = logging.getLogger(__name__)
 
@@ -214,6 +218,14 @@ class ContentModel(BaseEstimator):
     def rows_of(self, uris: Sequence[str]) -> np.ndarray:
         """Row of each URI in this model (-1 when unknown), for ``similarity(candidate_rows=…)``."""
         return self._rows(uris)
+
+    def share_uris(self, pool: UriPool) -> None:
+        """Hold ``pool``'s strings for ``uris_`` (``modules.uri_pool``: equal strings, so no answer changes) and
+        build ``index_`` again over them; the ``pandas.Index`` built from the old ones is dropped, built again on
+        first use."""
+        self.uris_ = pool.share(self.uris_)
+        self.index_ = {u: i for i, u in enumerate(self.uris_.tolist())}
+        self.__dict__.pop("_uri_index_", None)
 
     def _uri_index(self):
         """``index_`` as a ``pandas.Index`` (row order), built once: candidate sets map thousands of URIs."""

@@ -81,10 +81,10 @@ def load(cls, path: str | Path):
     pool = UriPool(h.track_uris_)
     h.track_uris_ = pool.uris
     h.fallback_ = pool.share(h.fallback_).tolist()
-    h.two_tower_ = shared(pool, "two_tower", load_two_tower(path))
-    h.rules_ = shared(pool, "rules", load_rules(path, h.rules)) if "rules" in h.parts_ else None
-    h.content_ = shared(pool, "content", load_content(path)) if "content" in h.parts_ else None
-    h.als_ = shared(pool, "als", load_als(path)) if "als" in h.parts_ else None
+    h.two_tower_ = shared(pool, load_two_tower(path))
+    h.rules_ = shared(pool, load_rules(path, h.rules)) if "rules" in h.parts_ else None
+    h.content_ = shared(pool, load_content(path)) if "content" in h.parts_ else None
+    h.als_ = shared(pool, load_als(path)) if "als" in h.parts_ else None
     h.fitted_ = True
     return h
 
@@ -97,25 +97,11 @@ def release_arrow_memory() -> None:
     pa.default_memory_pool().release_unused()
 
 
-def shared(pool: UriPool, name: str, part):
-    """The hybrid's part ``name`` holding the pool's track URI strings instead of its own copies
-    (``modules.uri_pool``): equal strings, so no answer changes; at 1M playlists each copy was ≈ 190 MiB. The URI
-    dicts are built again over the shared strings. Arrow's freed buffers go back to the system too."""
-    if name == "two_tower":
-        items = part.items_
-        items.uris = pool.share(items.uris)
-        items.__dict__.pop("_index", None)  # built from the old strings: built again on first use
-        items.track_vocab = pool.share(items.track_vocab).tolist()
-        part.candidate_uris_ = items.uris[:len(part.candidate_uris_)]
-    elif name == "rules":
-        part.rules.track_uris = pool.share(part.rules.track_uris)
-        part.index_ = {u: i for i, u in enumerate(part.rules.track_uris.tolist())}
-    elif name == "content":
-        part.uris_ = pool.share(part.uris_)
-        part.index_ = {u: i for i, u in enumerate(part.uris_.tolist())}
-        part.__dict__.pop("_uri_index_", None)
-    elif name == "als":
-        part.matrix_.share_uris(pool.share(part.matrix_.uris))
+def shared(pool: UriPool, part):
+    """The hybrid's ``part`` holding the pool's track URI strings instead of its own copies (its ``share_uris``,
+    ``modules.uri_pool``): equal strings, so no answer changes; at 1M playlists each copy was ≈ 190 MiB. Arrow's
+    freed buffers go back to the system too."""
+    part.share_uris(pool)
     release_arrow_memory()
     return part
 

@@ -48,6 +48,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -55,6 +56,9 @@ from modules.errors import RulesError
 from modules.rules.evidence import evidence_of, smoothed_confidence
 from modules.rules.explain import MIN_EXPLAIN_COUNT, rule_reason
 from modules.rules.ruleset import RULE_COLUMNS, RuleSet, read_rules
+
+if TYPE_CHECKING:
+    from modules.uri_pool import UriPool
 
 log = logging.getLogger(__name__)
 
@@ -126,6 +130,13 @@ class RuleModel:
 
     def save(self, path: str | Path) -> Path:
         return self.rules.write(path)
+
+    def share_uris(self, pool: UriPool) -> None:
+        """Hold ``pool``'s strings for the rules' track URIs (``modules.uri_pool``: equal strings, so no score
+        changes) and build ``index_`` again over them (it holds the old strings)."""
+        r = self.rules
+        r.track_uris = pool.share(r.track_uris)
+        self.index_ = {u: i for i, u in enumerate(r.track_uris.tolist())}
 
     def _build(self) -> None:
         r = self.rules

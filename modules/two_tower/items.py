@@ -9,6 +9,7 @@ features are standardized on the training tracks, 0 where unknown.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -16,6 +17,9 @@ import pandas as pd
 from modules.catalog import AUDIO_FEATURES
 from modules.errors import InputError
 from modules.two_tower.config import TwoTowerConfig
+
+if TYPE_CHECKING:
+    from modules.uri_pool import UriPool
 
 
 @dataclass
@@ -43,6 +47,13 @@ class ItemTable:
         if not hasattr(self, "_index"):
             self._index = {u: i + 1 for i, u in enumerate(self.uris.tolist())}
         return self._index
+
+    def share_uris(self, pool: UriPool) -> None:
+        """Hold ``pool``'s strings for ``uris`` and ``track_vocab`` (``modules.uri_pool``: equal strings, so no
+        item id changes); ``index``, built over the old ones, is built again on first use."""
+        self.uris = pool.share(self.uris)
+        self.__dict__.pop("_index", None)
+        self.track_vocab = pool.share(self.track_vocab).tolist()
 
     def to_frame(self) -> pd.DataFrame:
         """The table as ``items.parquet`` stores it: one row per item, features as ``f_<column>``."""

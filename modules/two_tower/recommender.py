@@ -12,6 +12,7 @@ import dataclasses
 import logging
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -27,6 +28,9 @@ from modules.two_tower.examples import encode_playlists, playlist_items, samplin
 from modules.two_tower.items import build_items
 from modules.two_tower.optimizer import make_optimizer, optimizer_name
 from modules.two_tower.text import fit_title_vectorizers, title_vectorizers
+
+if TYPE_CHECKING:
+    from modules.uri_pool import UriPool
 
 log = logging.getLogger(__name__)
 
@@ -380,6 +384,12 @@ class TwoTowerRecommender(PlaylistRecommender):
         if self.ann_ is not None:
             self.candidate_embeddings_ = self.ann_
         return self
+
+    def share_uris(self, pool: UriPool) -> None:
+        """Hold ``pool``'s track URI strings (``modules.uri_pool``: equal strings, so no answer changes) in the
+        item table and ``candidate_uris_`` (its head)."""
+        self.items_.share_uris(pool)
+        self.candidate_uris_ = self.items_.uris[:len(self.candidate_uris_)]
 
     @classmethod
     def load(cls, bundle_dir: str | Path) -> TwoTowerRecommender:
