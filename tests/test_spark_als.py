@@ -43,7 +43,10 @@ def test_mllib_als_recalls_as_implicit_does_and_saves_as_als(spark, train_store,
     from modules.baselines import ALSRecommender
     from modules.spark.als import SparkALSRecommender
 
-    mllib = SparkALSRecommender(spark=spark, **PARAMS).fit(train_store)
+    mllib = SparkALSRecommender(spark=spark, **PARAMS)
+    mllib.ann_ = "an index of an earlier fit's factors"  # as after add_index: a refit must not keep it
+    mllib.fit(train_store)
+    assert mllib.ann_ is None
     implicit = ALSRecommender(**PARAMS).fit(train_store)
     assert mllib.model_.item_factors.shape == implicit.model_.item_factors.shape
     r_mllib, r_implicit = recall(mllib, split_dir), recall(implicit, split_dir)

@@ -146,6 +146,7 @@ class SparkALSRecommender(ALSRecommender):
         model.user_factors = None
         self.model_ = model
         self._YtY = None
+        self.ann_ = None  # an index of earlier factors would answer for these: built again by save or add_index
         self.fitted_ = True
         log.info("ALS on Spark: %d playlists x %d tracks in %.1f s", m.X.shape[0], m.X.shape[1],
                  time.perf_counter() - t0)
