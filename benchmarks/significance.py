@@ -72,10 +72,17 @@ def main() -> int:
     ap.add_argument("--shape", choices=SHAPES, default="catalog", help="the worlds' shape, as in benchmarks.quality")
     ap.add_argument("--resamples", type=int, default=10_000)
     ap.add_argument("--candidate", default="hybrid")
+    ap.add_argument("--baselines", default="",
+                    help="comma-separated result labels to compare with (default: the suite's baselines that have "
+                         "a result); a label outside the suite needs its submission-LABEL.csv beside the world")
     args = ap.parse_args()
     seeds = list(dict.fromkeys(args.seed))
     dirs = [results_dir(args.playlists, sd, args.per_category, args.shape) for sd in seeds]
-    labels = [args.candidate] + [b for b in BASELINES if all((d / f"{b}.json").exists() for d in dirs)]
+    wanted = [b.strip() for b in args.baselines.split(",") if b.strip()] or list(BASELINES)
+    labels = [args.candidate] + [b for b in wanted if all((d / f"{b}.json").exists() for d in dirs)]
+    if args.baselines and len(labels) - 1 < len(wanted):
+        raise SystemExit(f"no saved result for {', '.join(sorted(set(wanted) - set(labels)))} in "
+                         f"{', '.join(str(d) for d in dirs)}")
     scores, drift = {label: [] for label in labels}, {}
     for sd, out_dir in zip(seeds, dirs, strict=True):
         base = prepare(args.playlists, args.per_category, sd, args.shape)
