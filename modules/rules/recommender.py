@@ -9,12 +9,14 @@ The hybrid builds its rule source through this class and keeps its ``model_``.
 from __future__ import annotations
 
 import logging
+import math
 
 from modules.base import PlaylistRecommender, popularity_order
 from modules.errors import RulesError
 from modules.rules.evidence import Evidence, apply_evidence, check_evidence
 from modules.rules.mining import mine_rules
 from modules.rules.scoring import AGGREGATIONS, RuleModel
+from modules.rules.table_budget import check_rule_table
 from modules.rules.transactions import load_transactions
 
 log = logging.getLogger(__name__)
@@ -46,6 +48,11 @@ class RuleRecommender(PlaylistRecommender):
     aggregation : str, default="sum_confidence"
         See ``RuleModel.score``.
     engine : {"sparse", "mlxtend"}, default="sparse"
+    memory_budget : float, default=None
+        Bytes the rule table may take (default 80 % of the memory available when ``fit`` starts). The sparse
+        engine's pair rules are counted before mining when a bound says they might not fit, and a table over the
+        budget is refused (``MemoryBudgetError``, naming a min count that fits; ``table_budget.py``); the mlxtend
+        engine has its own guard with the same budget.
     n_jobs : int, default=1
         Threads for the sparse engine.
     seed : int, default=0
@@ -55,8 +62,8 @@ class RuleRecommender(PlaylistRecommender):
 
     def __init__(self, *, min_count: int = 1, max_consequents: int | None = None, smoothing: float = 0.0,
                  min_support: float | None = None, min_confidence: float = 0.02, max_len: int = 2,
-                 aggregation: str = "sum_confidence", engine: str = "sparse", n_jobs: int = 1, seed: int = 0,
-                 show_progress: bool = False):
+                 aggregation: str = "sum_confidence", engine: str = "sparse", memory_budget: float | None = None,
+                 n_jobs: int = 1, seed: int = 0, show_progress: bool = False):
         self.min_count = min_count
         self.max_consequents = max_consequents
         self.smoothing = smoothing
@@ -65,6 +72,7 @@ class RuleRecommender(PlaylistRecommender):
         self.max_len = max_len
         self.aggregation = aggregation
         self.engine = engine
+        self.memory_budget = memory_budget
         self.n_jobs = n_jobs
         self.seed = seed
         self.show_progress = show_progress
@@ -84,8 +92,11 @@ class RuleRecommender(PlaylistRecommender):
         tx = load_transactions(store, pids)
         if tx.n_playlists == 0:
             raise RulesError("no training playlists to mine rules from.")
-        rules = mine_rules(tx, engine=self.engine, min_support=self._support(tx.n_playlists),
-                           min_confidence=self.min_confidence, max_len=self.max_len, n_jobs=self.n_jobs,
+        support = self._support(tx.n_playlists)
+        if self.engine == "sparse":  # the count a pair needs: count / n >= support
+            check_rule_table(tx, math.ceil(support * tx.n_playlists - 1e-9), self.min_confidence, self.memory_budget)
+        rules = mine_rules(tx, engine=self.engine, min_support=support, min_confidence=self.min_confidence,
+                           max_len=self.max_len, memory_budget=self.memory_budget, n_jobs=self.n_jobs,
                            show_progress=self.show_progress)
         rules = apply_evidence(rules, evidence)
         self.model_ = RuleModel(rules, self.aggregation)

@@ -12,6 +12,8 @@ live in ``modules.rules`` (docs/rules.md).
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from modules.bundle import PART_ENTRIES, Bundle
@@ -94,7 +96,8 @@ def fit_rules(store, pids, params: dict | None, validation=None, tuning: dict | 
         return fit_model(store, pids, **rp), None
     c = tuning["chosen"]
     chosen = Evidence(c["min_count"], c["max_consequents"], c["smoothing"])
-    model = fit_model(store, pids, **rp, **chosen.as_dict())
+    # the tuning counted this table within its max_rules: no need to bound it again (memory_budget: no limit)
+    model = fit_model(store, pids, **rp, **chosen.as_dict(), memory_budget=math.inf)
     model.rules.meta["evidence"]["tuning"] = tuning
     return model, tuning
 
