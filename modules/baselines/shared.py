@@ -56,8 +56,7 @@ class _Matrix:
         """The matrix of the tracks ``uris`` whose ``X``, ``pids`` and ``titles`` (what ``from_arrays`` takes)
         ``read()`` returns, called on first use of any of them (``ALSRecommender.load``)."""
         self = cls.__new__(cls)
-        self.uris = uris
-        self.index = {u: i for i, u in enumerate(self.uris.tolist())}
+        self.share_uris(uris)
         self._read = read
         return self
 
@@ -65,8 +64,7 @@ class _Matrix:
         self._read = None
         self._X = X
         self._pids = pids
-        self.uris = uris
-        self.index = {u: i for i, u in enumerate(self.uris.tolist())}
+        self.share_uris(uris)
         self._counts = np.asarray(self._X.sum(axis=0)).ravel()
         self._titles = titles
 
@@ -88,7 +86,8 @@ class _Matrix:
     counts = _read_first("_counts", "each track's number of playlists (column sums)")
 
     def share_uris(self, uris: np.ndarray) -> None:
-        """Hold ``uris`` (equal to ``self.uris``, e.g. the same strings another part holds) instead."""
+        """Hold ``uris`` as the tracks (the columns) and index them; called again with equal strings another part
+        holds, it replaces the copies (``modules.uri_pool``)."""
         self.uris = uris
         self.index = {u: i for i, u in enumerate(self.uris.tolist())}
 

@@ -134,9 +134,11 @@ class RuleModel:
     def share_uris(self, pool: UriPool) -> None:
         """Hold ``pool``'s strings for the rules' track URIs (``modules.uri_pool``: equal strings, so no score
         changes) and build ``index_`` again over them (it holds the old strings)."""
-        r = self.rules
-        r.track_uris = pool.share(r.track_uris)
-        self.index_ = {u: i for i, u in enumerate(r.track_uris.tolist())}
+        self.rules.track_uris = pool.share(self.rules.track_uris)
+        self._index_uris()
+
+    def _index_uris(self) -> None:
+        self.index_ = {u: i for i, u in enumerate(self.rules.track_uris.tolist())}
 
     def _build(self) -> None:
         r = self.rules
@@ -173,7 +175,7 @@ class RuleModel:
         self.pair_item_ = np.zeros(n_items, bool)
         self.pair_item_[a0[starts[~single]]] = True
         self.pair_item_[a1[starts[~single]]] = True
-        self.index_ = {u: i for i, u in enumerate(r.track_uris.tolist())}
+        self._index_uris()
 
     @property
     def n_rules(self) -> int:

@@ -96,8 +96,10 @@ def fit_rules(store, pids, params: dict | None, validation=None, tuning: dict | 
         return fit_model(store, pids, **rp), None
     c = tuning["chosen"]
     chosen = Evidence(c["min_count"], c["max_consequents"], c["smoothing"])
-    # the tuning counted this table within its max_rules: no need to bound it again (memory_budget: no limit)
-    model = fit_model(store, pids, **rp, **chosen.as_dict(), memory_budget=math.inf)
+    # the tuning counted this table within its max_rules, so the sparse engine's size check (a counting pass of its
+    # own at scale) is skipped; the mlxtend engine keeps its memory guard
+    no_check = {"memory_budget": math.inf} if rp.get("engine", "sparse") == "sparse" else {}
+    model = fit_model(store, pids, **rp, **chosen.as_dict(), **no_check)
     model.rules.meta["evidence"]["tuning"] = tuning
     return model, tuning
 
